@@ -1,0 +1,91 @@
+"""The message bus port: publish events with confirms, subscribe a service queue with retries and dead-letters."""
+
+from __future__ import annotations
+
+import abc
+import fnmatch
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..events.base import Event
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """Facts about one delivery of an event to a handler."""
+
+    routing_key: str
+    attempt: int = 1  # 1 on first delivery, +1 per retry
+    redelivered: bool = False
+    headers: Mapping[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[Event, Delivery], Awaitable[None]]
+
+
+class PermanentError(Exception):
+    """A handler error that retrying cannot fix: the message goes straight to the dead-letter queue."""
+
+
+class Bus(abc.ABC):
+    """One topic exchange; routing key = event type. Implementations: RabbitMQ and in-memory."""
+
+    service: str
+
+    @abc.abstractmethod
+    async def start(self) -> None:
+        """Connect and declare the exchange topology."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Stop consumers (in-flight handlers finish or are requeued) and disconnect."""
+
+    @abc.abstractmethod
+    async def publish_raw(
+        self, *, routing_key: str, body: bytes, message_id: str, headers: Mapping[str, Any] | None = None
+    ) -> None:
+        """Publish bytes and return only once the broker confirmed them."""
+
+    async def publish(self, event: Event, *, headers: Mapping[str, Any] | None = None) -> None:
+        """Publish an event with confirms (prefer the outbox for state changes)."""
+        from ..events.base import encode
+
+        await self.publish_raw(routing_key=event.type, body=encode(event), message_id=str(event.id), headers=headers)
+
+    @abc.abstractmethod
+    async def subscribe(
+        self,
+        queue: str,
+        event_types: Sequence[type[Event]],
+        handler: Handler,
+        *,
+        exclusive: bool = False,
+        prefetch: int | None = None,
+    ) -> None:
+        """Bind ``queue`` to the types' routing keys and consume it.
+
+        Durable queues (the default) retry a failing handler with back-off, then dead-letter the message to
+        ``<queue>.dead``. ``exclusive`` queues belong to one process (e.g. a gateway replica's fan-out) and go
+        away with it; their failed messages are dropped and counted.
+        """
+
+    @abc.abstractmethod
+    async def ping(self) -> None:
+        """Raise unless the broker is reachable."""
+
+    @abc.abstractmethod
+    async def dead_letters(self, queue: str) -> list[tuple[str, bytes, Mapping[str, Any]]]:
+        """Drain and return ``(routing_key, body, headers)`` of the messages in ``<queue>.dead`` (ops, tests)."""
+
+    @abc.abstractmethod
+    async def queue_depth(self, queue: str) -> int:
+        """Messages ready in a queue (for lag metrics and autoscaling)."""
+
+
+def topic_matches(pattern: str, routing_key: str) -> bool:
+    """AMQP topic match: ``*`` one word, ``#`` zero or more words."""
+    if "#" not in pattern:
+        p, k = pattern.split("."), routing_key.split(".")
+        return len(p) == len(k) and all(a == "*" or a == b for a, b in zip(p, k, strict=True))
+    return fnmatch.fnmatchcase(routing_key, pattern.replace("#", "*"))

@@ -1,0 +1,125 @@
+"""An in-memory bus with the RabbitMQ bus's semantics (retries, dead letters), for unit tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ..events.base import Event, decode
+from ..logging import get_logger
+from ..metrics import BUS_DEAD_LETTERED, BUS_HANDLED, BUS_PUBLISHED
+from .base import Bus, Delivery, Handler, PermanentError
+
+log = get_logger(__name__)
+
+
+@dataclass
+class _Sub:
+    queue: str
+    types: tuple[type[Event], ...]
+    handler: Handler
+    exclusive: bool
+    inbox: asyncio.Queue[tuple[str, bytes, dict[str, Any]]]
+    task: asyncio.Task[None] | None = None
+
+
+class MemoryBus(Bus):
+    """Delivers in-process; retries with (scaled-down) back-off, then dead-letters to ``<queue>.dead``."""
+
+    def __init__(self, *, service: str = "test", max_retries: int = 3, retry_delay_s: float = 0.01) -> None:
+        self.service = service
+        self.max_retries = max_retries
+        self.retry_delay_s = retry_delay_s
+        self._subs: dict[str, _Sub] = {}
+        self._dead: dict[str, list[tuple[str, bytes, Mapping[str, Any]]]] = defaultdict(list)
+        self.published: list[tuple[str, bytes]] = []
+        self._closed = False
+
+    async def start(self) -> None:
+        self._closed = False
+
+    async def close(self) -> None:
+        self._closed = True
+        for sub in self._subs.values():
+            if sub.task:
+                sub.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sub.task
+        self._subs.clear()
+
+    async def publish_raw(
+        self, *, routing_key: str, body: bytes, message_id: str, headers: Mapping[str, Any] | None = None
+    ) -> None:
+        if self._closed:
+            raise ConnectionError("bus is closed")
+        self.published.append((routing_key, body))
+        BUS_PUBLISHED.labels(self.service, routing_key).inc()
+        for sub in self._subs.values():
+            if any(t.event_type() == routing_key for t in sub.types):
+                sub.inbox.put_nowait((routing_key, body, dict(headers or {}, **{"x-attempt": 1})))
+
+    async def subscribe(
+        self,
+        queue: str,
+        event_types: Sequence[type[Event]],
+        handler: Handler,
+        *,
+        exclusive: bool = False,
+        prefetch: int | None = None,
+    ) -> None:
+        sub = _Sub(queue, tuple(event_types), handler, exclusive, asyncio.Queue())
+        self._subs[queue] = sub
+        sub.task = asyncio.create_task(self._consume(sub))
+
+    async def _consume(self, sub: _Sub) -> None:
+        while True:
+            rk, body, headers = await sub.inbox.get()
+            attempt = int(headers.get("x-attempt", 1))
+            try:
+                event = decode(body, sub.types)
+                await sub.handler(event, Delivery(routing_key=rk, attempt=attempt, headers=headers))
+                BUS_HANDLED.labels(self.service, sub.queue, rk, "ok").inc()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                permanent = isinstance(exc, PermanentError) or attempt > self.max_retries
+                if sub.exclusive or permanent:
+                    if not sub.exclusive:
+                        self._dead[sub.queue].append((rk, body, headers))
+                    BUS_HANDLED.labels(self.service, sub.queue, rk, "dead").inc()
+                    BUS_DEAD_LETTERED.labels(self.service, sub.queue).inc()
+                    log.warning("bus.dead_lettered", queue=sub.queue, routing_key=rk, error=repr(exc))
+                else:
+                    BUS_HANDLED.labels(self.service, sub.queue, rk, "retry").inc()
+                    loop = asyncio.get_running_loop()
+                    loop.call_later(
+                        self.retry_delay_s * attempt,
+                        sub.inbox.put_nowait,
+                        (rk, body, {**headers, "x-attempt": attempt + 1}),
+                    )
+
+    async def ping(self) -> None:
+        if self._closed:
+            raise ConnectionError("bus is closed")
+
+    async def dead_letters(self, queue: str) -> list[tuple[str, bytes, Mapping[str, Any]]]:
+        out, self._dead[queue] = self._dead[queue], []
+        return out
+
+    async def queue_depth(self, queue: str) -> int:
+        sub = self._subs.get(queue)
+        return sub.inbox.qsize() if sub else 0
+
+    async def drain(self, timeout: float = 5.0) -> None:
+        """Wait until every queue is empty (tests)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while any(not s.inbox.empty() for s in self._subs.values()):
+            if loop.time() > deadline:
+                raise TimeoutError("memory bus did not drain")
+            await asyncio.sleep(0.005)
+        await asyncio.sleep(0.01)

@@ -1,0 +1,124 @@
+"""asyncpg pools bound to one service's schema, and the SQL migrations runner."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from .logging import get_logger
+
+log = get_logger(__name__)
+
+COMMON_MIGRATIONS = Path(__file__).parent / "sql"
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+def check_ident(name: str) -> str:
+    """Refuse anything but a plain lower-case SQL identifier (schema names are interpolated)."""
+    if not _IDENT.match(name):
+        raise ValueError(f"not a safe SQL identifier: {name!r}")
+    return name
+
+
+async def _init_conn(conn: asyncpg.Connection) -> None:
+    import json
+
+    await conn.set_type_codec("jsonb", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+    await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
+
+
+async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
+    """A pool whose connections see only ``schema`` (then ``public``) by default; jsonb decodes to Python."""
+    check_ident(schema)
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min_size,
+        max_size=max_size,
+        server_settings={"search_path": f"{schema},public", "application_name": f"reelforge-{schema}"},
+        init=_init_conn,
+    )
+    assert pool is not None
+    return pool
+
+
+@asynccontextmanager
+async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
+    """Acquire a connection and open a transaction on it."""
+    async with pool.acquire() as conn, conn.transaction():
+        yield conn
+
+
+def _files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.sql") if p.is_file())
+
+
+async def migrate(dsn: str, *, schema: str, directories: list[Path]) -> list[str]:
+    """Apply pending ``*.sql`` files (common ones first, then the service's) to ``schema``.
+
+    Each file runs in its own transaction and is recorded in ``<schema>.schema_migrations``; a
+    session advisory lock keyed on the schema makes concurrent runs wait instead of racing.
+    Returns the versions applied. A changed, already-applied file is an error.
+    """
+    check_ident(schema)
+    conn: asyncpg.Connection = await asyncpg.connect(dsn)
+    applied: list[str] = []
+    try:
+        lock_key = int.from_bytes(hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True)
+        await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
+        try:
+            await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+            await conn.execute(f"SET search_path TO {schema}, public")
+            await conn.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations ("
+                " version text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
+            )
+            done: dict[str, str] = {
+                r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+            }
+            for directory in [COMMON_MIGRATIONS, *directories]:
+                prefix = "common/" if directory == COMMON_MIGRATIONS else ""
+                for path in _files(directory):
+                    version = prefix + path.name
+                    sql = path.read_text()
+                    checksum = hashlib.sha256(sql.encode()).hexdigest()
+                    if version in done:
+                        if done[version] != checksum:
+                            raise RuntimeError(f"migration {version} changed after it was applied to {schema}")
+                        continue
+                    async with conn.transaction():
+                        await conn.execute(sql)
+                        await conn.execute(
+                            "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", version, checksum
+                        )
+                    applied.append(version)
+                    log.info("migration.applied", schema=schema, version=version)
+        finally:
+            await conn.execute("SELECT pg_advisory_unlock($1)", lock_key)
+    finally:
+        await conn.close()
+    return applied
+
+
+async def drop_schema(dsn: str, schema: str) -> None:
+    """Drop a schema and everything in it (tests)."""
+    check_ident(schema)
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+    finally:
+        await conn.close()
+
+
+async def ping(pool: asyncpg.Pool) -> None:
+    """Raise unless the database answers."""
+    async with pool.acquire(timeout=2) as conn:
+        await conn.fetchval("SELECT 1", timeout=2)
+
+
+Record = dict[str, Any]

@@ -1,0 +1,187 @@
+"""The service kit: an aiohttp app wired with its resources via ``cleanup_ctx``, and the ``python -m <svc>`` CLI."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import asyncpg
+from aiohttp import web
+
+from . import db
+from .auth import VERIFIER, JWKSVerifier
+from .bus import Bus, create_bus
+from .http import add_readiness_check, create_base_app
+from .logging import configure_logging, get_logger
+from .outbox import OutboxRelay
+from .settings import ServiceSettings
+from .storage import ObjectStore, create_store
+
+log = get_logger(__name__)
+
+SETTINGS: web.AppKey[ServiceSettings] = web.AppKey("settings", ServiceSettings)
+POOL: web.AppKey[asyncpg.Pool] = web.AppKey("db_pool", asyncpg.Pool)
+BUS: web.AppKey[Bus] = web.AppKey("bus", Bus)
+STORE: web.AppKey[ObjectStore] = web.AppKey("store", ObjectStore)
+RELAY: web.AppKey[OutboxRelay] = web.AppKey("outbox_relay", OutboxRelay)
+HTTP_CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("http_client", aiohttp.ClientSession)
+ROLE: web.AppKey[str] = web.AppKey("role", str)
+
+CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
+
+
+def build_app(
+    settings: ServiceSettings,
+    *,
+    role: str = "api",
+    use_db: bool = True,
+    use_bus: bool = True,
+    use_store: bool = True,
+    use_auth: bool = True,
+    run_relay: bool = True,
+    bus: Bus | None = None,
+    store: ObjectStore | None = None,
+    verifier: JWKSVerifier | None = None,
+    max_body_bytes: int | None = None,
+) -> web.Application:
+    """An app with the standard endpoints and the resources this service uses, opened in order on startup.
+
+    Injected ``bus``/``store``/``verifier`` instances (tests) are used as they are and not closed by the app.
+    Services append their own ``cleanup_ctx`` (subscriptions, workers) after calling this.
+    """
+    app = create_base_app(service=settings.service, max_body_bytes=max_body_bytes or settings.max_body_bytes)
+    app[SETTINGS] = settings
+    app[ROLE] = role
+
+    if use_db:
+
+        async def db_ctx(app: web.Application) -> AsyncIterator[None]:
+            pool = await db.create_pool(
+                settings.database_url, schema=settings.schema, min_size=settings.db_pool_min,
+                max_size=settings.db_pool_max,
+            )
+            app[POOL] = pool
+            add_readiness_check(app, "postgres", lambda: db.ping(pool))
+            yield
+            await pool.close()
+
+        app.cleanup_ctx.append(db_ctx)
+
+    if use_bus:
+
+        async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
+            the_bus = bus or create_bus(settings)
+            if bus is None:
+                await the_bus.start()
+            app[BUS] = the_bus
+            add_readiness_check(app, "rabbitmq", the_bus.ping)
+            yield
+            if bus is None:
+                await the_bus.close()
+
+        app.cleanup_ctx.append(bus_ctx)
+
+    if use_store:
+
+        async def store_ctx(app: web.Application) -> AsyncIterator[None]:
+            the_store = store or create_store(settings)
+            app[STORE] = the_store
+            add_readiness_check(app, "storage", the_store.ping)
+            yield
+            if store is None:
+                await the_store.close()
+
+        app.cleanup_ctx.append(store_ctx)
+
+    async def client_ctx(app: web.Application) -> AsyncIterator[None]:
+        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+        app[HTTP_CLIENT] = session
+        yield
+        await session.close()
+
+    app.cleanup_ctx.append(client_ctx)
+
+    if use_auth:
+
+        async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
+            v = verifier or JWKSVerifier(
+                audience=settings.jwt_audience, issuer=settings.jwt_issuer, jwks_url=settings.jwks_url
+            )
+            app[VERIFIER] = v
+            yield
+            if verifier is None:
+                await v.close()
+
+        app.cleanup_ctx.append(auth_ctx)
+
+    if use_db and use_bus and run_relay:
+
+        async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
+            relay = OutboxRelay(app[POOL], app[BUS], schema=settings.schema, service=settings.service)
+            app[RELAY] = relay
+            await relay.start()
+            yield
+            await relay.stop()
+
+        app.cleanup_ctx.append(relay_ctx)
+    return app
+
+
+Command = Callable[[ServiceSettings, argparse.Namespace], Awaitable[int]]
+
+
+def run_service(
+    *,
+    settings: ServiceSettings,
+    create_app: Callable[..., web.Application],
+    migrations_dir: Path,
+    argv: Sequence[str] | None = None,
+    commands: Mapping[str, tuple[Command, Callable[[argparse.ArgumentParser], None] | None]] | None = None,
+) -> int:
+    """``python -m <svc> api|worker|migrate|<extra>``: the one entry point of a service image."""
+    parser = argparse.ArgumentParser(prog=f"python -m {settings.service}")
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("api", help="serve the HTTP API")
+    sub.add_parser("worker", help="consume events and run long work (serves /healthz, /readyz, /metrics)")
+    sub.add_parser("migrate", help="apply pending SQL migrations and exit")
+    for name, (_, configure) in (commands or {}).items():
+        p = sub.add_parser(name)
+        if configure:
+            configure(p)
+    args = parser.parse_args(argv)
+    configure_logging(service=settings.service, fmt=settings.log_format, level=settings.log_level)
+
+    if args.command == "migrate":
+        applied = asyncio.run(db.migrate(settings.database_url, schema=settings.schema, directories=[migrations_dir]))
+        log.info("migrate.done", schema=settings.schema, applied=applied)
+        return 0
+    if args.command in ("api", "worker"):
+        app = create_app(settings, role=args.command)
+        log.info("service.starting", role=args.command, port=settings.http_port)
+        web.run_app(
+            app,
+            host=settings.http_host,
+            port=settings.http_port,
+            shutdown_timeout=settings.shutdown_timeout_s,
+            access_log=None,
+            print=None,
+            handle_signals=True,
+        )
+        return 0
+    command, _ = (commands or {})[args.command]
+    return asyncio.run(command(settings, args))
+
+
+def main_exit(code: int) -> None:
+    """Exit the process with ``code`` (keeps ``__main__`` modules one line)."""
+    sys.exit(code)
+
+
+def app_info(app: web.Application) -> dict[str, Any]:
+    """What an app runs (diagnostics)."""
+    return {"service": app[SETTINGS].service, "role": app[ROLE]}

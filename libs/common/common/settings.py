@@ -1,0 +1,104 @@
+"""Typed settings, read once from the environment in each service's ``__main__``."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar, get_type_hints
+
+T = TypeVar("T", bound="ServiceSettings")
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed."""
+
+
+def _coerce(name: str, raw: str, typ: Any) -> Any:
+    if typ is bool:
+        v = raw.strip().lower()
+        if v in {"1", "true", "yes", "on"}:
+            return True
+        if v in {"0", "false", "no", "off", ""}:
+            return False
+        raise SettingsError(f"{name}: expected a boolean, got {raw!r}")
+    if typ is int:
+        try:
+            return int(raw)
+        except ValueError as e:
+            raise SettingsError(f"{name}: expected an integer, got {raw!r}") from e
+    if typ is float:
+        try:
+            return float(raw)
+        except ValueError as e:
+            raise SettingsError(f"{name}: expected a number, got {raw!r}") from e
+    if typ == tuple[str, ...]:
+        return tuple(p.strip() for p in raw.split(",") if p.strip())
+    if typ is str or typ == (str | None):
+        return raw
+    raise SettingsError(f"{name}: unsupported setting type {typ!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServiceSettings:
+    """Settings every service has. Subclass per service and add fields; env var = field name upper-cased."""
+
+    service: str = "reelforge"
+    environment: str = "development"  # development | test | production
+    database_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    db_schema: str = ""  # defaults to the service name
+    db_pool_min: int = 1
+    db_pool_max: int = 10
+    amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    bus_exchange: str = "reelforge.events"
+    bus_dlx: str = "reelforge.dlx"
+    bus_prefetch: int = 16
+    bus_max_retries: int = 5
+    bus_retry_delays_ms: tuple[str, ...] = ("1000", "5000", "30000")
+    bus_delivery_limit: int = 20
+    redis_url: str = ""
+    storage_url: str = "file://./var/storage"
+    s3_endpoint_url: str = ""
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_multipart_threshold: int = 16 * 1024 * 1024
+    s3_part_size: int = 8 * 1024 * 1024
+    storage_public_base_url: str = ""
+    log_format: str = "auto"  # auto | json | console
+    log_level: str = "INFO"
+    http_host: str = "127.0.0.1"
+    http_port: int = 8000
+    max_body_bytes: int = 1024 * 1024
+    jwks_url: str = "http://127.0.0.1:8080/.well-known/jwks.json"
+    jwt_audience: str = "reelforge"
+    jwt_issuer: str = "reelforge-gateway"
+    shutdown_timeout_s: float = 30.0
+    tmp_dir: str = "./var/tmp"
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def schema(self) -> str:
+        """The Postgres schema this service owns."""
+        return self.db_schema or self.service
+
+    @classmethod
+    def from_env(cls: type[T], env: Mapping[str, str] | None = None, **overrides: Any) -> T:
+        """Build settings from ``env`` (default ``os.environ``); explicit overrides win."""
+        source = os.environ if env is None else env
+        hints = get_type_hints(cls)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "extra":
+                continue
+            key = f.name.upper()
+            if key in source:
+                values[f.name] = _coerce(key, source[key], hints[f.name])
+        values.update(overrides)
+        return cls(**values)
+
+    def with_(self: T, **changes: Any) -> T:
+        """A copy with some fields changed (tests, CLI flags)."""
+        from dataclasses import replace
+
+        return replace(self, **changes)

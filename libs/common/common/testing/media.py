@@ -1,0 +1,99 @@
+"""Generated media samples (PyAV), small and cached on disk by their parameters."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+__all__ = ["make_video", "media_cache_dir", "media_sample"]
+
+
+def media_cache_dir() -> Path:
+    """Where generated samples are cached (``REELFORGE_MEDIA_CACHE`` or ``var/cache/media``)."""
+    d = Path(os.environ.get("REELFORGE_MEDIA_CACHE", "var/cache/media")).resolve()
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def make_video(
+    *,
+    seconds: float = 2.0,
+    width: int = 320,
+    height: int = 240,
+    fps: int = 25,
+    audio: bool = True,
+    vcodec: str = "libx264",
+    container: str = "mp4",
+    rotate: int = 0,
+    gop_s: float = 2.0,
+    bitrate: int = 0,
+    directory: Path | None = None,
+) -> Path:
+    """A test video: a moving gradient with a frame counter band, and a 440 Hz tone. Cached by parameters."""
+    key = f"{seconds}-{width}x{height}-{fps}-{audio}-{vcodec}-{rotate}-{gop_s}-{bitrate}.{container}"
+    name = hashlib.sha1(key.encode()).hexdigest()[:16] + f".{container}"
+    out = (directory or media_cache_dir()) / name
+    if out.exists() and out.stat().st_size > 0:
+        return out
+    tmp = out.with_suffix(f".tmp{os.getpid()}.{container}")
+    with av.open(str(tmp), "w") as c:
+        vs = c.add_stream(vcodec, rate=fps)
+        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+        if vcodec == "libx264":
+            vs.options = {"preset": "ultrafast", "g": str(max(1, int(fps * gop_s))), "keyint_min": str(max(1, int(fps * gop_s)))}
+        if bitrate:
+            vs.bit_rate = bitrate
+        if rotate:
+            vs.metadata["rotate"] = str(rotate)
+        as_ = None
+        if audio:
+            as_ = c.add_stream("aac", rate=48000)
+            as_.layout = "stereo"
+        nframes = int(seconds * fps)
+        yy, xx = np.mgrid[0:height, 0:width]
+        for i in range(nframes):
+            img = np.empty((height, width, 3), dtype=np.uint8)
+            img[..., 0] = (xx + i * 4) % 256
+            img[..., 1] = (yy + i * 2) % 256
+            img[..., 2] = (i * 8) % 256
+            band = max(1, height // 12)
+            img[:band, : int(width * (i + 1) / nframes)] = 255
+            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+            frame.pts = i
+            frame.time_base = Fraction(1, fps)
+            for p in vs.encode(frame):
+                c.mux(p)
+        for p in vs.encode():
+            c.mux(p)
+        if as_ is not None:
+            sr, spf = 48000, 1024
+            total = int(seconds * sr)
+            pts = 0
+            while pts < total:
+                n = min(spf, total - pts)
+                t = (np.arange(pts, pts + n) / sr).astype(np.float32)
+                tone = (0.2 * np.sin(2 * math.pi * 440 * t)).astype(np.float32)
+                af = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+                af.sample_rate = sr
+                af.pts = pts
+                af.time_base = Fraction(1, sr)
+                for p in as_.encode(af):
+                    c.mux(p)
+                pts += n
+            for p in as_.encode():
+                c.mux(p)
+    tmp.replace(out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def media_sample() -> Path:
+    """A 2-second 320x240 25 fps H.264/AAC MP4."""
+    return make_video()

@@ -1,0 +1,1 @@
+"""Reelforge gateway service."""

@@ -1,0 +1,1 @@
+"""Reelforge ingest service."""

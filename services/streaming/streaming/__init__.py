@@ -1,0 +1,1 @@
+"""Reelforge streaming service."""
