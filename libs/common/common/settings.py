@@ -52,6 +52,7 @@ class ServiceSettings:
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     bus_exchange: str = "reelforge.events"
     bus_dlx: str = "reelforge.dlx"
+    bus_queue: str = ""  # defaults to the service name; tests set a unique one
     bus_prefetch: int = 16
     bus_max_retries: int = 5
     bus_retry_delays_ms: tuple[str, ...] = ("1000", "5000", "30000")
@@ -81,6 +82,11 @@ class ServiceSettings:
     def schema(self) -> str:
         """The Postgres schema this service owns."""
         return self.db_schema or self.service
+
+    @property
+    def queue(self) -> str:
+        """The durable queue this service consumes (``<queue>.dead`` holds its dead letters)."""
+        return self.bus_queue or self.service
 
     @classmethod
     def from_env(cls: type[T], env: Mapping[str, str] | None = None, **overrides: Any) -> T:
