@@ -148,9 +148,10 @@ def run_service(
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("api", help="serve the HTTP API")
     sub.add_parser("worker", help="consume events and run long work (serves /healthz, /readyz, /metrics)")
-    sub.add_parser("migrate", help="apply pending SQL migrations and exit")
+    migrate_parser = sub.add_parser("migrate", help="apply pending SQL migrations and exit")
     for name, (_, configure) in (commands or {}).items():
-        p = sub.add_parser(name)
+        # a service may extend ``migrate`` (e.g. streaming's bucket migration) with its own flags
+        p = migrate_parser if name == "migrate" else sub.add_parser(name)
         if configure:
             configure(p)
     args = parser.parse_args(argv)
@@ -159,6 +160,9 @@ def run_service(
     if args.command == "migrate":
         applied = asyncio.run(db.migrate(settings.database_url, schema=settings.schema, directories=[migrations_dir]))
         log.info("migrate.done", schema=settings.schema, applied=applied)
+        if commands and "migrate" in commands:
+            extra, _ = commands["migrate"]
+            return asyncio.run(extra(settings, args))
         return 0
     if args.command in ("api", "worker"):
         app = create_app(settings, role=args.command)
