@@ -52,7 +52,8 @@ def all_event_types() -> dict[str, type[Event]]:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
         tag = cls.__struct_config__.tag
-        if isinstance(tag, str):
+        # with a tag_field, msgspec tags an untagged subclass by its class name: that is not an event type
+        if isinstance(tag, str) and tag != cls.__name__:
             if tag in out and out[tag] is not cls:
                 raise TypeError(f"two event classes share the type {tag!r}: {out[tag]} and {cls}")
             out[tag] = cls
@@ -92,5 +93,6 @@ def json_schemas() -> dict[str, Any]:
     """JSON schema of every imported event, by type (for the compatibility snapshot)."""
     out: dict[str, Any] = {}
     for tag, cls in sorted(all_event_types().items()):
-        out[tag] = msgspec.json.schema(cls)
+        if cls.__module__.startswith("common.events."):  # the contract, not classes tests define
+            out[tag] = msgspec.json.schema(cls)
     return out
