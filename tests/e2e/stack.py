@@ -1,0 +1,203 @@
+"""Boot the whole platform as real processes (every service's api and worker) on free ports, for e2e tests.
+
+Each stack gets private schemas, exchanges, queues and storage, so it can run beside other suites.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import aiohttp
+
+ROOT = Path(__file__).resolve().parents[2]
+SERVICES = ["gateway", "ingest", "streaming", "captions", "analysis", "render", "billing"]
+WORKERS = ["ingest", "streaming", "captions", "analysis", "render", "billing"]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@dataclass
+class Proc:
+    """One running service process."""
+
+    name: str
+    port: int
+    popen: subprocess.Popen[bytes]
+    log: Path
+
+    def tail(self, n: int = 40) -> str:
+        """The last lines this process logged."""
+        try:
+            return "\n".join(self.log.read_text(errors="replace").splitlines()[-n:])
+        except OSError:
+            return ""
+
+
+@dataclass
+class Stack:
+    """The platform's processes and how to reach them."""
+
+    workdir: Path
+    env: dict[str, str]
+    tag: str
+    procs: dict[str, Proc] = field(default_factory=dict)
+
+    @property
+    def gateway_url(self) -> str:
+        """Base URL of the gateway."""
+        return f"http://127.0.0.1:{self.procs['gateway:api'].port}"
+
+    def url(self, name: str) -> str:
+        """Base URL of a process, e.g. ``streaming:worker``."""
+        return f"http://127.0.0.1:{self.procs[name].port}"
+
+    def schema(self, service: str) -> str:
+        """The private schema a service uses in this stack."""
+        return f"{service}_{self.tag}"
+
+    def service_env(self, service: str) -> dict[str, str]:
+        """The environment a service process of this stack runs with."""
+        return {
+            **self.env,
+            "DB_SCHEMA": self.schema(service),
+            "BUS_QUEUE": f"{service}-{self.tag}",
+        }
+
+    def start(self, service: str, role: str, *, port: int | None = None) -> Proc:
+        """Start (or restart) one process."""
+        name = f"{service}:{role}"
+        port = port or (self.procs[name].port if name in self.procs else free_port())
+        log = self.workdir / f"{service}-{role}.log"
+        env = {**self.service_env(service), "HTTP_PORT": str(port)}
+        popen = subprocess.Popen(
+            [sys.executable, "-m", service, role], cwd=self.workdir, env=env,
+            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        proc = Proc(name, port, popen, log)
+        self.procs[name] = proc
+        return proc
+
+    def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
+        """Signal a process and wait for it to end."""
+        proc = self.procs[name]
+        if proc.popen.poll() is None:
+            proc.popen.send_signal(sig)
+            try:
+                proc.popen.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
+
+    def stop(self) -> None:
+        """SIGTERM everything (graceful shutdown), then SIGKILL stragglers."""
+        for proc in self.procs.values():
+            if proc.popen.poll() is None:
+                proc.popen.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 20
+        for proc in self.procs.values():
+            try:
+                proc.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.popen.kill()
+                proc.popen.wait()
+
+    async def wait_ready(self, names: list[str] | None = None, timeout: float = 90.0) -> None:
+        """Poll every process's /readyz until all answer 200."""
+        pending = set(names or self.procs)
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as http:
+            while pending:
+                for name in list(pending):
+                    proc = self.procs[name]
+                    if proc.popen.poll() is not None:
+                        raise RuntimeError(f"{name} exited with {proc.popen.returncode}:\n{proc.tail()}")
+                    try:
+                        async with http.get(f"http://127.0.0.1:{proc.port}/readyz") as r:
+                            if r.status == 200:
+                                pending.discard(name)
+                    except (aiohttp.ClientError, TimeoutError):
+                        pass
+                if pending and time.monotonic() > deadline:
+                    details = "\n\n".join(f"== {n}\n{self.procs[n].tail()}" for n in sorted(pending))
+                    raise TimeoutError(f"not ready after {timeout}s: {sorted(pending)}\n{details}")
+                await asyncio.sleep(0.3)
+
+
+def make_stack(workdir: Path, *, database_url: str, amqp_url: str, redis_url: str = "") -> Stack:
+    """A stack description with private names; call ``migrate_all`` then ``start_all``."""
+    tag = uuid.uuid4().hex[:8]
+    ports = {svc: free_port() for svc in SERVICES}
+    (workdir / "storage").mkdir(parents=True, exist_ok=True)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": os.environ.get("HOME", "/root"),
+        "ENVIRONMENT": "test",
+        "LOG_FORMAT": "json",
+        "LOG_LEVEL": "INFO",
+        "DATABASE_URL": database_url,
+        "AMQP_URL": amqp_url,
+        "REDIS_URL": redis_url,
+        "BUS_EXCHANGE": f"e2e.{tag}.events",
+        "BUS_DLX": f"e2e.{tag}.dlx",
+        "BUS_RETRY_DELAYS_MS": "200,1000",
+        "STORAGE_URL": f"file://{workdir / 'storage'}",
+        "TMP_DIR": str(workdir / "tmp"),
+        "JWKS_URL": f"http://127.0.0.1:{ports['gateway']}/.well-known/jwks.json",
+        "GATEWAY_KEYS_DIR": str(workdir / "keys"),
+        "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['gateway']}",
+        "IMPORT_ALLOW_PRIVATE": "true",
+        "WEBHOOK_ALLOW_PRIVATE": "true",
+        "REELFORGE_MEDIA_CACHE": os.environ.get("REELFORGE_MEDIA_CACHE", str(ROOT / "var/cache/media")),
+        **{f"UPSTREAM_{svc.upper()}": f"http://127.0.0.1:{ports[svc]}" for svc in SERVICES if svc != "gateway"},
+    }
+    stack = Stack(workdir=workdir, env=env, tag=tag)
+    stack._ports = ports  # type: ignore[attr-defined]
+    return stack
+
+
+def migrate_all(stack: Stack) -> None:
+    """Run ``python -m <svc> migrate`` for every service (as ``make up`` does)."""
+    for svc in SERVICES:
+        subprocess.run(
+            [sys.executable, "-m", svc, "migrate"], cwd=stack.workdir, env=stack.service_env(svc),
+            check=True, capture_output=True, timeout=120,
+        )
+
+
+def start_all(stack: Stack) -> None:
+    """Start every api and worker process."""
+    ports: dict[str, int] = stack._ports  # type: ignore[attr-defined]
+    for svc in SERVICES:
+        stack.start(svc, "api", port=ports[svc])
+    for svc in WORKERS:
+        stack.start(svc, "worker")
+
+
+def drop_schemas(stack: Stack, database_url: str) -> None:
+    """Remove the stack's schemas."""
+    import asyncpg
+
+    async def drop() -> None:
+        conn = await asyncpg.connect(database_url)
+        try:
+            for svc in SERVICES:
+                await conn.execute(f"DROP SCHEMA IF EXISTS {stack.schema(svc)} CASCADE")
+        finally:
+            await conn.close()
+
+    asyncio.run(drop())
