@@ -106,24 +106,26 @@ class ObjectStore(abc.ABC):
         return await self.put(key, _file_chunks(Path(path)), content_type=content_type)
 
     async def get_file(self, key: str, path: Path | str) -> Path:
-        """Download an object to a local file, streaming."""
+        """Download an object to a local file, streaming; a failed download leaves no partial file."""
         import asyncio
 
         target = Path(path)
-        loop = asyncio.get_running_loop()
-        f = await loop.run_in_executor(None, target.open, "wb")
+        f = await asyncio.to_thread(target.open, "wb")
         try:
             async for chunk in self.get(key):
-                await loop.run_in_executor(None, f.write, chunk)
-        finally:
-            f.close()
+                await asyncio.to_thread(f.write, chunk)
+        except BaseException:
+            await asyncio.to_thread(f.close)
+            target.unlink(missing_ok=True)
+            raise
+        await asyncio.to_thread(f.close)
         return target
 
     async def ping(self) -> None:
         """Raise unless the store is reachable."""
         await self.stat("__ping__")
 
-    async def close(self) -> None:
+    async def close(self) -> None:  # noqa: B027 - a no-op default on purpose: only some backends hold clients
         """Release clients."""
 
 

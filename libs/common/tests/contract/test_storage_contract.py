@@ -6,7 +6,7 @@ import asyncio
 import hashlib
 import random
 import tracemalloc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import aiohttp
@@ -186,7 +186,7 @@ async def test_abandoned_reads_release_resources(store: ObjectStore) -> None:
     for _ in range(15):
         async for _chunk in store.get("big"):
             break
-    async with asyncio.timeout(10):
+    async with asyncio.timeout(30):
         assert await store.read_bytes("big") == RANGE_DATA
 
 
@@ -294,6 +294,25 @@ async def test_failing_stream_keeps_the_previous_object(store: ObjectStore) -> N
     await assert_nothing_left(store)
 
 
+async def test_cancelled_upload_leaves_nothing(store: ObjectStore) -> None:
+    stalled = asyncio.Event()
+
+    async def stalls_after_a_part() -> AsyncIterator[bytes]:
+        async for c in generated(9 * MIB, chunk=MIB):
+            yield c
+        stalled.set()
+        await asyncio.Event().wait()  # a client that stops sending without closing
+        yield b"never"
+
+    upload = asyncio.create_task(store.put("originals/v1", stalls_after_a_part()))
+    async with asyncio.timeout(30):
+        await stalled.wait()
+    upload.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await upload
+    await assert_nothing_left(store)
+
+
 # -- presigned URLs ------------------------------------------------------------------------------------------
 
 
@@ -316,7 +335,7 @@ PEAK_LIMIT = 20 * MIB  # a whole 50 MiB object would blow this; one 8 MiB S3 par
 
 
 async def test_large_object_streams_with_bounded_memory(
-    store: ObjectStore, record_property: pytest.RecordProperty
+    store: ObjectStore, record_property: Callable[[str, object], None]
 ) -> None:
     sent = hashlib.sha256()
     tracemalloc.start()
@@ -384,13 +403,16 @@ async def test_s3_key_prefix_isolates_stores(s3_store: S3Store, moto_server: str
 async def test_s3_ping_fails_for_a_missing_bucket(moto_server: str) -> None:
     store = S3Store("no-such-bucket-here", endpoint_url=moto_server, access_key_id="t", secret_access_key="t")
     try:
-        with pytest.raises(Exception, match="404|NoSuchBucket|Not Found"):
+        with pytest.raises(Exception, match=r"404|NoSuchBucket|Not Found"):
             await store.ping()
     finally:
         await store.close()
 
 
-async def test_s3_reuses_one_client(s3_store: S3Store) -> None:
+async def test_s3_reuses_one_client_until_closed(s3_store: S3Store) -> None:
     first = await s3_store.client()
     await asyncio.gather(*(s3_store.put(f"k{i}", b"x") for i in range(20)))
     assert await s3_store.client() is first
+    await s3_store.close()
+    assert await s3_store.read_bytes("k0") == b"x"  # reopens on demand
+    assert await s3_store.client() is not first

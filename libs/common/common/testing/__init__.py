@@ -1,0 +1,1 @@
+"""Shared pytest fixtures and helpers for Reelforge test suites."""
