@@ -83,7 +83,7 @@ class Stack:
         name = f"{service}:{role}"
         port = port or (self.procs[name].port if name in self.procs else free_port())
         log = self.workdir / f"{service}-{role}.log"
-        env = {**self.service_env(service), "HTTP_PORT": str(port)}
+        env = {**self.service_env(service), "HTTP_PORT": str(port), "WORKER_PORT": str(port)}
         popen = subprocess.Popen(
             [sys.executable, "-m", service, role], cwd=self.workdir, env=env,
             stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,

@@ -166,11 +166,12 @@ def run_service(
         return 0
     if args.command in ("api", "worker"):
         app = create_app(settings, role=args.command)
-        log.info("service.starting", role=args.command, port=settings.http_port)
+        port = settings.worker_port if args.command == "worker" and settings.worker_port else settings.http_port
+        log.info("service.starting", role=args.command, port=port)
         web.run_app(
             app,
             host=settings.http_host,
-            port=settings.http_port,
+            port=port,
             shutdown_timeout=settings.shutdown_timeout_s,
             access_log=None,
             print=None,

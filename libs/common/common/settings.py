@@ -70,6 +70,7 @@ class ServiceSettings:
     log_level: str = "INFO"
     http_host: str = "127.0.0.1"
     http_port: int = 8000
+    worker_port: int = 0  # the worker role's /healthz, /readyz, /metrics port (0: use http_port)
     max_body_bytes: int = 1024 * 1024
     jwks_url: str = "http://127.0.0.1:8080/.well-known/jwks.json"
     jwt_audience: str = "reelforge"

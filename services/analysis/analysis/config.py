@@ -13,3 +13,4 @@ class AnalysisSettings(ServiceSettings):
 
     service: str = "analysis"
     http_port: int = 8004
+    worker_port: int = 9104

@@ -13,3 +13,4 @@ class CaptionsSettings(ServiceSettings):
 
     service: str = "captions"
     http_port: int = 8003
+    worker_port: int = 9103

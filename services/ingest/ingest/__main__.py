@@ -14,7 +14,7 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run a ingest command."""
+    """Run an ingest command."""
     return run_service(settings=IngestSettings.from_env(), create_app=create_app, migrations_dir=MIGRATIONS, argv=argv)
 
 

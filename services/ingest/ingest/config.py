@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from common.settings import ServiceSettings
+
+GIB = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -13,3 +16,37 @@ class IngestSettings(ServiceSettings):
 
     service: str = "ingest"
     http_port: int = 8001
+    #: the worker role serves /healthz, /readyz and /metrics here (``python -m ingest worker``)
+    worker_port: int = 9101
+
+    # media limits, applied to every original whatever its source
+    max_upload_bytes: int = 2 * GIB
+    max_duration_s: float = 4 * 3600.0
+    max_dimension: int = 8192
+    min_dimension: int = 16
+
+    # URL imports (yt-dlp)
+    import_max_bytes: int = 2 * GIB
+    #: production default False: loopback/private/link-local targets are refused
+    import_allow_private: bool = False
+    #: exact ``host:port`` pairs admitted even when they resolve to an internal address (tests, ``make up``)
+    import_allowed_hosts: tuple[str, ...] = ()
+    import_socket_timeout_s: float = 30.0
+    #: format selection: best <=1080p MP4-compatible (merging needs ffmpeg; see docs/ingest.md)
+    import_format: str = "bv*[height<=1080][ext=mp4]+ba[ext=m4a]/b[height<=1080][ext=mp4]/b[height<=1080]/b"
+
+    # the job runner (imports and searches) in the worker role
+    job_concurrency: int = 2
+    job_poll_interval_s: float = 1.0
+    job_lease_s: float = 60.0
+    job_max_attempts: int = 3
+    progress_interval_s: float = 0.5
+
+    # temp files
+    tmp_max_age_s: float = 2 * 3600.0
+    tmp_sweep_interval_s: float = 600.0
+
+    @property
+    def ingest_tmp(self) -> Path:
+        """The directory holding this service's temporary files (swept for crash leftovers)."""
+        return Path(self.tmp_dir).expanduser().resolve() / "ingest"

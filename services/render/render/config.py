@@ -13,3 +13,4 @@ class RenderSettings(ServiceSettings):
 
     service: str = "render"
     http_port: int = 8005
+    worker_port: int = 9105

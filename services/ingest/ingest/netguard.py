@@ -1,0 +1,288 @@
+"""SSRF protection for URL imports: an address policy, and a forward proxy that enforces it on every connection.
+
+yt-dlp is pointed at ``GuardProxy`` (its ``proxy`` option), so every request it makes (the page, each redirect
+hop, each format URL, each HLS fragment) arrives here as ``CONNECT host:port`` or an absolute-form ``GET``.
+The proxy resolves the host itself, refuses internal addresses, and connects to the very address it checked:
+a DNS answer that changes between check and connect (DNS rebinding) cannot slip through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from urllib.parse import urlsplit
+
+from common.jobs import ErrorCode, JobFailure
+from common.logging import get_logger
+
+log = get_logger(__name__)
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+_CGNAT = ipaddress.ip_network("100.64.0.0/10")
+_NAT64 = ipaddress.ip_network("64:ff9b::/96")
+_HEAD_LIMIT = 64 * 1024
+_CHUNK = 64 * 1024
+
+
+def is_forbidden(ip: IPAddress) -> bool:
+    """Whether ``ip`` is internal: loopback, private, ULA, link-local, CGNAT, multicast, reserved, unspecified."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        # an IPv6 spelling of an IPv4 address must be judged as that IPv4 address
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is None and ip in _NAT64:
+            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+        if embedded is not None:
+            return is_forbidden(embedded)
+    if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved:
+        return True
+    if ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT):
+        return True
+    return not ip.is_global
+
+
+def _norm_host(host: str) -> str:
+    return host.strip("[]").lower().rstrip(".")
+
+
+def _hostport(host: str, port: int) -> str:
+    h = _norm_host(host)
+    return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
+
+
+@dataclass(frozen=True)
+class AddressPolicy:
+    """Which hosts an import may reach."""
+
+    allow_private: bool = False
+    allowed_hosts: frozenset[str] = frozenset()  # exact ``host:port`` (``[v6]:port``)
+
+    @classmethod
+    def of(cls, *, allow_private: bool, allowed_hosts: Iterable[str]) -> AddressPolicy:
+        """A policy from settings."""
+        return cls(allow_private, frozenset(_normalize_allowed(h) for h in allowed_hosts if h.strip()))
+
+    def admits_hostport(self, host: str, port: int) -> bool:
+        """Whether ``host:port`` is explicitly allowed whatever it resolves to."""
+        return self.allow_private or _hostport(host, port) in self.allowed_hosts
+
+    async def resolve(self, host: str, port: int) -> list[IPAddress]:
+        """The addresses to connect to for ``host:port``; ``JobFailure(source.forbidden_address)`` if internal.
+
+        Every resolved address must be public: a name that also answers with an internal address is refused.
+        """
+        addrs = await _resolve(host, port)
+        if self.admits_hostport(host, port):
+            return addrs
+        bad = [a for a in addrs if is_forbidden(a)]
+        if bad:
+            raise JobFailure(
+                ErrorCode.SOURCE_FORBIDDEN, f"{_norm_host(host)} resolves to an internal address ({bad[0]})"
+            )
+        return addrs
+
+
+def _normalize_allowed(entry: str) -> str:
+    host, _, port = entry.strip().rpartition(":")
+    return _hostport(host, int(port))
+
+
+async def _resolve(host: str, port: int) -> list[IPAddress]:
+    h = _norm_host(host)
+    try:
+        return [ipaddress.ip_address(h)]
+    except ValueError:
+        pass
+    loop = asyncio.get_running_loop()
+    try:
+        infos = await loop.getaddrinfo(h, port, type=socket.SOCK_STREAM)
+    except (socket.gaierror, UnicodeError) as exc:
+        raise JobFailure(ErrorCode.SOURCE_UNAVAILABLE, f"{h} does not resolve") from exc
+    out: list[IPAddress] = []
+    for *_, sockaddr in infos:
+        ip = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
+        if ip not in out:
+            out.append(ip)
+    if not out:
+        raise JobFailure(ErrorCode.SOURCE_UNAVAILABLE, f"{h} does not resolve")
+    return out
+
+
+def split_url(url: str) -> tuple[str, str, int]:
+    """``(scheme, host, port)`` of an http(s) URL; ``JobFailure`` for anything else."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise JobFailure(ErrorCode.SOURCE_UNSUPPORTED, "not a valid URL") from exc
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise JobFailure(ErrorCode.SOURCE_UNSUPPORTED, "only http and https URLs can be imported")
+    if not parts.hostname:
+        raise JobFailure(ErrorCode.SOURCE_UNSUPPORTED, "the URL has no host")
+    return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
+
+
+async def check_url(url: str, policy: AddressPolicy) -> None:
+    """Refuse a URL that is not http(s) or whose host resolves to an internal address."""
+    _, host, port = split_url(url)
+    await policy.resolve(host, port)
+
+
+@dataclass
+class GuardProxy:
+    """A forward HTTP proxy on 127.0.0.1 that only connects to addresses the policy admits.
+
+    One instance per job: ``refusals`` tells the job why yt-dlp's request failed.
+    """
+
+    policy: AddressPolicy
+    connect_timeout_s: float = 15.0
+    refusals: list[str] = field(default_factory=list)
+    _server: asyncio.Server | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @property
+    def url(self) -> str:
+        """The proxy URL to hand to yt-dlp."""
+        assert self._server is not None, "proxy not started"
+        port = self._server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}"
+
+    async def __aenter__(self) -> GuardProxy:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._server is not None:
+            self._server.close()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._server is not None:
+            with contextlib.suppress(Exception):
+                await self._server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            await self._handle(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, TimeoutError):
+            pass
+        finally:
+            self._tasks.discard(task)
+            writer.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        if len(head) > _HEAD_LIMIT:
+            await _reply(writer, 431, "Request Header Fields Too Large")
+            return
+        request_line, _, rest = head.decode("latin-1").partition("\r\n")
+        method, target, version = [*request_line.split(" "), "", "", ""][:3]
+        if method.upper() == "CONNECT":
+            host, _, port_s = target.rpartition(":")
+            port = int(port_s) if port_s.isdigit() else 443
+            upstream = await self._connect(host, port, writer)
+            if upstream is None:
+                return
+            up_reader, up_writer = upstream
+            writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
+            await writer.drain()
+            await _pipe_both(reader, writer, up_reader, up_writer)
+            return
+        try:
+            parts = urlsplit(target)
+            port = parts.port or 80
+        except ValueError:
+            parts, port = None, 0
+        if parts is None or parts.scheme.lower() != "http" or not parts.hostname:
+            await _reply(writer, 400, "Bad Request")
+            return
+        upstream = await self._connect(parts.hostname, port, writer)
+        if upstream is None:
+            return
+        up_reader, up_writer = upstream
+        path = parts.path or "/"
+        if parts.query:
+            path += "?" + parts.query
+        # one request per connection: a kept-alive client connection could name another host next
+        headers = [
+            line
+            for line in rest.split("\r\n")
+            if line and not line.lower().startswith(("proxy-", "connection:", "keep-alive:"))
+        ]
+        new_head = f"{method} {path} {version}\r\n" + "".join(h + "\r\n" for h in headers)
+        new_head += "Connection: close\r\n\r\n"
+        up_writer.write(new_head.encode("latin-1"))
+        await up_writer.drain()
+        await _pipe_both(reader, writer, up_reader, up_writer)
+
+    async def _connect(
+        self, host: str, port: int, writer: asyncio.StreamWriter
+    ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
+        try:
+            addrs = await self.policy.resolve(host, port)
+        except JobFailure as exc:
+            if exc.code == ErrorCode.SOURCE_FORBIDDEN:
+                self.refusals.append(exc.message)
+                log.warning("ingest.ssrf_refused", host=host, port=port, reason=exc.message)
+                await _reply(writer, 403, "Forbidden", note="forbidden_address")
+            else:
+                await _reply(writer, 502, "Bad Gateway", note="unresolvable")
+            return None
+        last: Exception | None = None
+        for ip in addrs:
+            try:
+                # connect to the address that was checked, never to the name again (DNS rebinding)
+                return await asyncio.wait_for(asyncio.open_connection(str(ip), port), self.connect_timeout_s)
+            except (OSError, TimeoutError) as exc:
+                last = exc
+        log.info("ingest.proxy_connect_failed", host=host, port=port, error=repr(last))
+        await _reply(writer, 502, "Bad Gateway", note="connect_failed")
+        return None
+
+
+async def _reply(writer: asyncio.StreamWriter, status: int, reason: str, *, note: str = "") -> None:
+    extra = f"X-Reelforge-Proxy: {note}\r\n" if note else ""
+    writer.write(
+        f"HTTP/1.1 {status} {reason}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n".encode()
+    )
+    with contextlib.suppress(ConnectionError):
+        await writer.drain()
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    try:
+        while data := await reader.read(_CHUNK):
+            writer.write(data)
+            await writer.drain()
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        with contextlib.suppress(Exception):
+            if writer.can_write_eof():
+                writer.write_eof()
+
+
+async def _pipe_both(
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    up_reader: asyncio.StreamReader,
+    up_writer: asyncio.StreamWriter,
+) -> None:
+    upload = asyncio.create_task(_pipe(reader, up_writer))
+    try:
+        # the exchange is over when the upstream is done answering; a client may half-close earlier
+        await _pipe(up_reader, writer)
+    finally:
+        upload.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await upload
+        up_writer.close()

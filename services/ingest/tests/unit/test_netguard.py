@@ -1,0 +1,119 @@
+"""SSRF policy: which addresses an import may reach, and the guard proxy that enforces it per connection."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+from common.jobs import JobFailure
+from ingest.netguard import AddressPolicy, GuardProxy, check_url, is_forbidden
+
+DEFAULT = AddressPolicy.of(allow_private=False, allowed_hosts=())
+
+
+@pytest.mark.parametrize(
+    "ip",
+    [
+        "127.0.0.1",
+        "127.8.9.10",
+        "10.0.0.1",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",
+        "100.64.0.1",
+        "0.0.0.0",
+        "224.0.0.1",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "fd12:3456::1",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:169.254.169.254",
+        "::ffff:10.0.0.1",
+        "64:ff9b::a9fe:a9fe",
+        "2002:7f00:1::1",
+    ],
+)
+def test_internal_addresses_are_forbidden(ip: str) -> None:
+    assert is_forbidden(ipaddress.ip_address(ip))
+
+
+@pytest.mark.parametrize(
+    "ip", ["8.8.8.8", "1.1.1.1", "142.250.74.110", "2606:4700:4700::1111", "::ffff:8.8.8.8"]
+)
+def test_public_addresses_are_allowed(ip: str) -> None:
+    assert not is_forbidden(ipaddress.ip_address(ip))
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1/v.mp4",
+        "http://10.0.0.1/",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:8080/",
+        "http://localhost:8001/api",
+        "https://[::ffff:127.0.0.1]/",
+        "http://0x7f000001/",
+        "http://2130706433/",
+    ],
+)
+async def test_check_url_refuses_internal_hosts(url: str) -> None:
+    with pytest.raises(JobFailure) as err:
+        await check_url(url, DEFAULT)
+    assert err.value.code == "source.forbidden_address"
+
+
+@pytest.mark.parametrize(
+    "url", ["ftp://example.com/v.mp4", "file:///etc/passwd", "gopher://x/", "javascript:1", "http://"]
+)
+async def test_check_url_refuses_other_schemes(url: str) -> None:
+    with pytest.raises(JobFailure) as err:
+        await check_url(url, DEFAULT)
+    assert err.value.code == "source.unsupported"
+
+
+async def test_allowed_hosts_admit_exactly_one_host_and_port() -> None:
+    policy = AddressPolicy.of(allow_private=False, allowed_hosts=["127.0.0.1:8123"])
+    await check_url("http://127.0.0.1:8123/v.mp4", policy)
+    with pytest.raises(JobFailure):
+        await check_url("http://127.0.0.1:8124/v.mp4", policy)
+    await check_url("http://10.1.2.3/v.mp4", AddressPolicy.of(allow_private=True, allowed_hosts=()))
+
+
+async def _origin() -> TestServer:
+    app = web.Application()
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text=f"hello {request.path}")
+
+    app.router.add_get("/{tail:.*}", hello)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    return server
+
+
+async def test_proxy_forwards_to_an_allowed_host_and_refuses_the_rest() -> None:
+    origin = await _origin()
+    try:
+        policy = AddressPolicy.of(allow_private=False, allowed_hosts=[f"127.0.0.1:{origin.port}"])
+        async with GuardProxy(policy) as proxy, aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{origin.port}/x", proxy=proxy.url) as resp:
+                assert resp.status == 200 and await resp.text() == "hello /x"
+            # the same server on a name that resolves to loopback is not the admitted host:port
+            async with http.get(f"http://localhost:{origin.port}/x", proxy=proxy.url) as resp:
+                assert resp.status == 403
+            # https goes through CONNECT: refused before any connection to the metadata service is made
+            with pytest.raises(aiohttp.ClientHttpProxyError) as err:
+                await http.get("https://169.254.169.254/latest/meta-data/", proxy=proxy.url)
+            assert err.value.status == 403
+            assert len(proxy.refusals) == 2 and "169.254.169.254" in proxy.refusals[1]
+    finally:
+        await origin.close()
