@@ -1,17 +1,196 @@
-"""The gateway app: resources via cleanup_ctx, routes, and (in the worker role) event subscriptions."""
+"""The gateway app: resources via cleanup_ctx, routes, rate limiting, and the bus consumers (in the api process)."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from common.service import build_app
+from common.auth import Principal
+from common.bus import Bus
+from common.events.jobs import JobProgress
+from common.http import add_readiness_check
+from common.logging import get_logger
+from common.service import BUS, POOL, build_app
 
+from . import api, store
+from .accounts import Accounts
 from .config import GatewaySettings
+from .handlers import fanout_handler, read_model_handler
+from .keys import KeyRing, NoSigningKey, generate_key
+from .live import SocketHub
+from .openapi import OpenAPIAggregator
+from .proxy import make_session
+from .ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
+from .revocation import GatewayVerifier, RevocationCache
+
+log = get_logger(__name__)
+
+VERIFIER_KEY: web.AppKey[GatewayVerifier] = web.AppKey("gateway_verifier", GatewayVerifier)
+REVOCATIONS: web.AppKey[RevocationCache] = web.AppKey("revocations", RevocationCache)
+HOUSEKEEPING_INTERVAL_S = 3600.0
 
 
-def create_app(settings: GatewaySettings, *, role: str = "api", **overrides: Any) -> web.Application:
-    """Build the gateway app for ``role`` (``api`` or ``worker``)."""
-    app = build_app(settings, role=role, **overrides)
+def make_limiter(settings: GatewaySettings) -> RateLimiter:
+    """The configured limiter: Redis when ``REDIS_URL`` is set (``rate_limiter=auto``), else in-process."""
+    kind = settings.rate_limiter
+    if kind == "auto":
+        kind = "redis" if settings.redis_url else "memory"
+    if kind == "redis":
+        if not settings.redis_url:
+            raise ValueError("RATE_LIMITER=redis needs REDIS_URL")
+        return RedisLimiter.from_url(settings.redis_url, prefix=settings.rate_limit_key_prefix)
+    if kind == "memory":
+        return MemoryLimiter()
+    raise ValueError(f"RATE_LIMITER must be auto, memory or redis, not {settings.rate_limiter!r}")
+
+
+async def _every(interval_s: float, fn: Callable[[], Awaitable[Any]], what: str) -> None:
+    while True:
+        await asyncio.sleep(interval_s)
+        try:
+            await fn()
+        except Exception as exc:  # housekeeping must never kill the process
+            log.warning(f"{what}.failed", error=repr(exc))
+
+
+def create_app(
+    settings: GatewaySettings,
+    *,
+    role: str = "api",
+    bus: Bus | None = None,
+    limiter: RateLimiter | None = None,
+    **overrides: Any,
+) -> web.Application:
+    """Build the gateway app (``role`` api; ``worker`` is accepted but the gateway does all its work in api)."""
+    keys = KeyRing(settings.gateway_keys_dir)
+    verifier = GatewayVerifier(audience=settings.jwt_audience, issuer=settings.jwt_issuer, keys=keys)
+    app = build_app(settings, role=role, bus=bus, verifier=verifier, use_store=False, **overrides)
+    app[api.KEYS] = keys
+    app[VERIFIER_KEY] = verifier
+    app.middlewares.append(api.rate_limit_middleware)
+    app.on_response_prepare.append(api.add_response_headers)
+
+    async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
+        keys.load()
+        if not keys.kids:
+            if settings.environment == "production":
+                raise NoSigningKey(
+                    f"no signing key in {keys.directory}: run `python -m gateway keys rotate` or mount the keys Secret"
+                )
+            kid = generate_key(Path(settings.gateway_keys_dir))
+            log.warning("keys.generated_for_development", kid=kid, directory=str(keys.directory))
+            keys.load()
+        verifier.load(keys.jwks())
+        log.info("keys.loaded", active=keys.active.kid, kids=sorted(keys.kids))
+        reload = asyncio.create_task(_every(settings.keys_reload_interval_s, _reload, "keys.reload"))
+        yield
+        reload.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await reload
+
+    async def _reload() -> None:
+        verifier.reload_keys()
+
+    # first: in production a gateway without keys must fail before it opens any connection
+    app.cleanup_ctx.insert(0, keys_ctx)
+
+    async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
+        pool = app[POOL]
+
+        async def lookup(jti: str, sid: str) -> bool:
+            return await store.is_revoked(pool, jti=jti, sid=sid)
+
+        revocations = RevocationCache(lookup, ttl_s=settings.revocation_cache_ttl_s)
+        verifier.revocations = revocations
+        app[REVOCATIONS] = revocations
+        app[api.ACCOUNTS] = Accounts(pool=pool, keys=keys, revocations=revocations, settings=settings)
+        purge = asyncio.create_task(
+            _every(HOUSEKEEPING_INTERVAL_S, lambda: store.purge_expired(pool), "purge")
+        )
+        yield
+        purge.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await purge
+
+    async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
+        the_limiter = limiter or make_limiter(settings)
+        app[api.LIMITER] = the_limiter
+        app[api.FALLBACK_LIMITER] = MemoryLimiter()
+        if isinstance(the_limiter, RedisLimiter):
+            add_readiness_check(app, "redis", the_limiter.ping)
+        log.info("ratelimit.backend", backend=the_limiter.name)
+        yield
+        if limiter is None:
+            await the_limiter.close()
+
+    async def proxy_ctx(app: web.Application) -> AsyncIterator[None]:
+        session = make_session(
+            connect_timeout_s=settings.upstream_connect_timeout_s,
+            read_timeout_s=settings.upstream_read_timeout_s,
+            max_connections=settings.upstream_max_connections,
+        )
+        app[api.PROXY_CLIENT] = session
+        app[api.OPENAPI] = OpenAPIAggregator(
+            upstreams=settings.upstreams,
+            timeout_s=settings.openapi_fetch_timeout_s,
+            ttl_s=settings.openapi_cache_ttl_s,
+        )
+        yield
+        await session.close()
+
+    async def live_ctx(app: web.Application) -> AsyncIterator[None]:
+        revocations = app[REVOCATIONS]
+
+        async def is_revoked(p: Principal) -> bool:
+            return await revocations.is_revoked(p.token_id, str(p.claims.get("sid", "")))
+
+        hub = SocketHub(send_timeout_s=settings.ws_send_timeout_s, is_revoked=is_revoked)
+        app[api.HUB] = hub
+        if role == "api":
+            the_bus = app[BUS]
+            await the_bus.subscribe(settings.queue, [JobProgress], read_model_handler(app[POOL]))
+            # one exclusive, auto-deleted queue per replica: every replica sees every snapshot for its sockets
+            await the_bus.subscribe(
+                f"{settings.queue}.live.{uuid.uuid4().hex[:12]}",
+                [JobProgress],
+                fanout_handler(hub),
+                exclusive=True,
+            )
+        yield
+
+    async def close_sockets(app: web.Application) -> None:
+        hub = app.get(api.HUB)
+        if hub is not None:
+            await hub.close_all()
+
+    app.cleanup_ctx.extend([accounts_ctx, limiter_ctx, proxy_ctx, live_ctx])
+    app.on_shutdown.append(close_sockets)
+    add_routes(app)
     return app
+
+
+def add_routes(app: web.Application) -> None:
+    """The gateway's own endpoints first, then the proxy catch-alls."""
+    r = app.router
+    r.add_get("/", api.index)
+    r.add_static("/static/", api.STATIC_DIR, show_index=False)
+    r.add_get("/.well-known/jwks.json", api.jwks)
+    r.add_get("/openapi.json", api.own_openapi)
+    r.add_get("/api/v1/openapi.json", api.aggregated_openapi)
+    r.add_post("/api/v1/auth/register", api.register)
+    r.add_post("/api/v1/auth/login", api.login)
+    r.add_post("/api/v1/auth/refresh", api.refresh)
+    r.add_post("/api/v1/auth/logout", api.logout)
+    r.add_get("/api/v1/me", api.me)
+    r.add_get("/api/v1/jobs", api.list_jobs)
+    r.add_get("/api/v1/jobs/{id}", api.get_job)
+    r.add_post("/api/v1/jobs/{id}/cancel", api.cancel_job)
+    r.add_get("/api/v1/ws", api.websocket)
+    r.add_route("*", "/api/v1/{tail:.*}", api.proxy)
+    r.add_route("*", "/play/{tail:.*}", api.proxy)

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 
 from common.settings import ServiceSettings
 
+#: upstream service name -> the settings field holding its base URL
+UPSTREAMS = ("ingest", "streaming", "captions", "analysis", "render", "billing")
+
 
 @dataclass(frozen=True, kw_only=True)
 class GatewaySettings(ServiceSettings):
@@ -13,3 +16,54 @@ class GatewaySettings(ServiceSettings):
 
     service: str = "gateway"
     http_port: int = 8080
+
+    # signing keys: a directory of Ed25519 PEM files, file name = kid (a Kubernetes Secret in production)
+    gateway_keys_dir: str = "./var/keys"
+    keys_reload_interval_s: float = 30.0
+
+    access_token_ttl_s: int = 3600
+    refresh_token_ttl_s: int = 30 * 86400
+    #: how long a "not revoked" answer is trusted by one replica (revocations reach every replica within it)
+    revocation_cache_ttl_s: float = 5.0
+
+    # Argon2id cost: 64 MiB, 3 passes (RFC 9106's memory-constrained profile), one lane per hash
+    argon2_time_cost: int = 3
+    argon2_memory_kib: int = 65536
+    argon2_parallelism: int = 1
+
+    # rate limiting: requests per window by route class; limiter = auto (redis when REDIS_URL) | memory | redis
+    rate_limiter: str = "auto"
+    rate_limit_window_s: int = 60
+    rate_limit_default: int = 100
+    rate_limit_auth: int = 10
+    rate_limit_play: int = 1200
+    rate_limit_key_prefix: str = "reelforge:rl"
+    #: how many reverse proxies in front of the gateway append to X-Forwarded-For (0: trust none of it)
+    trusted_proxy_hops: int = 0
+
+    # upstreams (Kubernetes service names in production)
+    upstream_ingest: str = "http://127.0.0.1:8001"
+    upstream_streaming: str = "http://127.0.0.1:8002"
+    upstream_captions: str = "http://127.0.0.1:8003"
+    upstream_analysis: str = "http://127.0.0.1:8004"
+    upstream_render: str = "http://127.0.0.1:8005"
+    upstream_billing: str = "http://127.0.0.1:8006"
+    upstream_connect_timeout_s: float = 5.0
+    #: longest silence while waiting for upstream headers or body bytes (not a cap on the whole transfer)
+    upstream_read_timeout_s: float = 60.0
+    upstream_max_connections: int = 512
+    openapi_fetch_timeout_s: float = 2.0
+    openapi_cache_ttl_s: float = 30.0
+
+    ws_send_timeout_s: float = 5.0
+    ws_heartbeat_s: float = 30.0
+
+    def upstream_url(self, name: str) -> str:
+        """The base URL of upstream ``name``."""
+        url: str = getattr(self, f"upstream_{name}")
+        return url.rstrip("/")
+
+    @property
+    def upstreams(self) -> dict[str, str]:
+        """Every upstream's base URL by service name."""
+        return {name: self.upstream_url(name) for name in UPSTREAMS}

@@ -1,0 +1,324 @@
+"""HTTP handlers: parse, authenticate, call the domain, answer. Plus the proxy, WebSocket and rate-limit glue."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+import aiohttp
+import msgspec
+from aiohttp import WSMsgType, web
+
+from common.auth import PRINCIPAL, VERIFIER, Principal, TokenInvalid, bearer_token, require_user
+from common.http import REQUEST_ID, Problem, json_response, parse_uuid, read_json
+from common.logging import get_logger
+from common.service import HTTP_CLIENT, POOL, SETTINGS
+
+from . import readmodel
+from .accounts import Accounts
+from .config import GatewaySettings
+from .keys import KeyRing
+from .live import CLOSE_TOKEN_EXPIRED, SocketHub
+from .metrics import PROXIED, RATE_LIMITED, WS_OPEN
+from .openapi import OpenAPIAggregator, gateway_document
+from .proxy import client_ip, forward, route_for
+from .ratelimit import Decision, RateLimiter
+
+log = get_logger(__name__)
+
+ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts", Accounts)
+KEYS: web.AppKey[KeyRing] = web.AppKey("keys", KeyRing)
+HUB: web.AppKey[SocketHub] = web.AppKey("socket_hub", SocketHub)
+LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter", RateLimiter)
+FALLBACK_LIMITER: web.AppKey[RateLimiter] = web.AppKey("fallback_rate_limiter", RateLimiter)
+OPENAPI: web.AppKey[OpenAPIAggregator] = web.AppKey("openapi", OpenAPIAggregator)
+PROXY_CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("proxy_client", aiohttp.ClientSession)
+RATE_DECISION: web.RequestKey[tuple[Decision, int]] = web.RequestKey("rate_decision", tuple)
+
+STATIC_DIR = Path(__file__).parent / "static"
+AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
+
+
+def _settings(request: web.Request) -> GatewaySettings:
+    s = request.app[SETTINGS]
+    assert isinstance(s, GatewaySettings)
+    return s
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=False):
+    """Register/login body."""
+
+    email: str
+    password: str
+
+
+class RefreshBody(msgspec.Struct, forbid_unknown_fields=False):
+    """Refresh/logout body."""
+
+    refresh_token: str = ""
+
+
+# --- accounts ---------------------------------------------------------------------------------------------------
+
+
+async def register(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/register."""
+    body = await read_json(request, Credentials)
+    user = await request.app[ACCOUNTS].register(
+        email=body.email, password=body.password, correlation_id=request[REQUEST_ID]
+    )
+    return json_response(user.public(), status=201, headers={"Location": "/api/v1/me"})
+
+
+async def login(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/login."""
+    body = await read_json(request, Credentials)
+    pair = await request.app[ACCOUNTS].login(email=body.email, password=body.password)
+    return json_response(pair.public(), headers={"Cache-Control": "no-store"})
+
+
+async def refresh(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/refresh."""
+    body = await read_json(request, RefreshBody)
+    if not body.refresh_token:
+        raise Problem(422, "validation.refresh_token", "refresh_token is required", field="refresh_token")
+    pair = await request.app[ACCOUNTS].refresh(refresh_token=body.refresh_token)
+    return json_response(pair.public(), headers={"Cache-Control": "no-store"})
+
+
+async def logout(request: web.Request) -> web.Response:
+    """POST /api/v1/auth/logout."""
+    principal = await require_user(request)
+    body = await read_json(request, RefreshBody)
+    await request.app[ACCOUNTS].logout(
+        user_id=principal.user_id,
+        jti=principal.token_id,
+        sid=str(principal.claims.get("sid", "")),
+        exp=principal.expires_at,
+        refresh_token=body.refresh_token or None,
+    )
+    return web.Response(status=204)
+
+
+async def me(request: web.Request) -> web.Response:
+    """GET /api/v1/me."""
+    principal = await require_user(request)
+    user = await request.app[ACCOUNTS].me(user_id=principal.user_id)
+    return json_response(user.public())
+
+
+async def jwks(request: web.Request) -> web.Response:
+    """GET /.well-known/jwks.json: every key of the ring (old ones verify until their tokens expire)."""
+    return json_response(request.app[KEYS].jwks(), headers={"Cache-Control": "public, max-age=60"})
+
+
+# --- jobs -------------------------------------------------------------------------------------------------------
+
+
+def _int_param(request: web.Request, name: str, default: int) -> int:
+    raw = request.query.get(name)
+    if raw is None:
+        return default
+    try:
+        return int(raw)
+    except ValueError as exc:
+        raise Problem(422, f"validation.{name}", f"{name} must be an integer", field=name) from exc
+
+
+async def list_jobs(request: web.Request) -> web.Response:
+    """GET /api/v1/jobs?status=&kind=&limit=&cursor=."""
+    principal = await require_user(request)
+    page = await readmodel.list_jobs(
+        request.app[POOL],
+        owner_id=principal.user_id,
+        statuses=request.query.getall("status", []),
+        kinds=request.query.getall("kind", []),
+        limit=_int_param(request, "limit", 20),
+        cursor=request.query.get("cursor") or None,
+    )
+    return json_response(page)
+
+
+async def get_job(request: web.Request) -> web.Response:
+    """GET /api/v1/jobs/{id}."""
+    principal = await require_user(request)
+    job = await readmodel.get_job(
+        request.app[POOL], owner_id=principal.user_id, job_id=parse_uuid(request.match_info["id"], what="job")
+    )
+    return json_response(readmodel.job_view(job))
+
+
+async def cancel_job(request: web.Request) -> web.Response:
+    """POST /api/v1/jobs/{id}/cancel."""
+    principal = await require_user(request)
+    job = await readmodel.request_cancel(
+        request.app[POOL],
+        owner_id=principal.user_id,
+        job_id=parse_uuid(request.match_info["id"], what="job"),
+        producer=_settings(request).service,
+        correlation_id=request[REQUEST_ID],
+    )
+    return json_response(readmodel.job_view(job), status=202)
+
+
+# --- live updates -----------------------------------------------------------------------------------------------
+
+
+async def _socket_principal(request: web.Request) -> Principal:
+    token = bearer_token(request) or request.query.get("access_token", "").strip()
+    if not token:
+        raise Problem(401, "auth.missing_token", "send the access token as a Bearer header or ?access_token=")
+    try:
+        return await request.app[VERIFIER].verify(token)
+    except TokenInvalid as e:
+        raise Problem(401, e.code, e.message) from e
+
+
+async def websocket(request: web.Request) -> web.WebSocketResponse:
+    """GET /api/v1/ws: ``{"type": "job", "job": {...}}`` for every change of the caller's jobs."""
+    principal = await _socket_principal(request)
+    settings = _settings(request)
+    ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=64 * 1024)
+    await ws.prepare(request)
+    hub = request.app[HUB]
+    hub.add(ws, principal)
+    WS_OPEN.inc()
+    # the socket lives no longer than its token: the client reconnects with a refreshed one
+    expiry = asyncio.get_running_loop().call_later(
+        max(0.0, principal.expires_at - time.time()),
+        lambda: asyncio.ensure_future(ws.close(code=CLOSE_TOKEN_EXPIRED, message=b"token expired")),
+    )
+    try:
+        await ws.send_json({"type": "hello", "user_id": str(principal.user_id)})
+        async for msg in ws:
+            if msg.type == WSMsgType.TEXT and msg.data == "ping":
+                await ws.send_json({"type": "pong"})
+            elif msg.type == WSMsgType.ERROR:
+                break
+    finally:
+        expiry.cancel()
+        hub.discard(ws)
+        WS_OPEN.dec()
+    return ws
+
+
+# --- proxy and OpenAPI ------------------------------------------------------------------------------------------
+
+
+async def proxy(request: web.Request) -> web.StreamResponse:
+    """Everything the gateway does not answer itself: authenticate (unless public), then stream to the owner."""
+    route = route_for(request.method, request.path)
+    if route is None:
+        raise Problem(404, "not_found", "no such endpoint")
+    if route.auth:
+        await require_user(request)
+    settings = _settings(request)
+    resp = await forward(
+        request,
+        session=request.app[PROXY_CLIENT],
+        base_url=settings.upstream_url(route.upstream),
+        upstream=route.upstream,
+        trusted_hops=settings.trusted_proxy_hops,
+    )
+    PROXIED.labels(route.upstream, str(resp.status)).inc()
+    return resp
+
+
+async def own_openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json: the gateway's own paths."""
+    return json_response(gateway_document())
+
+
+async def aggregated_openapi(request: web.Request) -> web.Response:
+    """GET /api/v1/openapi.json: the whole public API, merged from every reachable service."""
+    return json_response(await request.app[OPENAPI].document(request.app[HTTP_CLIENT]))
+
+
+async def index(request: web.Request) -> web.FileResponse:
+    """GET /: the live jobs page."""
+    return web.FileResponse(STATIC_DIR / "index.html")
+
+
+# --- rate limiting ----------------------------------------------------------------------------------------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def rate_class(request: web.Request) -> str | None:
+    """Which limit applies to a request (None: unlimited, e.g. health checks and static files)."""
+    path = request.path
+    if path in AUTH_PATHS:
+        return "auth"
+    if path == "/play" or path.startswith("/play/"):
+        return "play"
+    if path.startswith("/api/"):
+        return "default"
+    return None
+
+
+async def _identity(request: web.Request, klass: str, trusted_hops: int) -> str:
+    if klass == "default":
+        token = bearer_token(request) or (
+            request.query.get("access_token") if request.path == "/api/v1/ws" else None
+        )
+        if token:
+            try:
+                principal = await request.app[VERIFIER].verify(token)
+                request[PRINCIPAL] = principal
+                return f"user:{principal.user_id}"
+            except TokenInvalid:
+                pass  # counted against the address; the handler answers the 401
+    return f"ip:{client_ip(request, trusted_hops=trusted_hops)}"
+
+
+@web.middleware
+async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse with 429 ``rate_limited`` past the route class's limit; add ``RateLimit-*`` headers to answers."""
+    klass = rate_class(request)
+    if klass is None:
+        return await handler(request)
+    settings = _settings(request)
+    limit = {"auth": settings.rate_limit_auth, "play": settings.rate_limit_play}.get(
+        klass, settings.rate_limit_default
+    )
+    key = f"{klass}:{await _identity(request, klass, settings.trusted_proxy_hops)}"
+    window = settings.rate_limit_window_s
+    try:
+        decision = await request.app[LIMITER].hit(key, limit=limit, window_s=window)
+    except Exception as exc:  # Redis down: keep limiting, per replica, rather than fail open
+        log.warning("ratelimit.backend_failed", error=repr(exc))
+        decision = await request.app[FALLBACK_LIMITER].hit(key, limit=limit, window_s=window)
+    request[RATE_DECISION] = (decision, window)
+    if not decision.allowed:
+        RATE_LIMITED.labels(klass).inc()
+        raise Problem(
+            429,
+            "rate_limited",
+            f"too many requests; retry in {decision.retry_after_s} s",
+            headers=decision.headers(window),
+            limit=decision.limit,
+            window_s=window,
+        )
+    return await handler(request)
+
+
+_PAGE_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+async def add_response_headers(request: web.BaseRequest, response: web.StreamResponse) -> None:
+    """``on_response_prepare``: RateLimit-* on every limited answer (streamed ones too); page hardening."""
+    got = request.get(RATE_DECISION) if isinstance(request, web.Request) else None
+    if got is not None:
+        decision, window = got
+        for name, value in decision.headers(window).items():
+            response.headers.setdefault(name, value)
+    if request.path == "/" or request.path.startswith("/static/"):
+        response.headers.update(_PAGE_HEADERS)
+    if route_for("*", request.path) is None:  # proxied answers keep the owning service's headers
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")

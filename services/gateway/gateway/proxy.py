@@ -1,0 +1,217 @@
+"""The reverse proxy: which service owns a path, and streaming a request to it and its answer back."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import unquote
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+from common.http import REQUEST_ID, REQUEST_ID_HEADER, Problem
+from common.logging import get_logger
+
+log = get_logger(__name__)
+
+#: RFC 9110 §7.6.1 connection-specific headers, never forwarded in either direction
+HOP_BY_HOP = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+# set by the proxy itself rather than copied
+_REQUEST_SKIP = HOP_BY_HOP | {
+    "host",
+    "content-length",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "forwarded",
+    "x-request-id",
+}
+_RESPONSE_SKIP = HOP_BY_HOP | {"content-length"}
+_CHUNK = 64 * 1024
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a path goes and how it is guarded."""
+
+    upstream: str
+    auth: bool = True  # a valid, unrevoked access token is required at the gateway
+    rate_class: str = "default"
+
+
+_VIDEO_SUB = re.compile(r"^/api/v1/videos/[^/]+/(stream|playback|captions)(?:/|$)")
+_PREFIXES: tuple[tuple[str, str], ...] = (
+    ("/api/v1/videos", "ingest"),
+    ("/api/v1/imports", "ingest"),
+    ("/api/v1/searches", "ingest"),
+    ("/api/v1/webhooks", "streaming"),
+    ("/api/v1/rankings", "render"),
+    ("/api/v1/analyses", "analysis"),
+    ("/api/v1/captions", "captions"),
+    ("/api/v1/billing", "billing"),
+)
+PAYMENT_WEBHOOK = "/api/v1/billing/payments/webhook"
+
+
+def _under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def route_for(method: str, path: str) -> Route | None:
+    """The owning service of ``path`` (kept unchanged upstream), or None when no service owns it."""
+    if _under(path, "/play"):
+        return Route("streaming", auth=False, rate_class="play")
+    if path == PAYMENT_WEBHOOK and method in ("POST", "*"):
+        return Route("billing", auth=False)  # authenticated by its HMAC signature at billing
+    m = _VIDEO_SUB.match(path)
+    if m:
+        return Route("captions" if m.group(1) == "captions" else "streaming")
+    for prefix, upstream in _PREFIXES:
+        if _under(path, prefix):
+            return Route(upstream)
+    return None
+
+
+def check_path(raw_path: str) -> None:
+    """Refuse paths an upstream could resolve differently from the gateway (dot segments, encoded slashes)."""
+    lowered = raw_path.split("?", 1)[0].lower()
+    if "%2f" in lowered or "%5c" in lowered or "\\" in lowered:
+        raise Problem(400, "request.bad_path", "encoded slashes are not allowed in paths")
+    segments = unquote(lowered).split("/")
+    if any(s in (".", "..") for s in segments):
+        raise Problem(400, "request.bad_path", "dot segments are not allowed in paths")
+
+
+def connection_tokens(headers: CIMultiDict[str] | web.BaseRequest | aiohttp.ClientResponse) -> set[str]:
+    """Header names listed in ``Connection`` (hop-by-hop for this connection only)."""
+    hdrs = headers.headers if not isinstance(headers, CIMultiDict) else headers
+    out: set[str] = set()
+    for value in hdrs.getall("Connection", []):
+        out.update(t.strip().lower() for t in value.split(",") if t.strip())
+    return out
+
+
+def client_ip(request: web.BaseRequest, *, trusted_hops: int) -> str:
+    """The caller's address: the peer, or the X-Forwarded-For entry added by the outermost trusted proxy."""
+    peer = request.remote or "unknown"
+    if trusted_hops <= 0:
+        return peer
+    chain = [
+        p.strip() for v in request.headers.getall("X-Forwarded-For", []) for p in v.split(",") if p.strip()
+    ]
+    if len(chain) >= trusted_hops:
+        return chain[-trusted_hops]
+    return chain[0] if chain else peer
+
+
+def forward_headers(request: web.Request, *, trusted_hops: int) -> CIMultiDict[str]:
+    """The request headers an upstream sees: end-to-end ones, plus request id and X-Forwarded-*."""
+    drop = _REQUEST_SKIP | connection_tokens(request)
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in request.headers.items():
+        if name.lower() not in drop:
+            out.add(name, value)
+    if request.content_length is not None:
+        out["Content-Length"] = str(request.content_length)
+    out[REQUEST_ID_HEADER] = request[REQUEST_ID]
+    peer = request.remote or "unknown"
+    prior = request.headers.get("X-Forwarded-For", "") if trusted_hops > 0 else ""
+    out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
+    proto = request.headers.get("X-Forwarded-Proto", "") if trusted_hops > 0 else ""
+    out["X-Forwarded-Proto"] = proto or request.scheme
+    out["X-Forwarded-Host"] = request.headers.get("X-Forwarded-Host", "") if trusted_hops > 0 else ""
+    if not out["X-Forwarded-Host"]:
+        out["X-Forwarded-Host"] = request.host
+    return out
+
+
+def make_session(
+    *, connect_timeout_s: float, read_timeout_s: float, max_connections: int
+) -> aiohttp.ClientSession:
+    """The proxy's client: bodies untouched (no decompression), no cookie jar, no total timeout (long uploads)."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=max_connections, limit_per_host=0, enable_cleanup_closed=True),
+        timeout=aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout_s, sock_read=read_timeout_s),
+        auto_decompress=False,
+        cookie_jar=aiohttp.DummyCookieJar(),
+    )
+
+
+async def forward(
+    request: web.Request, *, session: aiohttp.ClientSession, base_url: str, upstream: str, trusted_hops: int
+) -> web.StreamResponse:
+    """Stream ``request`` to ``base_url`` + the same path and query, and the answer back, chunk by chunk."""
+    check_path(request.raw_path)
+    url = URL(base_url + request.raw_path, encoded=True)
+    headers = forward_headers(request, trusted_hops=trusted_hops)
+    has_body = request.body_exists
+    try:
+        upstream_resp = await session.request(
+            request.method,
+            url,
+            headers=headers,
+            data=request.content if has_body else None,
+            allow_redirects=False,
+            skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
+            compress=None,
+        )
+    except aiohttp.ClientConnectorError as exc:
+        log.warning("proxy.unavailable", upstream=upstream, error=repr(exc))
+        raise Problem(
+            503, "upstream.unavailable", f"the {upstream} service is unavailable", upstream=upstream
+        ) from exc
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        log.warning("proxy.timeout", upstream=upstream)
+        raise Problem(
+            504, "upstream.timeout", f"the {upstream} service did not answer in time", upstream=upstream
+        ) from exc
+    except aiohttp.ClientError as exc:
+        log.warning("proxy.bad_gateway", upstream=upstream, error=repr(exc))
+        raise Problem(
+            502, "upstream.bad_gateway", f"the {upstream} service failed to answer", upstream=upstream
+        ) from exc
+
+    async with upstream_resp:
+        resp = web.StreamResponse(status=upstream_resp.status, reason=upstream_resp.reason)
+        drop = _RESPONSE_SKIP | connection_tokens(upstream_resp)
+        for name, value in upstream_resp.headers.items():
+            if name.lower() not in drop:
+                resp.headers.add(name, value)
+        resp.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
+        length = upstream_resp.content_length
+        no_body = (
+            request.method == "HEAD"
+            or upstream_resp.status in (204, 304)
+            or 100 <= upstream_resp.status < 200
+        )
+        if length is not None and not no_body:
+            resp.content_length = length
+        elif no_body and length is not None:
+            resp.headers["Content-Length"] = str(length)
+        await resp.prepare(request)
+        if not no_body:
+            try:
+                async for chunk in upstream_resp.content.iter_chunked(_CHUNK):
+                    await resp.write(chunk)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                # the status line is gone already: all a proxy can do is cut the client off mid-body
+                log.warning("proxy.body_aborted", upstream=upstream, error=repr(exc))
+                if request.transport is not None:
+                    request.transport.close()
+                return resp
+        await resp.write_eof()
+        return resp

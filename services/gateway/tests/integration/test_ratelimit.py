@@ -1,0 +1,148 @@
+"""One rate-limiter suite run against both backends (in-process and the real Redis), then through the gateway."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+
+from common.testing.bus import unique_name
+from gateway.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
+
+from ..conftest import GatewayFactory, bearer, register_and_login
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(params=["memory", "redis"])
+async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
+    """Each backend in turn; the Redis one on a unique key prefix, cleaned up afterwards."""
+    if request.param == "memory":
+        yield MemoryLimiter()
+        return
+    prefix = unique_name("test-rl")
+    lim = RedisLimiter.from_url(REDIS_URL, prefix=prefix)
+    yield lim
+    keys = [k async for k in lim.redis.scan_iter(match=f"{prefix}:*")]
+    if keys:
+        await lim.redis.delete(*keys)
+    await lim.close()
+
+
+async def test_allows_up_to_the_limit_then_refuses(limiter: RateLimiter) -> None:
+    key = uuid.uuid4().hex
+    decisions = [await limiter.hit(key, limit=5, window_s=60) for _ in range(6)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    assert [d.remaining for d in decisions] == [4, 3, 2, 1, 0, 0]
+    refused = decisions[-1]
+    assert 59 <= refused.reset_s <= 60 and refused.retry_after_s == 60
+    headers = refused.headers(60)
+    assert headers["Retry-After"] == "60" and headers["RateLimit-Limit"] == "5"
+    assert headers["RateLimit-Remaining"] == "0" and headers["RateLimit-Reset"] == "60"
+
+
+async def test_keys_are_independent(limiter: RateLimiter) -> None:
+    a, b = uuid.uuid4().hex, uuid.uuid4().hex
+    for _ in range(3):
+        assert (await limiter.hit(a, limit=3, window_s=60)).allowed
+    assert not (await limiter.hit(a, limit=3, window_s=60)).allowed
+    assert (await limiter.hit(b, limit=3, window_s=60)).allowed
+
+
+async def test_window_slides(limiter: RateLimiter) -> None:
+    key = uuid.uuid4().hex
+    assert (await limiter.hit(key, limit=2, window_s=1)).allowed
+    assert (await limiter.hit(key, limit=2, window_s=1)).allowed
+    refused = await limiter.hit(key, limit=2, window_s=1)
+    assert not refused.allowed and 0 < refused.reset_s <= 1
+    await asyncio.sleep(1.1)
+    assert (await limiter.hit(key, limit=2, window_s=1)).allowed
+
+
+async def test_concurrent_hits_never_exceed_the_limit(limiter: RateLimiter) -> None:
+    key = uuid.uuid4().hex
+    decisions = await asyncio.gather(*(limiter.hit(key, limit=25, window_s=60) for _ in range(60)))
+    assert sum(d.allowed for d in decisions) == 25
+
+
+async def test_redis_limit_is_shared_between_replicas() -> None:
+    prefix = unique_name("test-rl")
+    one, two = (
+        RedisLimiter.from_url(REDIS_URL, prefix=prefix),
+        RedisLimiter.from_url(REDIS_URL, prefix=prefix),
+    )
+    try:
+        key = uuid.uuid4().hex
+        results = await asyncio.gather(*(lim.hit(key, limit=10, window_s=60) for lim in (one, two) * 10))
+        assert sum(d.allowed for d in results) == 10
+    finally:
+        await one.redis.delete(f"{prefix}:{key}")
+        await one.close()
+        await two.close()
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_101st_request_in_a_minute_is_refused(start_gateway: GatewayFactory, backend: str) -> None:
+    prefix = unique_name("test-rl")
+    lim: RateLimiter = (
+        MemoryLimiter() if backend == "memory" else RedisLimiter.from_url(REDIS_URL, prefix=prefix)
+    )
+    try:
+        client = await start_gateway(limiter=lim)
+        pair = await register_and_login(client)
+        headers = bearer(pair["access_token"])
+        for i in range(100):
+            r = await client.get("/api/v1/me", headers=headers)
+            assert r.status == 200, i
+            assert r.headers["RateLimit-Limit"] == "100"
+            assert r.headers["RateLimit-Remaining"] == str(99 - i)
+        r = await client.get("/api/v1/me", headers=headers)
+        assert r.status == 429
+        problem = await r.json()
+        assert problem["code"] == "rate_limited" and r.content_type == "application/problem+json"
+        assert r.headers["RateLimit-Limit"] == "100" and r.headers["RateLimit-Remaining"] == "0"
+        assert 1 <= int(r.headers["Retry-After"]) <= 60 and 0 <= int(r.headers["RateLimit-Reset"]) <= 60
+
+        # per user: another user (same address) still gets through
+        other = await register_and_login(client)
+        assert (await client.get("/api/v1/me", headers=bearer(other["access_token"]))).status == 200
+    finally:
+        if isinstance(lim, RedisLimiter):
+            keys = [k async for k in lim.redis.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await lim.redis.delete(*keys)
+        await lim.close()
+
+
+async def test_login_is_limited_per_address(start_gateway: GatewayFactory) -> None:
+    client = await start_gateway()
+    body = {"email": "nobody@example.com", "password": "whatever password"}
+    statuses = [(await client.post("/api/v1/auth/login", json=body)).status for _ in range(11)]
+    assert statuses == [401] * 10 + [429]
+    # the limit is per route class: other endpoints are still open to this address
+    r = await client.get("/api/v1/me")
+    assert r.status == 401
+
+
+async def test_redis_limiter_selected_from_settings(
+    start_gateway: GatewayFactory, gateway_settings: object
+) -> None:
+    from gateway.api import LIMITER
+    from gateway.config import GatewaySettings
+
+    assert isinstance(gateway_settings, GatewaySettings)
+    client = await start_gateway(gateway_settings.with_(rate_limiter="auto", redis_url=REDIS_URL))
+    lim = client.app[LIMITER]
+    assert isinstance(lim, RedisLimiter)
+    r = await client.get("/readyz")
+    assert (await r.json())["checks"]["redis"] == "ok"
+    r = await client.post(
+        "/api/v1/auth/login", json={"email": "x@example.com", "password": "whatever password"}
+    )
+    assert r.headers["RateLimit-Limit"] == str(gateway_settings.rate_limit_auth)
+    keys = [k async for k in lim.redis.scan_iter(match=f"{gateway_settings.rate_limit_key_prefix}:*")]
+    assert keys  # the login attempt was counted in Redis
+    await lim.redis.delete(*keys)
