@@ -57,7 +57,11 @@ class JWKSVerifier:
         leeway_s: float = 5.0,
     ) -> None:
         self.audience, self.issuer, self.jwks_url = audience, issuer, jwks_url
-        self.cache_ttl_s, self.min_refresh_interval_s, self.leeway_s = cache_ttl_s, min_refresh_interval_s, leeway_s
+        self.cache_ttl_s, self.min_refresh_interval_s, self.leeway_s = (
+            cache_ttl_s,
+            min_refresh_interval_s,
+            leeway_s,
+        )
         self._keys: dict[str, jwt.PyJWK] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
@@ -162,17 +166,25 @@ def bearer_token(request: web.Request) -> str | None:
 
 async def require_user(request: web.Request) -> Principal:
     """The authenticated caller, or a 401 problem (``auth.missing_token``, ``auth.invalid_token``, ...)."""
-    cached = request.get(PRINCIPAL)
+    cached: Principal | None = request.get(PRINCIPAL)
     if cached is not None:
         return cached
     token = bearer_token(request)
     if token is None:
-        raise Problem(401, "auth.missing_token", "a Bearer access token is required",
-                      headers={"WWW-Authenticate": 'Bearer realm="reelforge"'})
+        raise Problem(
+            401,
+            "auth.missing_token",
+            "a Bearer access token is required",
+            headers={"WWW-Authenticate": 'Bearer realm="reelforge"'},
+        )
     try:
         principal = await request.app[VERIFIER].verify(token)
     except TokenInvalid as e:
-        raise Problem(401, e.code, e.message,
-                      headers={"WWW-Authenticate": 'Bearer realm="reelforge", error="invalid_token"'}) from e
+        raise Problem(
+            401,
+            e.code,
+            e.message,
+            headers={"WWW-Authenticate": 'Bearer realm="reelforge", error="invalid_token"'},
+        ) from e
     request[PRINCIPAL] = principal
     return principal

@@ -69,7 +69,9 @@ async def migrate(dsn: str, *, schema: str, directories: list[Path]) -> list[str
     conn: asyncpg.Connection = await asyncpg.connect(dsn)
     applied: list[str] = []
     try:
-        lock_key = int.from_bytes(hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True)
+        lock_key = int.from_bytes(
+            hashlib.sha256(f"migrate:{schema}".encode()).digest()[:8], "big", signed=True
+        )
         await conn.execute("SELECT pg_advisory_lock($1)", lock_key)
         try:
             await conn.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
@@ -79,7 +81,8 @@ async def migrate(dsn: str, *, schema: str, directories: list[Path]) -> list[str
                 " version text PRIMARY KEY, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())"
             )
             done: dict[str, str] = {
-                r["version"]: r["checksum"] for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
+                r["version"]: r["checksum"]
+                for r in await conn.fetch("SELECT version, checksum FROM schema_migrations")
             }
             for directory in [COMMON_MIGRATIONS, *directories]:
                 prefix = "common/" if directory == COMMON_MIGRATIONS else ""
@@ -89,12 +92,16 @@ async def migrate(dsn: str, *, schema: str, directories: list[Path]) -> list[str
                     checksum = hashlib.sha256(sql.encode()).hexdigest()
                     if version in done:
                         if done[version] != checksum:
-                            raise RuntimeError(f"migration {version} changed after it was applied to {schema}")
+                            raise RuntimeError(
+                                f"migration {version} changed after it was applied to {schema}"
+                            )
                         continue
                     async with conn.transaction():
                         await conn.execute(sql)
                         await conn.execute(
-                            "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)", version, checksum
+                            "INSERT INTO schema_migrations (version, checksum) VALUES ($1, $2)",
+                            version,
+                            checksum,
                         )
                     applied.append(version)
                     log.info("migration.applied", schema=schema, version=version)

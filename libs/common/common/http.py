@@ -66,9 +66,19 @@ class Problem(Exception):
 
 
 _TITLES = {
-    400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
-    409: "Conflict", 413: "Payload Too Large", 415: "Unsupported Media Type", 422: "Unprocessable Content",
-    429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable",
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Payload Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
     504: "Gateway Timeout",
 }
 
@@ -161,7 +171,10 @@ async def request_context_middleware(
 
 def _problem_from_http(exc: web.HTTPException) -> Problem:
     codes = {
-        404: "not_found", 405: "method_not_allowed", 413: "request.too_large", 400: "request.bad",
+        404: "not_found",
+        405: "method_not_allowed",
+        413: "request.too_large",
+        400: "request.bad",
         415: "request.unsupported_media_type",
     }
     detail = exc.text if exc.text and not exc.text.startswith(str(exc.status)) else exc.reason
@@ -189,7 +202,9 @@ async def readyz(request: web.Request) -> web.Response:
             results[name] = f"error: {type(exc).__name__}: {exc}"[:300]
 
     await asyncio.gather(*(run(n, c) for n, c in checks.items()))
-    return json_response({"status": "ok" if ok else "unavailable", "checks": results}, status=200 if ok else 503)
+    return json_response(
+        {"status": "ok" if ok else "unavailable", "checks": results}, status=200 if ok else 503
+    )
 
 
 def create_base_app(*, service: str, max_body_bytes: int = 1024 * 1024) -> web.Application:

@@ -34,10 +34,12 @@ class JobStatus(StrEnum):
 
 TERMINAL = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED})
 _ALLOWED: dict[JobStatus, frozenset[JobStatus]] = {
-    JobStatus.QUEUED: frozenset({JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELED,
-                                 JobStatus.SUCCEEDED}),
-    JobStatus.RUNNING: frozenset({JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED,
-                                  JobStatus.QUEUED}),
+    JobStatus.QUEUED: frozenset(
+        {JobStatus.QUEUED, JobStatus.RUNNING, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.SUCCEEDED}
+    ),
+    JobStatus.RUNNING: frozenset(
+        {JobStatus.RUNNING, JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELED, JobStatus.QUEUED}
+    ),
     JobStatus.SUCCEEDED: frozenset(),
     JobStatus.FAILED: frozenset(),
     JobStatus.CANCELED: frozenset(),
@@ -105,7 +107,9 @@ class Job(msgspec.Struct, kw_only=True):
             status=self.status,
             percent=round(self.progress, 2),
             stage=self.stage,
-            error=JobError(code=self.error["code"], message=self.error.get("message", "")) if self.error else None,
+            error=JobError(code=self.error["code"], message=self.error.get("message", ""))
+            if self.error
+            else None,
             result=self.result,
             created_at=self.created_at,
             updated_at=self.updated_at,
@@ -166,7 +170,9 @@ async def create_job(
 
 async def get_job(conn: asyncpg.Connection, job_id: uuid.UUID, *, for_update: bool = False) -> Job | None:
     """A job by id (optionally locked for update)."""
-    r = await conn.fetchrow(f"SELECT {_COLS} FROM jobs WHERE id = $1" + (" FOR UPDATE" if for_update else ""), job_id)
+    r = await conn.fetchrow(
+        f"SELECT {_COLS} FROM jobs WHERE id = $1" + (" FOR UPDATE" if for_update else ""), job_id
+    )
     return _row(r) if r else None
 
 
@@ -210,11 +216,13 @@ async def update_job(
         current.stage if stage is None else stage,
         err,
         dict(result) if result is not None else current.result,
-        )
+    )
     job = _row(r)
     if new_status != current.status:
         JOBS.labels(producer, job.kind, job.status).inc()
-    if emit and (new_status != current.status or new_status in TERMINAL or result is not None or error is not None):
+    if emit and (
+        new_status != current.status or new_status in TERMINAL or result is not None or error is not None
+    ):
         await outbox.add(conn, job.to_event(producer=producer, correlation_id=correlation_id))
     return job
 
@@ -226,7 +234,10 @@ async def request_cancel(conn: asyncpg.Connection, job_id: uuid.UUID, *, produce
         return job
     if job.status == JobStatus.QUEUED:
         return await update_job(
-            conn, job_id, producer=producer, status=JobStatus.CANCELED,
+            conn,
+            job_id,
+            producer=producer,
+            status=JobStatus.CANCELED,
             error={"code": ErrorCode.CANCELED, "message": "canceled by the user"},
         )
     await conn.execute("UPDATE jobs SET cancel_requested = true WHERE id = $1", job_id)
@@ -243,7 +254,13 @@ class ProgressReporter:
     """
 
     def __init__(
-        self, pool: asyncpg.Pool, bus: Bus | None, job_id: uuid.UUID, *, producer: str, min_interval_s: float = 0.5
+        self,
+        pool: asyncpg.Pool,
+        bus: Bus | None,
+        job_id: uuid.UUID,
+        *,
+        producer: str,
+        min_interval_s: float = 0.5,
     ) -> None:
         self.pool, self.bus, self.job_id, self.producer = pool, bus, job_id, producer
         self.min_interval_s = min_interval_s
@@ -265,7 +282,12 @@ class ProgressReporter:
                 if current.cancel_requested:
                     raise JobFailure(ErrorCode.CANCELED, "canceled by the user")
                 job = await update_job(
-                    conn, self.job_id, producer=self.producer, progress=min(percent, 99.9), stage=stage, emit=False
+                    conn,
+                    self.job_id,
+                    producer=self.producer,
+                    progress=min(percent, 99.9),
+                    stage=stage,
+                    emit=False,
                 )
             if self.bus is not None:
                 try:

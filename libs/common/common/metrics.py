@@ -19,18 +19,24 @@ BUS_HANDLED = Counter(
     "reelforge_bus_handled_total", "Events handled", ["service", "queue", "type", "outcome"]
 )  # outcome: ok | retry | dead | duplicate
 BUS_HANDLER_LATENCY = Histogram(
-    "reelforge_bus_handler_duration_seconds", "Event handler latency", ["service", "queue", "type"],
+    "reelforge_bus_handler_duration_seconds",
+    "Event handler latency",
+    ["service", "queue", "type"],
     buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120, 600),
 )
 BUS_DEAD_LETTERED = Counter("reelforge_bus_dead_lettered_total", "Events dead-lettered", ["service", "queue"])
 BUS_QUEUE_LAG = Gauge("reelforge_bus_queue_messages", "Messages waiting in a queue", ["service", "queue"])
 OUTBOX_PENDING = Gauge("reelforge_outbox_pending", "Outbox rows not yet published", ["service"])
 OUTBOX_LAG = Histogram(
-    "reelforge_outbox_publish_lag_seconds", "Time from outbox write to confirmed publish", ["service"],
+    "reelforge_outbox_publish_lag_seconds",
+    "Time from outbox write to confirmed publish",
+    ["service"],
     buckets=(0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30, 120),
 )
 JOBS = Counter("reelforge_jobs_total", "Job status transitions", ["service", "kind", "status"])
-ENCODE_SPEED = Gauge("reelforge_encode_speed_ratio", "Media seconds encoded per wall second", ["service", "kind"])
+ENCODE_SPEED = Gauge(
+    "reelforge_encode_speed_ratio", "Media seconds encoded per wall second", ["service", "kind"]
+)
 ERRORS = Counter("reelforge_errors_total", "Errors a user cannot cause, by where", ["service", "where"])
 
 

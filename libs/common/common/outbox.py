@@ -14,7 +14,7 @@ from .bus.base import Bus
 from .db import check_ident
 from .events.base import Event, encode
 from .logging import get_logger
-from .metrics import BUS_PUBLISHED, ERRORS, OUTBOX_LAG, OUTBOX_PENDING
+from .metrics import ERRORS, OUTBOX_LAG, OUTBOX_PENDING
 
 log = get_logger(__name__)
 
@@ -83,14 +83,18 @@ class OutboxRelay:
             return
         with contextlib.suppress(Exception):
             conn: asyncpg.Connection = await self.pool.acquire()
-            await conn.add_listener(channel_for(self.schema), lambda *_: self._wake.set())
+            await conn.add_listener(channel_for(self.schema), self._notified)
             self._listen_conn = conn
+
+    def _notified(self, *_: object) -> None:
+        self._wake.set()
 
     async def _unlisten(self) -> None:
         conn, self._listen_conn = self._listen_conn, None
         if conn is not None:
             with contextlib.suppress(Exception):
-                await conn.remove_listener(channel_for(self.schema), lambda *_: None)
+                # the same callback that was added: a pooled connection must not keep listening
+                await conn.remove_listener(channel_for(self.schema), self._notified)
             with contextlib.suppress(Exception):
                 await self.pool.release(conn)
 
@@ -144,8 +148,7 @@ class OutboxRelay:
                 for r, res in zip(rows, results, strict=True):
                     if isinstance(res, BaseException):
                         continue
-                    published.append(r["seq"])
-                    BUS_PUBLISHED.labels(self.service, r["routing_key"]).inc()
+                    published.append(r["seq"])  # the bus counts BUS_PUBLISHED itself
                     OUTBOX_LAG.labels(self.service).observe(max(0.0, now - r["created_at"].timestamp()))
                 failures = [res for res in results if isinstance(res, BaseException)]
             finally:
@@ -162,7 +165,9 @@ class OutboxRelay:
     async def pending(self) -> int:
         """Rows not yet published."""
         async with self.pool.acquire() as conn:
-            n: int = await conn.fetchval(f"SELECT count(*) FROM {self.schema}.outbox WHERE published_at IS NULL")
+            n: int = await conn.fetchval(
+                f"SELECT count(*) FROM {self.schema}.outbox WHERE published_at IS NULL"
+            )
         OUTBOX_PENDING.labels(self.service).set(n)
         return n
 
@@ -172,6 +177,7 @@ async def purge_published(pool: asyncpg.Pool, *, schema: str, older_than_s: int 
     check_ident(schema)
     async with pool.acquire() as conn:
         res: str = await conn.execute(
-            f"DELETE FROM {schema}.outbox WHERE published_at < now() - make_interval(secs => $1)", older_than_s
+            f"DELETE FROM {schema}.outbox WHERE published_at < now() - make_interval(secs => $1)",
+            older_than_s,
         )
     return int(res.split()[-1])

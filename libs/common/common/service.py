@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -62,7 +62,9 @@ def build_app(
 
         async def db_ctx(app: web.Application) -> AsyncIterator[None]:
             pool = await db.create_pool(
-                settings.database_url, schema=settings.schema, min_size=settings.db_pool_min,
+                settings.database_url,
+                schema=settings.schema,
+                min_size=settings.db_pool_min,
                 max_size=settings.db_pool_max,
             )
             app[POOL] = pool
@@ -132,7 +134,7 @@ def build_app(
     return app
 
 
-Command = Callable[[ServiceSettings, argparse.Namespace], Awaitable[int]]
+Command = Callable[[ServiceSettings, argparse.Namespace], Coroutine[Any, Any, int]]
 
 
 def run_service(
@@ -158,7 +160,9 @@ def run_service(
     configure_logging(service=settings.service, fmt=settings.log_format, level=settings.log_level)
 
     if args.command == "migrate":
-        applied = asyncio.run(db.migrate(settings.database_url, schema=settings.schema, directories=[migrations_dir]))
+        applied = asyncio.run(
+            db.migrate(settings.database_url, schema=settings.schema, directories=[migrations_dir])
+        )
         log.info("migrate.done", schema=settings.schema, applied=applied)
         if commands and "migrate" in commands:
             extra, _ = commands["migrate"]
@@ -166,7 +170,9 @@ def run_service(
         return 0
     if args.command in ("api", "worker"):
         app = create_app(settings, role=args.command)
-        port = settings.worker_port if args.command == "worker" and settings.worker_port else settings.http_port
+        port = (
+            settings.worker_port if args.command == "worker" and settings.worker_port else settings.http_port
+        )
         log.info("service.starting", role=args.command, port=port)
         web.run_app(
             app,

@@ -51,7 +51,9 @@ class Bus(abc.ABC):
         """Publish an event with confirms (prefer the outbox for state changes)."""
         from ..events.base import encode
 
-        await self.publish_raw(routing_key=event.type, body=encode(event), message_id=str(event.id), headers=headers)
+        await self.publish_raw(
+            routing_key=event.type, body=encode(event), message_id=str(event.id), headers=headers
+        )
 
     @abc.abstractmethod
     async def subscribe(

@@ -79,6 +79,7 @@ class MemoryBus(Bus):
         while True:
             rk, body, headers = await sub.inbox.get()
             attempt = int(headers.get("x-attempt", 1))
+            event: Event | None = None
             try:
                 event = decode(body, sub.types)
                 await sub.handler(event, Delivery(routing_key=rk, attempt=attempt, headers=headers))
@@ -86,7 +87,8 @@ class MemoryBus(Bus):
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                permanent = isinstance(exc, PermanentError) or attempt > self.max_retries
+                # a body that did not decode never will: dead at once, as RabbitBus does
+                permanent = isinstance(exc, PermanentError) or event is None or attempt > self.max_retries
                 if sub.exclusive or permanent:
                     if not sub.exclusive:
                         self._dead[sub.queue].append((rk, body, headers))

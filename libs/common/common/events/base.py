@@ -72,7 +72,7 @@ def encode(event: Event) -> bytes:
 def _decoder(types: tuple[type[Event], ...]) -> msgspec.json.Decoder[Any]:
     if len(types) == 1:
         return msgspec.json.Decoder(types[0])
-    return msgspec.json.Decoder(Union[types])  # type: ignore[arg-type]  # noqa: UP007
+    return msgspec.json.Decoder(Union[types])  # noqa: UP007
 
 
 def decode(body: bytes, types: tuple[type[Event], ...] | None = None) -> Event:

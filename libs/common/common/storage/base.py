@@ -59,7 +59,12 @@ class ObjectStore(abc.ABC):
 
     @abc.abstractmethod
     async def put(
-        self, key: str, body: Body, *, content_type: str = "application/octet-stream", max_bytes: int | None = None
+        self,
+        key: str,
+        body: Body,
+        *,
+        content_type: str = "application/octet-stream",
+        max_bytes: int | None = None,
     ) -> ObjectInfo:
         """Store ``body`` (bytes or an async stream of chunks) atomically under ``key``.
 
@@ -101,7 +106,9 @@ class ObjectStore(abc.ABC):
         """The whole object (small objects only: playlists, JSON)."""
         return b"".join([c async for c in self.get(key)])
 
-    async def put_file(self, key: str, path: Path | str, *, content_type: str = "application/octet-stream") -> ObjectInfo:
+    async def put_file(
+        self, key: str, path: Path | str, *, content_type: str = "application/octet-stream"
+    ) -> ObjectInfo:
         """Upload a local file, streaming."""
         return await self.put(key, _file_chunks(Path(path)), content_type=content_type)
 
@@ -116,7 +123,7 @@ class ObjectStore(abc.ABC):
                 await asyncio.to_thread(f.write, chunk)
         except BaseException:
             await asyncio.to_thread(f.close)
-            target.unlink(missing_ok=True)
+            target.unlink(missing_ok=True)  # noqa: ASYNC240 - cleanup on the failure path only
             raise
         await asyncio.to_thread(f.close)
         return target

@@ -7,6 +7,7 @@ import math
 import os
 from fractions import Fraction
 from pathlib import Path
+from typing import Any
 
 import av
 import numpy as np
@@ -44,15 +45,19 @@ def make_video(
         return out
     tmp = out.with_suffix(f".tmp{os.getpid()}.{container}")
     with av.open(str(tmp), "w") as c:
-        vs = c.add_stream(vcodec, rate=fps)
+        vs: Any = c.add_stream(vcodec, rate=fps)
         vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
         if vcodec == "libx264":
-            vs.options = {"preset": "ultrafast", "g": str(max(1, int(fps * gop_s))), "keyint_min": str(max(1, int(fps * gop_s)))}
+            vs.options = {
+                "preset": "ultrafast",
+                "g": str(max(1, int(fps * gop_s))),
+                "keyint_min": str(max(1, int(fps * gop_s))),
+            }
         if bitrate:
             vs.bit_rate = bitrate
         if rotate:
             vs.metadata["rotate"] = str(rotate)
-        as_ = None
+        as_: Any = None
         if audio:
             as_ = c.add_stream("aac", rate=48000)
             as_.layout = "stereo"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+
 from common.settings import ServiceSettings
 from common.storage import InvalidKey, ObjectNotFound, ObjectStore, TooLarge, create_store
 from common.storage.base import CHUNK

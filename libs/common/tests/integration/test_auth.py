@@ -42,8 +42,12 @@ async def jwks_server(aiohttp_server, token_factory: TokenFactory):  # type: ign
 async def client(aiohttp_client, jwks_server) -> AsyncIterator[TestClient]:  # type: ignore[no-untyped-def]
     server, _ = jwks_server
     app = create_base_app(service="authdemo")
-    verifier = JWKSVerifier(audience="reelforge", issuer="reelforge-gateway",
-                            jwks_url=str(server.make_url("/.well-known/jwks.json")), min_refresh_interval_s=0)
+    verifier = JWKSVerifier(
+        audience="reelforge",
+        issuer="reelforge-gateway",
+        jwks_url=str(server.make_url("/.well-known/jwks.json")),
+        min_refresh_interval_s=0,
+    )
     app[VERIFIER] = verifier
     app.router.add_get("/me", whoami)
     yield await aiohttp_client(app)
@@ -86,16 +90,28 @@ async def test_tampered_payload(client: TestClient, token_factory: TokenFactory)
 
 async def test_alg_none(client: TestClient, token_factory: TokenFactory) -> None:
     now = int(time.time())
-    claims = {"sub": str(uuid.uuid4()), "jti": "x", "iat": now, "exp": now + 60, "aud": "reelforge",
-              "iss": "reelforge-gateway"}
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "jti": "x",
+        "iat": now,
+        "exp": now + 60,
+        "aud": "reelforge",
+        "iss": "reelforge-gateway",
+    }
     token = jwt.encode(claims, key=None, algorithm="none", headers={"kid": token_factory.kid})  # type: ignore[arg-type]
     assert await status_code(client, token) == (401, "auth.invalid_token")
 
 
 async def test_hs256_with_public_key_confusion(client: TestClient, token_factory: TokenFactory) -> None:
     now = int(time.time())
-    claims = {"sub": str(uuid.uuid4()), "jti": "x", "iat": now, "exp": now + 60, "aud": "reelforge",
-              "iss": "reelforge-gateway"}
+    claims = {
+        "sub": str(uuid.uuid4()),
+        "jti": "x",
+        "iat": now,
+        "exp": now + 60,
+        "aud": "reelforge",
+        "iss": "reelforge-gateway",
+    }
     token = jwt.encode(claims, "secret", algorithm="HS256", headers={"kid": token_factory.kid})
     assert await status_code(client, token) == (401, "auth.invalid_token")
 
@@ -108,7 +124,9 @@ async def test_unknown_kid_and_foreign_key(client: TestClient, token_factory: To
     assert await status_code(client, "garbage") == (401, "auth.invalid_token")
 
 
-async def test_rotated_key_is_fetched_on_unknown_kid(client: TestClient, jwks_server, token_factory: TokenFactory) -> None:  # type: ignore[no-untyped-def]
+async def test_rotated_key_is_fetched_on_unknown_kid(
+    client: TestClient, jwks_server, token_factory: TokenFactory
+) -> None:  # type: ignore[no-untyped-def]
     _, state = jwks_server
     assert (await client.get("/me", headers=token_factory.headers(uuid.uuid4()))).status == 200
     new = TokenFactory()

@@ -22,11 +22,15 @@ async def outbox_events(conn: asyncpg.Connection) -> list[JobProgress]:
 async def test_lifecycle_writes_status_changes_to_outbox(pg_pool: asyncpg.Pool) -> None:
     owner = uuid.uuid4()
     async with pg_pool.acquire() as conn, conn.transaction():
-        job = await jobs.create_job(conn, kind="import", owner_id=owner, producer="ingest", params={"url": "u"})
+        job = await jobs.create_job(
+            conn, kind="import", owner_id=owner, producer="ingest", params={"url": "u"}
+        )
     async with pg_pool.acquire() as conn, conn.transaction():
         await jobs.update_job(conn, job.id, producer="ingest", status="running", stage="downloading")
         await jobs.update_job(conn, job.id, producer="ingest", progress=50)  # progress only: no outbox row
-        done = await jobs.update_job(conn, job.id, producer="ingest", status="succeeded", result={"video_id": "v"})
+        done = await jobs.update_job(
+            conn, job.id, producer="ingest", status="succeeded", result={"video_id": "v"}
+        )
     assert done.progress == 100 and done.result == {"video_id": "v"} and done.seq == 4
     async with pg_pool.acquire() as conn:
         evs = await outbox_events(conn)
@@ -37,12 +41,20 @@ async def test_lifecycle_writes_status_changes_to_outbox(pg_pool: asyncpg.Pool) 
 async def test_terminal_jobs_cannot_move(pg_pool: asyncpg.Pool) -> None:
     async with pg_pool.acquire() as conn, conn.transaction():
         job = await jobs.create_job(conn, kind="k", owner_id=uuid.uuid4(), producer="p")
-        await jobs.update_job(conn, job.id, producer="p", status="failed",
-                              error=jobs.JobFailure("source.unavailable", "404 at the source"))
+        await jobs.update_job(
+            conn,
+            job.id,
+            producer="p",
+            status="failed",
+            error=jobs.JobFailure("source.unavailable", "404 at the source"),
+        )
         with pytest.raises(jobs.InvalidTransition):
             await jobs.update_job(conn, job.id, producer="p", status="running")
         failed = await jobs.get_job(conn, job.id)
-    assert failed is not None and failed.error == {"code": "source.unavailable", "message": "404 at the source"}
+    assert failed is not None and failed.error == {
+        "code": "source.unavailable",
+        "message": "404 at the source",
+    }
 
 
 async def test_cancel_queued_is_immediate_and_running_at_next_checkpoint(pg_pool: asyncpg.Pool) -> None:

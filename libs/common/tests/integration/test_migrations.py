@@ -27,7 +27,9 @@ async def test_applies_in_order_once_and_records(database_url: str, schema_name:
         pool = await db.create_pool(database_url, schema=schema_name)
         try:
             async with pool.acquire() as conn:
-                await conn.execute("INSERT INTO things (id, name) VALUES (1, 'a')")  # search_path = the schema
+                await conn.execute(
+                    "INSERT INTO things (id, name) VALUES (1, 'a')"
+                )  # search_path = the schema
                 assert await conn.fetchval("SELECT size FROM things WHERE id = 1") == 0
                 assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 3
                 assert await conn.fetchval("SELECT current_schema()") == schema_name
@@ -37,7 +39,9 @@ async def test_applies_in_order_once_and_records(database_url: str, schema_name:
         await db.drop_schema(database_url, schema_name)
 
 
-async def test_concurrent_runs_apply_each_file_exactly_once(database_url: str, schema_name: str, tmp_path: Path) -> None:
+async def test_concurrent_runs_apply_each_file_exactly_once(
+    database_url: str, schema_name: str, tmp_path: Path
+) -> None:
     # a non-idempotent migration would fail on a second application
     (tmp_path / "0001_init.sql").write_text("CREATE TABLE once (id int); SELECT pg_sleep(0.2);")
     try:
@@ -62,7 +66,9 @@ async def test_changed_migration_is_refused(database_url: str, schema_name: str,
         await db.drop_schema(database_url, schema_name)
 
 
-async def test_failed_migration_rolls_back_and_is_not_recorded(database_url: str, schema_name: str, tmp_path: Path) -> None:
+async def test_failed_migration_rolls_back_and_is_not_recorded(
+    database_url: str, schema_name: str, tmp_path: Path
+) -> None:
     (tmp_path / "0001_bad.sql").write_text("CREATE TABLE half (id int); SELECT * FROM no_such_table;")
     try:
         with pytest.raises(asyncpg.UndefinedTableError):
@@ -70,9 +76,12 @@ async def test_failed_migration_rolls_back_and_is_not_recorded(database_url: str
         conn = await asyncpg.connect(database_url)
         try:
             assert await conn.fetchval("SELECT to_regclass($1)", f"{schema_name}.half") is None
-            assert await conn.fetchval(
-                f"SELECT count(*) FROM {schema_name}.schema_migrations WHERE version = '0001_bad.sql'"
-            ) == 0
+            assert (
+                await conn.fetchval(
+                    f"SELECT count(*) FROM {schema_name}.schema_migrations WHERE version = '0001_bad.sql'"
+                )
+                == 0
+            )
         finally:
             await conn.close()
     finally:

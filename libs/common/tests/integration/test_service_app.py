@@ -45,14 +45,24 @@ async def db_proxy(database_url: str) -> AsyncIterator[TcpProxy]:
 
 @pytest.fixture
 async def client(
-    aiohttp_client, database_url: str, amqp_url: str, fresh_schema: str, db_proxy: TcpProxy,
-    token_factory: TokenFactory, tmp_path: Path,
+    aiohttp_client,
+    database_url: str,
+    amqp_url: str,
+    fresh_schema: str,
+    db_proxy: TcpProxy,
+    token_factory: TokenFactory,
+    tmp_path: Path,
 ) -> TestClient:
     dsn = str(URL(database_url).with_host("127.0.0.1").with_port(db_proxy.port))
     tag = uuid.uuid4().hex[:10]
     settings = ServiceSettings(
-        service="demo", database_url=dsn, db_schema=fresh_schema, amqp_url=amqp_url,
-        bus_exchange=f"test.{tag}.events", bus_dlx=f"test.{tag}.dlx", storage_url=f"file://{tmp_path}",
+        service="demo",
+        database_url=dsn,
+        db_schema=fresh_schema,
+        amqp_url=amqp_url,
+        bus_exchange=f"test.{tag}.events",
+        bus_dlx=f"test.{tag}.dlx",
+        storage_url=f"file://{tmp_path}",
     )
     app = build_app(settings, verifier=token_factory.verifier())
     app.router.add_post("/items", create_item)
@@ -68,7 +78,9 @@ async def test_health_and_ready_with_real_dependencies(client: TestClient) -> No
     assert body["checks"] == {"postgres": "ok", "rabbitmq": "ok", "storage": "ok"}
 
 
-async def test_readyz_is_503_while_the_database_is_unreachable(client: TestClient, db_proxy: TcpProxy) -> None:
+async def test_readyz_is_503_while_the_database_is_unreachable(
+    client: TestClient, db_proxy: TcpProxy
+) -> None:
     db_proxy.pause()
     db_proxy.cut()
     r = await client.get("/readyz")
@@ -110,7 +122,11 @@ async def test_request_id_is_propagated(client: TestClient) -> None:
 async def test_bad_input_gets_problem_json(
     client: TestClient, token_factory: TokenFactory, body: bytes, status: int, code: str
 ) -> None:
-    headers = {**token_factory.headers(uuid.uuid4()), "Content-Type": "application/json", "X-Request-ID": "r1"}
+    headers = {
+        **token_factory.headers(uuid.uuid4()),
+        "Content-Type": "application/json",
+        "X-Request-ID": "r1",
+    }
     r = await client.post("/items", data=body, headers=headers)
     assert r.status == status
     assert r.content_type == "application/problem+json"
@@ -127,8 +143,11 @@ async def test_unknown_route_and_method_are_problems(client: TestClient) -> None
 
 async def test_oversized_body_is_413(client: TestClient, token_factory: TokenFactory) -> None:
     big = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
-    r = await client.post("/items", data=big, headers={**token_factory.headers(uuid.uuid4()),
-                                                        "Content-Type": "application/json"})
+    r = await client.post(
+        "/items",
+        data=big,
+        headers={**token_factory.headers(uuid.uuid4()), "Content-Type": "application/json"},
+    )
     assert r.status == 413 and (await r.json())["code"] == "request.too_large"
 
 

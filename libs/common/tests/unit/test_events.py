@@ -20,8 +20,16 @@ SNAPSHOT = Path(__file__).with_name("event_schemas.snapshot.json")
 
 
 def test_round_trip_keeps_every_field() -> None:
-    e = VideoIngested(video_id=uuid.uuid4(), owner_id=uuid.uuid4(), storage_key="originals/x/source.mp4",
-                      duration_s=12.5, width=1920, height=1080, producer="ingest", correlation_id="req-1")
+    e = VideoIngested(
+        video_id=uuid.uuid4(),
+        owner_id=uuid.uuid4(),
+        storage_key="originals/x/source.mp4",
+        duration_s=12.5,
+        width=1920,
+        height=1080,
+        producer="ingest",
+        correlation_id="req-1",
+    )
     body = encode(e)
     assert json.loads(body)["type"] == "video.ingested.v1"
     back = decode(body)
@@ -35,7 +43,9 @@ def test_decode_restricted_to_expected_types_rejects_others() -> None:
 
 
 def test_unknown_fields_from_a_newer_producer_are_ignored() -> None:
-    doc = json.loads(encode(JobProgress(job_id=uuid.uuid4(), owner_id=uuid.uuid4(), kind="k", status="queued")))
+    doc = json.loads(
+        encode(JobProgress(job_id=uuid.uuid4(), owner_id=uuid.uuid4(), kind="k", status="queued"))
+    )
     doc["added_in_a_later_version"] = 42
     assert isinstance(decode(json.dumps(doc).encode()), JobProgress)
 

@@ -9,11 +9,20 @@ from common.jobs import TERMINAL, Job, JobFailure, JobStatus
 
 
 def test_job_snapshot_event_carries_error_and_progress() -> None:
-    job = Job(id=uuid.uuid4(), kind="import", owner_id=uuid.uuid4(), status="failed", progress=41.237,
-              error={"code": "source.unavailable", "message": "gone"}, seq=3)
+    job = Job(
+        id=uuid.uuid4(),
+        kind="import",
+        owner_id=uuid.uuid4(),
+        status="failed",
+        progress=41.237,
+        error={"code": "source.unavailable", "message": "gone"},
+        seq=3,
+    )
     ev = job.to_event(producer="ingest")
     assert isinstance(ev, JobProgress)
-    assert ev.percent == 41.24 and ev.error is not None and ev.error.code == "source.unavailable" and ev.seq == 3
+    assert (
+        ev.percent == 41.24 and ev.error is not None and ev.error.code == "source.unavailable" and ev.seq == 3
+    )
     assert job.public()["error"] == {"code": "source.unavailable", "message": "gone"}
 
 

@@ -26,7 +26,14 @@ def test_defaults_and_schema() -> None:
 
 def test_env_values_are_coerced() -> None:
     s = DemoSettings.from_env(
-        {"MAX_ITEMS": "12", "RATIO": "1.5", "ENABLED": "yes", "HOSTS": "a, b,,c", "DB_SCHEMA": "demo_x", "BUS_QUEUE": "q1"}
+        {
+            "MAX_ITEMS": "12",
+            "RATIO": "1.5",
+            "ENABLED": "yes",
+            "HOSTS": "a, b,,c",
+            "DB_SCHEMA": "demo_x",
+            "BUS_QUEUE": "q1",
+        }
     )
     assert (s.max_items, s.ratio, s.enabled, s.hosts) == (12, 1.5, True, ("a", "b", "c"))
     assert s.schema == "demo_x" and s.queue == "q1"

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+
 from common.settings import ServiceSettings
 from common.storage import InvalidKey, ObjectNotFound, check_key, create_store
 from common.storage.fs import FileStore
