@@ -13,6 +13,7 @@ from typing import Any
 
 import msgspec
 from aiohttp import BodyPartReader, web
+
 from common import outbox
 from common.auth import require_user
 from common.events.ingest import VideoDeleted

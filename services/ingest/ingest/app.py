@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
+
 from common.service import BUS, POOL, STORE, build_app
 from common.storage import ObjectStore
 

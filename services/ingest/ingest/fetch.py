@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import yt_dlp
+from yt_dlp.utils import DownloadCancelled, DownloadError, ExtractorError, UnsupportedError
+
 from common.jobs import ErrorCode, JobFailure
 from common.logging import get_logger
-from yt_dlp.utils import DownloadCancelled, DownloadError, ExtractorError, UnsupportedError
 
 log = get_logger(__name__)
 

@@ -6,6 +6,7 @@ import uuid
 from collections.abc import Callable
 
 import asyncpg
+
 from common import inbox, outbox
 from common.bus import Delivery
 from common.events.base import Event

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import av
 import av.error
+
 from common.jobs import ErrorCode, JobFailure
 
 BAD_DIMENSIONS = "media.bad_dimensions"

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import msgspec
+
 from common.events.ingest import VideoIngested
 
 

@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
+from structlog.contextvars import bound_contextvars
+
 from common import outbox
 from common.bus import Bus
 from common.events.ingest import VideoIngestFailed
@@ -35,7 +37,6 @@ from common.jobs import (
 )
 from common.logging import get_logger
 from common.storage import ObjectStore
-from structlog.contextvars import bound_contextvars
 
 from . import fetch, netguard, pipeline, search, store
 from .config import IngestSettings

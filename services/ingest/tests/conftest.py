@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+
 from common import db
 from common.bus import Bus
 from common.storage import ObjectStore

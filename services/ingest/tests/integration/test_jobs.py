@@ -15,6 +15,7 @@ import asyncpg
 import msgspec
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+
 from common.bus import Bus, MemoryBus
 from common.events.base import decode
 from common.events.ingest import VideoIngested, VideoIngestFailed

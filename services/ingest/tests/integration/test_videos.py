@@ -10,6 +10,8 @@ from typing import Any
 import aiohttp
 import asyncpg
 import pytest
+from openapi_spec_validator import validate
+
 from common.bus import Bus
 from common.events.ingest import VideoDeleted, VideoIngested
 from common.storage import ObjectStore
@@ -17,7 +19,6 @@ from common.testing.auth import TokenFactory
 from common.testing.bus import RabbitBusFactory
 from common.testing.waiting import wait_for
 from ingest.config import IngestSettings
-from openapi_spec_validator import validate
 
 from ..conftest import AppFactory, originals, tmp_leftovers
 

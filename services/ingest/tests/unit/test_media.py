@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from common.jobs import JobFailure
 from common.testing.media import make_video
 from ingest.media import Limits, probe

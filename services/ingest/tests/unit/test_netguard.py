@@ -8,6 +8,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
+
 from common.jobs import JobFailure
 from ingest.netguard import AddressPolicy, GuardProxy, check_url, is_forbidden
 

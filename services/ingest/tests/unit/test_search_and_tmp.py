@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from common.jobs import JobFailure
 from ingest.search import parse_results, target_for
 from ingest.tmpfiles import sweep, workspace
