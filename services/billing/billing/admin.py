@@ -1,0 +1,82 @@
+"""Operator commands: ``adjust``, ``refund`` and ``check`` (the books' invariants)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from common import db
+from common.settings import ServiceSettings
+
+from . import ledger, store
+
+
+def _out(doc: object) -> None:
+    sys.stdout.write(json.dumps(doc, default=str) + "\n")
+
+
+async def adjust_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
+    """Post an adjustment; print the entry as JSON; exit 1 with the error code when refused."""
+    pool = await db.create_pool(settings.database_url, schema=settings.schema, min_size=1, max_size=1)
+    try:
+        async with db.transaction(pool) as conn:
+            entry = await ledger.adjust(
+                conn,
+                account_id=args.account,
+                amount=args.amount,
+                reason=args.reason,
+                reference=args.reference,
+            )
+    except ledger.BillingError as e:
+        _out({"error": e.code, "message": e.message})
+        return 1
+    finally:
+        await pool.close()
+    _out(
+        {
+            "entry_id": entry.id,
+            "account_id": entry.account_id,
+            "kind": entry.kind,
+            "amount": entry.amount,
+            "balance_after": entry.balance_after,
+            "reference": entry.reference,
+        }
+    )
+    return 0
+
+
+async def refund_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
+    """Refund a captured hold; print the entry as JSON; exit 1 with the error code when refused."""
+    pool = await db.create_pool(settings.database_url, schema=settings.schema, min_size=1, max_size=1)
+    try:
+        async with db.transaction(pool) as conn:
+            entry = await ledger.refund(conn, hold_ref=args.hold_ref, amount=args.amount, reason=args.reason)
+    except ledger.BillingError as e:
+        _out({"error": e.code, "message": e.message})
+        return 1
+    finally:
+        await pool.close()
+    _out(
+        {
+            "entry_id": entry.id,
+            "account_id": entry.account_id,
+            "kind": entry.kind,
+            "amount": entry.amount,
+            "balance_after": entry.balance_after,
+            "reference": entry.reference,
+        }
+    )
+    return 0
+
+
+async def check_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
+    """Check every account's invariants; exit 1 and list the violations when any is broken."""
+    pool = await db.create_pool(settings.database_url, schema=settings.schema, min_size=1, max_size=1)
+    try:
+        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
+            violations = await store.invariant_violations(conn)
+    finally:
+        await pool.close()
+    _out({"ok": not violations, "violations": violations})
+    return 1 if violations else 0

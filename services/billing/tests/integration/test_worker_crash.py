@@ -1,0 +1,166 @@
+"""kill -9 of the real `python -m billing worker` process between hold and settle loses nothing and doubles nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import socket
+import sys
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aio_pika
+import aiohttp
+import pytest
+
+from common.bus.base import Delivery
+from common.events.base import Event
+from common.events.billing import (
+    CreditsCaptured,
+    CreditsHoldGranted,
+    CreditsHoldRejected,
+    CreditsHoldRequested,
+    CreditsReleased,
+    CreditsSettleRequested,
+)
+from common.events.gateway import UserRegistered
+from common.testing.bus import unique_name
+from common.testing.waiting import wait_for
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class WorkerProcess:
+    """The billing worker as a real subprocess."""
+
+    def __init__(self, env: dict[str, str], port: int) -> None:
+        self.env, self.port = env, port
+        self.proc: asyncio.subprocess.Process | None = None
+
+    async def start(self) -> None:
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "billing",
+            "worker",
+            env=self.env,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+
+        async def ready() -> bool:
+            assert self.proc is not None and self.proc.returncode is None, "the worker exited"
+            try:
+                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.port}/readyz") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(ready, timeout=60, interval=0.1)
+
+    async def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        await asyncio.wait_for(self.proc.wait(), timeout=10)
+
+    async def stop(self) -> None:
+        if self.proc is not None and self.proc.returncode is None:
+            await self.kill9()
+
+
+@pytest.fixture
+async def worker(billing_settings, rabbit_bus_factory, amqp_url) -> AsyncIterator[WorkerProcess]:
+    port = _free_port()
+    queue = billing_settings.queue
+    env = {
+        **os.environ,
+        "DATABASE_URL": billing_settings.database_url,
+        "DB_SCHEMA": billing_settings.schema,
+        "AMQP_URL": amqp_url,
+        "BUS_EXCHANGE": rabbit_bus_factory.exchange,
+        "BUS_DLX": rabbit_bus_factory.dlx,
+        "BUS_QUEUE": queue,
+        "BUS_RETRY_DELAYS_MS": "50,200",
+        "WORKER_PORT": str(port),
+        "LOG_FORMAT": "json",
+        "JWKS_URL": "http://127.0.0.1:9/jwks.json",
+    }
+    proc = WorkerProcess(env, port)
+    yield proc
+    await proc.stop()
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        channel = await connection.channel()
+        for name in (queue, f"{queue}.dead", f"{queue}.retry.50", f"{queue}.retry.200"):
+            await channel.queue_delete(name)
+    finally:
+        await connection.close()
+
+
+async def test_killing_the_worker_between_hold_and_settle_loses_nothing(
+    worker, rabbit_bus_factory, books
+) -> None:
+    requester = await rabbit_bus_factory()
+    answers: list[Event] = []
+
+    async def record(event: Event, delivery: Delivery) -> None:
+        answers.append(event)
+
+    await requester.subscribe(
+        unique_name("render"),
+        [CreditsHoldGranted, CreditsHoldRejected, CreditsCaptured, CreditsReleased],
+        record,
+    )
+    await worker.start()
+    user = uuid.uuid4()
+    await requester.publish(UserRegistered(user_id=user, email="crash@example.test"))
+
+    async def has_account() -> bool:
+        async with books.pool.acquire() as conn:
+            return bool(await conn.fetchval("SELECT balance > 0 FROM accounts WHERE id = $1", user))
+
+    await wait_for(has_account, timeout=20)  # the signup comes first in life; handlers run concurrently
+    await requester.publish(CreditsHoldRequested(hold_ref="job-1", account_id=user, amount=40))
+    await wait_for(lambda: any(isinstance(a, CreditsHoldGranted) for a in answers), timeout=20)
+
+    await worker.kill9()  # between hold and settle
+    settle = CreditsSettleRequested(hold_ref="job-1", account_id=user, capture=25)
+    await requester.publish(settle)
+    await requester.publish(settle)  # and the requester's relay re-published it
+    await worker.start()
+    await wait_for(lambda: any(isinstance(a, CreditsCaptured) for a in answers), timeout=20)
+
+    # round 2: kill it while it is working through a burst of holds and settles
+    refs = [f"burst-{i}" for i in range(40)]
+    for ref in refs:
+        await requester.publish(CreditsHoldRequested(hold_ref=ref, account_id=user, amount=1))
+        await requester.publish(CreditsSettleRequested(hold_ref=ref, account_id=user, capture=1))
+    await asyncio.sleep(0.05)
+    await worker.kill9()
+    await worker.start()
+
+    async def all_settled() -> bool:
+        async with books.pool.acquire() as conn:
+            n = await conn.fetchval("SELECT count(*) FROM holds WHERE status = 'captured'")
+        return n == 1 + len(refs)
+
+    await wait_for(all_settled, timeout=30, interval=0.1)
+    await wait_for(lambda: Counter(type(a) for a in answers)[CreditsCaptured] >= 41, timeout=20)
+    await asyncio.sleep(0.5)  # a duplicate answer, if any were produced, would arrive by now
+
+    account = await books.account(user)
+    assert (account.balance, account.held) == (100 - 25 - 40, 0)
+    assert await books.entries(user, "capture") == 41
+    assert await books.entries(user, "grant") == 1
+    by_type = Counter((type(a).__name__, a.hold_ref) for a in answers)
+    assert by_type[("CreditsCaptured", "job-1")] == 1
+    assert by_type[("CreditsReleased", "job-1")] == 1
+    # answers are at-least-once (a kill between publish and mark re-publishes), effects exactly once
+    assert {a.hold_ref for a in answers if isinstance(a, CreditsCaptured)} == {"job-1", *refs}
+    assert await books.violations() == []
