@@ -20,7 +20,7 @@ ENV_FILE ?= .env
 # `make test PYTEST_ARGS="-k ledger services/billing"`; PYTEST_WORKERS=0 runs in one process.
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
-PYTEST_FLAGS := -q --durations=15 -n $(PYTEST_WORKERS) --maxprocesses=8
+PYTEST_FLAGS := -q --durations=15 -n $(PYTEST_WORKERS) --maxprocesses=8 --dist loadgroup
 
 .PHONY: help up test lint fmt typecheck bench bench-gateway bench-streaming bench-billing migrate clean distclean \
 	bootstrap sync services deploy-files deploy-check

@@ -85,8 +85,12 @@ class Stack:
         log = self.workdir / f"{service}-{role}.log"
         env = {**self.service_env(service), "HTTP_PORT": str(port), "WORKER_PORT": str(port)}
         popen = subprocess.Popen(
-            [sys.executable, "-m", service, role], cwd=self.workdir, env=env,
-            stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+            [sys.executable, "-m", service, role],
+            cwd=self.workdir,
+            env=env,
+            stdout=log.open("ab"),
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
         )
         proc = Proc(name, port, popen, log)
         self.procs[name] = proc
@@ -161,9 +165,16 @@ def make_stack(workdir: Path, *, database_url: str, amqp_url: str, redis_url: st
         "GATEWAY_KEYS_DIR": str(workdir / "keys"),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['gateway']}",
         "IMPORT_ALLOW_PRIVATE": "true",
+        # every journey registers users from 127.0.0.1; the auth limit itself is tested in the gateway suite
+        "RATE_LIMIT_AUTH": "1000",
+        "RATE_LIMIT_KEY_PREFIX": f"e2e:{tag}:rl",
         "WEBHOOK_ALLOW_PRIVATE": "true",
         "REELFORGE_MEDIA_CACHE": os.environ.get("REELFORGE_MEDIA_CACHE", str(ROOT / "var/cache/media")),
-        **{f"UPSTREAM_{svc.upper()}": f"http://127.0.0.1:{ports[svc]}" for svc in SERVICES if svc != "gateway"},
+        **{
+            f"UPSTREAM_{svc.upper()}": f"http://127.0.0.1:{ports[svc]}"
+            for svc in SERVICES
+            if svc != "gateway"
+        },
     }
     stack = Stack(workdir=workdir, env=env, tag=tag)
     stack._ports = ports  # type: ignore[attr-defined]
@@ -174,8 +185,12 @@ def migrate_all(stack: Stack) -> None:
     """Run ``python -m <svc> migrate`` for every service (as ``make up`` does)."""
     for svc in SERVICES:
         subprocess.run(
-            [sys.executable, "-m", svc, "migrate"], cwd=stack.workdir, env=stack.service_env(svc),
-            check=True, capture_output=True, timeout=120,
+            [sys.executable, "-m", svc, "migrate"],
+            cwd=stack.workdir,
+            env=stack.service_env(svc),
+            check=True,
+            capture_output=True,
+            timeout=120,
         )
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import aiohttp
+import pytest
 
 from .stack import Stack
+
+pytestmark = pytest.mark.xdist_group("e2e")
 
 
 async def test_every_process_is_healthy_ready_and_measured(e2e_stack: Stack) -> None:
