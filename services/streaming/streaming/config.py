@@ -25,7 +25,8 @@ class StreamingSettings(ServiceSettings):
     streaming_work_dir: str = ""  # local scratch for transcodes (default: tmp_dir)
     # -- delivery: playback tokens, /play, webhooks (docs/streaming.md "Delivery") --
     public_base_url: str = "http://127.0.0.1:8080"  # where players reach /play (the gateway)
-    playback_keys: tuple[str, ...] = ("dev:reelforge-insecure-dev-playback-key",)  # kid:secret,...; first signs
+    # kid:secret,kid2:secret2 — the first signs, all verify; the default is public (refused in production)
+    playback_keys: tuple[str, ...] = ("dev:reelforge-insecure-dev-playback-key",)
     playback_token_ttl_s: int = 3600
     playback_token_min_ttl_s: int = 60
     playback_token_max_ttl_s: int = 86400
@@ -41,3 +42,4 @@ class StreamingSettings(ServiceSettings):
     webhook_dispatch_interval_s: float = 1.0
     webhook_dispatch_batch: int = 16
     webhook_max_per_user: int = 20
+    webhook_log_retention_s: float = 30 * 86400.0  # finished deliveries are kept this long

@@ -1,0 +1,92 @@
+"""Wiring of the delivery half: playback + webhook routes (api role), webhook queue + dispatcher (worker role)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from common import inbox
+from common.bus.base import Delivery
+from common.events.base import Event
+from common.service import BUS, POOL, ROLE
+from common.settings import SettingsError
+
+from . import delivery_openapi
+from .config import StreamingSettings
+from .openapi import add_openapi
+from .play_api import PLAYBACK_KEYS, add_play_routes, streaming_settings
+from .playback import KeyConfigError, PlaybackKeys
+from .webhook_api import add_webhook_routes
+from .webhook_dispatch import WebhookDispatcher, queue_deliveries
+from .webhooks import BUS_EVENTS, RetryPolicy
+
+DEV_PLAYBACK_KEY = StreamingSettings().playback_keys[0]
+DISPATCHER: web.AppKey[WebhookDispatcher] = web.AppKey("webhook_dispatcher", WebhookDispatcher)
+WEBHOOK_CONSUMER = "streaming.webhooks"
+
+
+def playback_keys(settings: StreamingSettings) -> PlaybackKeys:
+    """The playback keys from settings; refuses the built-in development key in production."""
+    if settings.environment == "production" and DEV_PLAYBACK_KEY in settings.playback_keys:
+        raise SettingsError("PLAYBACK_KEYS: set your own secret(s) in production (the default is public)")
+    try:
+        return PlaybackKeys.parse(settings.playback_keys)
+    except KeyConfigError as e:
+        raise SettingsError(str(e)) from e
+
+
+def webhook_queue(settings: StreamingSettings) -> str:
+    """The delivery half's own queue, decoupled from transcoding."""
+    return f"{settings.queue}.webhooks"
+
+
+def dispatcher_for(app: web.Application) -> WebhookDispatcher:
+    """A dispatcher configured from the app's settings."""
+    s = streaming_settings(app)
+    return WebhookDispatcher(
+        app[POOL],
+        policy=RetryPolicy(
+            base_s=s.webhook_retry_base_s,
+            max_delay_s=s.webhook_retry_max_delay_s,
+            window_s=s.webhook_retry_window_s,
+        ),
+        timeout_s=s.webhook_timeout_s,
+        allow_private=s.webhook_allow_private,
+        interval_s=s.webhook_dispatch_interval_s,
+        batch=s.webhook_dispatch_batch,
+        disable_after_s=s.webhook_disable_after_s,
+        disable_after_failures=s.webhook_disable_after_failures,
+        retention_s=s.webhook_log_retention_s,
+    )
+
+
+async def _webhook_worker(app: web.Application) -> AsyncIterator[None]:
+    dispatcher = dispatcher_for(app)
+    app[DISPATCHER] = dispatcher
+    await dispatcher.start()
+    queued = inbox.idempotent(app[POOL], WEBHOOK_CONSUMER, queue_deliveries, service="streaming")
+
+    async def on_stream_event(event: Event, delivery: Delivery) -> None:
+        await queued(event, delivery)
+        dispatcher.wake()  # committed: send now rather than at the next poll
+
+    await app[BUS].subscribe(webhook_queue(streaming_settings(app)), list(BUS_EVENTS), on_stream_event)
+    yield
+    await dispatcher.stop()
+
+
+def add_delivery(app: web.Application) -> None:
+    """Add the delivery half to a streaming app built by ``build_app`` (routes or worker loops by role)."""
+    settings = streaming_settings(app)
+    if settings.playback_delivery not in ("proxy", "redirect"):
+        raise SettingsError(
+            f"PLAYBACK_DELIVERY must be proxy or redirect, not {settings.playback_delivery!r}"
+        )
+    app[PLAYBACK_KEYS] = playback_keys(settings)
+    if app[ROLE] == "worker":
+        app.cleanup_ctx.append(_webhook_worker)
+    else:
+        add_play_routes(app)
+        add_webhook_routes(app)
+        add_openapi(app, paths=delivery_openapi.PATHS, schemas=delivery_openapi.SCHEMAS)

@@ -1,0 +1,235 @@
+"""HTTP: ``POST /api/v1/videos/{id}/playback`` (owner, JWT) and the token-gated ``/play/{id}/...`` (no JWT)."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import msgspec
+from aiohttp import hdrs, web
+from prometheus_client import Counter
+
+from common.auth import require_user
+from common.http import Problem, json_response, parse_uuid, read_json
+from common.service import POOL, SETTINGS, STORE
+from common.storage import InvalidKey, ObjectNotFound
+
+from . import store as media_store
+from .config import StreamingSettings
+from .playback import (
+    REWRITERS,
+    PlaybackKeys,
+    RangeNotSatisfiable,
+    TokenError,
+    clamp_ttl,
+    parse_range,
+    play_url,
+    resolve_play_path,
+    sign_token,
+    verify_token,
+)
+
+PLAYBACK_KEYS: web.AppKey[PlaybackKeys] = web.AppKey("playback_keys", PlaybackKeys)
+PLAY_BYTES = Counter(
+    "reelforge_streaming_play_bytes_total", "Bytes served under /play", ["kind"]
+)  # kind: playlist | media (redirected bytes are not counted: they flow from the bucket)
+PLAY_DENIED = Counter("reelforge_streaming_play_denied_total", "Playback requests refused", ["code"])
+
+PLAYABLE = frozenset({"playable", "ready"})
+CORS = {
+    "Access-Control-Allow-Origin": "*",
+    "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges, ETag",
+    "Timing-Allow-Origin": "*",
+}
+# Playlists may still change (progressive publish adds renditions, captions add a SUBTITLES group): short.
+PLAYLIST_CACHE = "private, max-age=5"
+# Bytes under a rendition never change once published, and the URL carries a per-viewer token: long, private.
+SEGMENT_CACHE = "private, max-age=86400"
+
+
+def streaming_settings(app: web.Application) -> StreamingSettings:
+    """The app's settings as the streaming service's own type."""
+    settings = app[SETTINGS]
+    assert isinstance(settings, StreamingSettings)
+    return settings
+
+
+class PlaybackRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /videos/{id}/playback``."""
+
+    expires_in: int | None = None
+
+
+async def create_playback(request: web.Request) -> web.Response:
+    """A signed, short-lived playback token and the URLs that use it (owner only, playable streams only)."""
+    principal = await require_user(request)
+    video_id = parse_uuid(request.match_info["video_id"], what="video")
+    # the body is optional: a bare POST asks for the default lifetime
+    body = await read_json(request, PlaybackRequest) if request.can_read_body else PlaybackRequest()
+    settings = streaming_settings(request.app)
+    async with request.app[POOL].acquire() as conn:
+        stream = await media_store.get_stream(conn, video_id=video_id)
+    if stream is None or stream.owner_id != principal.user_id:
+        raise Problem(404, "stream.not_found", "no such video")
+    if stream.status not in PLAYABLE:
+        raise Problem(
+            409,
+            "stream.not_ready",
+            "the video failed to process" if stream.status == "error" else "the video is still processing",
+            stream_status=stream.status,
+        )
+    ttl = clamp_ttl(
+        body.expires_in,
+        default=settings.playback_token_ttl_s,
+        minimum=settings.playback_token_min_ttl_s,
+        maximum=settings.playback_token_max_ttl_s,
+    )
+    expires_at = int(time.time()) + ttl
+    token = sign_token(request.app[PLAYBACK_KEYS], video_id=video_id, expires_at=expires_at)
+    base = settings.public_base_url
+    resp: web.Response = json_response(
+        {
+            "video_id": str(video_id),
+            "token": token,
+            "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat(),
+            "expires_in": ttl,
+            "hls_url": play_url(base, video_id, "master.m3u8", token),
+            "dash_url": play_url(base, video_id, "manifest.mpd", token) if stream.has_dash else None,
+            "poster_url": play_url(base, video_id, "thumbs/poster.jpg", token) if stream.poster_key else None,
+            "thumbnails_vtt_url": (
+                play_url(base, video_id, "thumbs/thumbnails.vtt", token)
+                if stream.thumbnails_vtt_key
+                else None
+            ),
+        },
+        status=201,
+        headers={"Cache-Control": "no-store"},
+    )
+    return resp
+
+
+async def play_preflight(request: web.Request) -> web.Response:
+    """CORS preflight for players on other origins (a ``Range`` header makes some requests non-simple)."""
+    return web.Response(
+        status=204,
+        headers={
+            **CORS,
+            "Access-Control-Allow-Methods": "GET, HEAD, OPTIONS",
+            "Access-Control-Allow-Headers": "Range, If-None-Match, If-Range",
+            "Access-Control-Max-Age": "86400",
+        },
+    )
+
+
+async def play(request: web.Request) -> web.StreamResponse:
+    """Serve ``/play/<id>/<path>?token=``: playlists rewritten with the token, other files streamed or redirected."""
+    try:
+        return await _play(request)
+    except Problem as p:
+        # errors must be readable by a player on another origin too, and never cached
+        p.headers.update({**CORS, "Cache-Control": "no-store"})
+        raise
+
+
+async def _play(request: web.Request) -> web.StreamResponse:
+    video_id = parse_uuid(request.match_info["video_id"], what="video")
+    target = resolve_play_path(video_id, request.match_info["path"])
+    if target is None:
+        raise Problem(404, "not_found", "no such file")
+    token = request.query.get("token", "")
+    try:
+        verify_token(request.app[PLAYBACK_KEYS], token, video_id=video_id)
+    except TokenError as e:
+        PLAY_DENIED.labels(e.code).inc()
+        raise Problem(403, e.code, e.message) from e
+    store = request.app[STORE]
+    settings = streaming_settings(request.app)
+
+    if target.rewrite is not None:
+        try:
+            text = (await store.read_bytes(target.key)).decode("utf-8")
+        except (ObjectNotFound, InvalidKey) as e:
+            raise Problem(404, "not_found", "no such file") from e
+        except UnicodeDecodeError as e:
+            raise Problem(404, "not_found", "no such file") from e
+        body = REWRITERS[target.rewrite](text, token).encode()
+        PLAY_BYTES.labels("playlist").inc(len(body))
+        resp = web.Response(body=body, headers={**CORS, "Cache-Control": PLAYLIST_CACHE})
+        resp.content_type = target.content_type
+        if target.content_type.startswith("text/"):
+            resp.charset = "utf-8"
+        return resp
+
+    if settings.playback_delivery == "redirect":
+        url = await store.presigned_url(target.key, expires_in=settings.playback_presign_ttl_s)
+        if url is not None:
+            # the redirect itself must not outlive the presigned URL it points to
+            return web.Response(status=302, headers={**CORS, "Location": url, "Cache-Control": "no-store"})
+
+    try:
+        info = await store.stat(target.key)
+    except InvalidKey as e:
+        raise Problem(404, "not_found", "no such file") from e
+    if info is None:
+        raise Problem(404, "not_found", "no such file")
+    headers = {
+        **CORS,
+        "Cache-Control": SEGMENT_CACHE,
+        "Accept-Ranges": "bytes",
+        hdrs.CONTENT_TYPE: target.content_type,
+    }
+    etag = f'"{info.etag}"' if info.etag else ""
+    if etag:
+        headers["ETag"] = etag
+    if info.last_modified is not None:
+        headers["Last-Modified"] = info.last_modified.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    if etag and etag in _etags(request.headers.get(hdrs.IF_NONE_MATCH, "")):
+        return web.Response(status=304, headers={k: v for k, v in headers.items() if k != hdrs.CONTENT_TYPE})
+
+    range_header = request.headers.get(hdrs.RANGE)
+    if_range = request.headers.get(hdrs.IF_RANGE)
+    if if_range is not None and if_range != etag:
+        range_header = None  # the client's partial copy is stale: send it all
+    try:
+        byte_range = parse_range(range_header, info.size)
+    except RangeNotSatisfiable as e:
+        raise Problem(
+            416,
+            "playback.range_not_satisfiable",
+            f"the file has {info.size} bytes",
+            headers={"Content-Range": f"bytes */{info.size}"},
+        ) from e
+    if byte_range is None:
+        start, end, status = 0, info.size - 1, 200
+    else:
+        (start, end), status = byte_range, 206
+        headers["Content-Range"] = f"bytes {start}-{end}/{info.size}"
+    stream = web.StreamResponse(status=status, headers=headers)
+    stream.content_length = max(0, end - start + 1)
+    await stream.prepare(request)
+    if request.method != hdrs.METH_HEAD and info.size > 0:
+        try:
+            async for chunk in store.get(target.key, start=start, end=end):
+                await stream.write(chunk)
+                PLAY_BYTES.labels("media").inc(len(chunk))
+        except ObjectNotFound:
+            # deleted between stat and read: the headers are gone, so cut the response short
+            if request.transport is not None:
+                request.transport.close()
+            return stream
+        except ConnectionResetError:
+            # players abort segment downloads all the time (seeking, switching renditions): not an error
+            return stream
+    await stream.write_eof()
+    return stream
+
+
+def _etags(header: str) -> set[str]:
+    return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
+
+
+def add_play_routes(app: web.Application) -> None:
+    """Register the playback routes on ``app``."""
+    app.router.add_post("/api/v1/videos/{video_id}/playback", create_playback)
+    app.router.add_get("/play/{video_id}/{path:.+}", play)
+    app.router.add_route("OPTIONS", "/play/{video_id}/{path:.+}", play_preflight)

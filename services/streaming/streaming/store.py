@@ -1,0 +1,293 @@
+"""The media pipeline's SQL: streams, renditions, subtitle tracks. The only module (with delivery_store) with SQL."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+STATUSES = ("processing", "playable", "ready", "error")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RenditionRecord:
+    """One complete (or in-progress) rendition of a stream."""
+
+    name: str
+    kind: str  # video | audio | subtitle
+    width: int
+    height: int
+    bandwidth: int
+    average_bandwidth: int
+    codecs: str
+    frame_rate: float
+    playlist_key: str
+    segment_count: int
+    size_bytes: int
+    copy: bool
+    complete: bool
+
+    def public(self) -> dict[str, Any]:
+        """The rendition as the API shows it."""
+        return {
+            "name": self.name,
+            "kind": self.kind,
+            "width": self.width,
+            "height": self.height,
+            "bandwidth": self.bandwidth,
+            "average_bandwidth": self.average_bandwidth,
+            "codecs": self.codecs,
+            "frame_rate": self.frame_rate,
+        }
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubtitleTrack:
+    """A WebVTT track in the stream's SUBTITLES group."""
+
+    language: str
+    label: str
+    key: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamRecord:
+    """A video's stream as the worker, the API and the delivery half see it.
+
+    ``renditions`` holds only complete renditions (video first, highest bandwidth first, then audio).
+    """
+
+    video_id: uuid.UUID
+    owner_id: uuid.UUID
+    status: str
+    duration_s: float
+    width: int
+    height: int
+    error: dict[str, str] | None
+    renditions: list[RenditionRecord]
+    has_dash: bool
+    created_at: datetime
+    updated_at: datetime
+    job_id: uuid.UUID | None = None
+    source_key: str = ""
+    poster_key: str | None = None
+    sprite_key: str | None = None
+    thumbnails_vtt_key: str | None = None
+    attempts: int = 0
+    subtitles: list[SubtitleTrack] = field(default_factory=list)
+
+    @property
+    def video_renditions(self) -> list[RenditionRecord]:
+        """Complete video renditions, highest bandwidth first."""
+        return [r for r in self.renditions if r.kind == "video"]
+
+
+_STREAM_COLS = (
+    "video_id, owner_id, job_id, status, source_key, duration_s, width, height, error, has_dash,"
+    " poster_key, sprite_key, thumbnails_vtt_key, attempts, created_at, updated_at"
+)
+_REND_COLS = (
+    "name, kind, width, height, bandwidth, average_bandwidth, codecs, frame_rate, playlist_key, segment_count,"
+    " size_bytes, copy, complete"
+)
+
+
+def _rendition(r: Mapping[str, Any]) -> RenditionRecord:
+    return RenditionRecord(**dict(r))
+
+
+async def get_stream(
+    conn: asyncpg.Connection, *, video_id: uuid.UUID, for_update: bool = False
+) -> StreamRecord | None:
+    """A stream with its complete renditions and subtitle tracks, or None."""
+    row = await conn.fetchrow(
+        f"SELECT {_STREAM_COLS} FROM streams WHERE video_id = $1" + (" FOR UPDATE" if for_update else ""),
+        video_id,
+    )
+    if row is None:
+        return None
+    rends = await conn.fetch(
+        f"SELECT {_REND_COLS} FROM renditions WHERE video_id = $1 AND complete"
+        " ORDER BY (kind = 'video') DESC, bandwidth DESC, name",
+        video_id,
+    )
+    subs = await conn.fetch(
+        "SELECT language, label, key FROM subtitle_tracks WHERE video_id = $1 ORDER BY language", video_id
+    )
+    return StreamRecord(
+        **dict(row),
+        renditions=[_rendition(r) for r in rends],
+        subtitles=[SubtitleTrack(**dict(s)) for s in subs],
+    )
+
+
+async def create_stream(
+    conn: asyncpg.Connection,
+    *,
+    video_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    source_key: str,
+    duration_s: float,
+    width: int,
+    height: int,
+    has_dash: bool,
+) -> bool:
+    """Insert a ``processing`` stream; False when it already exists (a redelivery or a re-ingest)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO streams (video_id, owner_id, source_key, duration_s, width, height, has_dash)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (video_id) DO NOTHING RETURNING true",
+        video_id,
+        owner_id,
+        source_key,
+        duration_s,
+        width,
+        height,
+        has_dash,
+    )
+    return bool(inserted)
+
+
+async def set_job(conn: asyncpg.Connection, *, video_id: uuid.UUID, job_id: uuid.UUID) -> None:
+    """Attach the transcode job to the stream."""
+    await conn.execute(
+        "UPDATE streams SET job_id = $2, updated_at = now() WHERE video_id = $1", video_id, job_id
+    )
+
+
+async def start_attempt(conn: asyncpg.Connection, *, video_id: uuid.UUID) -> int:
+    """Count one more worker attempt on this stream; returns the attempt number."""
+    n: int = await conn.fetchval(
+        "UPDATE streams SET attempts = attempts + 1, updated_at = now() WHERE video_id = $1 RETURNING attempts",
+        video_id,
+    )
+    return n
+
+
+async def update_probe(
+    conn: asyncpg.Connection, *, video_id: uuid.UUID, duration_s: float, width: int, height: int
+) -> None:
+    """Record what the worker's own probe found (display size after rotation)."""
+    await conn.execute(
+        "UPDATE streams SET duration_s = $2, width = $3, height = $4, updated_at = now() WHERE video_id = $1",
+        video_id,
+        duration_s,
+        width,
+        height,
+    )
+
+
+async def set_status(
+    conn: asyncpg.Connection,
+    *,
+    video_id: uuid.UUID,
+    status: str,
+    error: Mapping[str, str] | None = None,
+) -> None:
+    """Move a stream to ``status`` (error cleared unless given)."""
+    if status not in STATUSES:
+        raise ValueError(f"unknown stream status {status!r}")
+    await conn.execute(
+        "UPDATE streams SET status = $2, error = $3, updated_at = now() WHERE video_id = $1",
+        video_id,
+        status,
+        dict(error) if error is not None else None,
+    )
+
+
+async def set_thumbnails(
+    conn: asyncpg.Connection,
+    *,
+    video_id: uuid.UUID,
+    poster_key: str,
+    sprite_key: str,
+    thumbnails_vtt_key: str,
+) -> None:
+    """Record the poster, sprite and thumbnail index keys."""
+    await conn.execute(
+        "UPDATE streams SET poster_key = $2, sprite_key = $3, thumbnails_vtt_key = $4, updated_at = now()"
+        " WHERE video_id = $1",
+        video_id,
+        poster_key,
+        sprite_key,
+        thumbnails_vtt_key,
+    )
+
+
+async def complete_rendition(
+    conn: asyncpg.Connection,
+    *,
+    video_id: uuid.UUID,
+    name: str,
+    kind: str,
+    width: int,
+    height: int,
+    bandwidth: int,
+    average_bandwidth: int,
+    codecs: str,
+    frame_rate: float,
+    playlist_key: str,
+    segment_count: int,
+    size_bytes: int,
+    copy: bool,
+) -> None:
+    """Record a rendition whose files are all uploaded under their final keys (idempotent per name)."""
+    await conn.execute(
+        "INSERT INTO renditions (video_id, name, kind, width, height, bandwidth, average_bandwidth, codecs,"
+        " frame_rate, playlist_key, segment_count, size_bytes, copy, complete, completed_at)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, true, now())"
+        " ON CONFLICT (video_id, name) DO UPDATE SET kind = EXCLUDED.kind, width = EXCLUDED.width,"
+        " height = EXCLUDED.height, bandwidth = EXCLUDED.bandwidth, average_bandwidth = EXCLUDED.average_bandwidth,"
+        " codecs = EXCLUDED.codecs, frame_rate = EXCLUDED.frame_rate, playlist_key = EXCLUDED.playlist_key,"
+        " segment_count = EXCLUDED.segment_count, size_bytes = EXCLUDED.size_bytes, copy = EXCLUDED.copy,"
+        " complete = true, completed_at = now()",
+        video_id,
+        name,
+        kind,
+        width,
+        height,
+        bandwidth,
+        average_bandwidth,
+        codecs,
+        frame_rate,
+        playlist_key,
+        segment_count,
+        size_bytes,
+        copy,
+    )
+
+
+async def completed_rendition_names(conn: asyncpg.Connection, *, video_id: uuid.UUID) -> set[str]:
+    """Names of the renditions already complete (skipped on a retry)."""
+    rows = await conn.fetch("SELECT name FROM renditions WHERE video_id = $1 AND complete", video_id)
+    return {r["name"] for r in rows}
+
+
+async def count_renditions(conn: asyncpg.Connection, *, video_id: uuid.UUID) -> dict[str, int]:
+    """How many rows each rendition name has (diagnostics and tests: never more than one)."""
+    rows = await conn.fetch(
+        "SELECT name, count(*) AS n FROM renditions WHERE video_id = $1 GROUP BY name", video_id
+    )
+    return {r["name"]: int(r["n"]) for r in rows}
+
+
+async def upsert_subtitle_tracks(
+    conn: asyncpg.Connection, *, video_id: uuid.UUID, tracks: Sequence[tuple[str, str, str, str]]
+) -> None:
+    """Add or replace subtitle tracks ``(language, label, key, source_key)``."""
+    await conn.executemany(
+        "INSERT INTO subtitle_tracks (video_id, language, label, key, source_key) VALUES ($1, $2, $3, $4, $5)"
+        " ON CONFLICT (video_id, language) DO UPDATE SET label = EXCLUDED.label, key = EXCLUDED.key,"
+        " source_key = EXCLUDED.source_key",
+        [(video_id, *t) for t in tracks],
+    )
+
+
+async def lock_video(conn: asyncpg.Connection, *, video_id: uuid.UUID) -> None:
+    """Serialize writers of one video's master playlist until the caller's transaction ends."""
+    await conn.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"streaming.master:{video_id}"
+    )

@@ -1,0 +1,304 @@
+"""Webhook delivery: the stream-event handler that queues deliveries, and the dispatcher that sends them."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import random
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import aiohttp
+import asyncpg
+from aiohttp.abc import AbstractResolver, ResolveResult
+from aiohttp.resolver import ThreadedResolver
+from prometheus_client import Counter, Histogram
+from yarl import URL
+
+from common.bus.base import Delivery
+from common.events.base import Event
+from common.logging import get_logger
+from common.metrics import ERRORS
+
+from . import delivery_store as dstore
+from .webhooks import (
+    EVENT_ID_HEADER,
+    EVENT_TYPE_HEADER,
+    SIGNATURE_HEADER,
+    USER_AGENT,
+    RetryPolicy,
+    build_body,
+    ip_literal,
+    is_forbidden_address,
+    public_event_name,
+    sign,
+)
+
+log = get_logger(__name__)
+
+WEBHOOK_ATTEMPTS = Counter(
+    "reelforge_streaming_webhook_attempts_total", "Webhook delivery attempts", ["outcome"]
+)  # outcome: delivered | retry | failed | canceled
+WEBHOOK_LATENCY = Histogram(
+    "reelforge_streaming_webhook_latency_seconds",
+    "Webhook endpoint response time",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+WEBHOOKS_DISABLED = Counter("reelforge_streaming_webhooks_disabled_total", "Endpoints disabled for failing")
+
+
+async def queue_deliveries(conn: asyncpg.Connection, event: Event, delivery: Delivery) -> None:
+    """Inbox-wrapped handler: one delivery row per enabled endpoint of the owner subscribed to this event."""
+    name = public_event_name(event)
+    owner_id = getattr(event, "owner_id", None)
+    if name is None or not isinstance(owner_id, uuid.UUID):
+        return
+    hooks = await dstore.subscribed_webhooks(conn, owner_id=owner_id, event_type=name)
+    if not hooks:
+        return
+    body = build_body(event)
+    for hook in hooks:
+        await dstore.add_delivery(
+            conn, delivery_id=uuid.uuid4(), webhook_id=hook.id, event_id=event.id, event_type=name, body=body
+        )
+
+
+class PublicOnlyResolver(AbstractResolver):
+    """Resolves names but drops non-public addresses, so a DNS answer cannot point a webhook inside the network.
+
+    Checked at connect time (not only at registration), which also defeats DNS rebinding.
+    """
+
+    def __init__(self) -> None:
+        self._inner = ThreadedResolver()
+
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
+        """Public addresses of ``host``; ``OSError`` when it has none."""
+        results = await self._inner.resolve(host, port, family)
+        public = [r for r in results if not is_forbidden_address(ipaddress.ip_address(r["host"]))]
+        if not public:
+            raise OSError(f"{host} resolves only to non-public addresses")
+        return public
+
+    async def close(self) -> None:
+        """Release the inner resolver."""
+        await self._inner.close()
+
+
+@dataclass
+class _Attempt:
+    """What one HTTP attempt came to."""
+
+    number: int
+    started: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    outcome: str = "delivered"  # delivered | pending (retry at next_retry) | failed
+    next_retry: datetime | None = None
+
+    @property
+    def ok(self) -> bool:
+        """A 2xx answer."""
+        return self.status_code is not None and 200 <= self.status_code < 300
+
+
+class WebhookDispatcher:
+    """Sends due deliveries (leased with ``FOR UPDATE SKIP LOCKED``), logs every attempt, schedules retries."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        policy: RetryPolicy,
+        timeout_s: float = 10.0,
+        allow_private: bool = False,
+        interval_s: float = 1.0,
+        batch: int = 16,
+        disable_after_s: float = 3 * 86400.0,
+        disable_after_failures: int = 0,
+        retention_s: float = 30 * 86400.0,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.pool, self.policy, self.timeout_s, self.allow_private = pool, policy, timeout_s, allow_private
+        self.interval_s, self.batch = interval_s, batch
+        self.disable_after_s, self.disable_after_failures = disable_after_s, disable_after_failures
+        self.rng = rng or random.Random()
+        self.retention_s = retention_s
+        self._next_purge = 0.0
+        self._wake = asyncio.Event()
+        self._stopping = False
+        self._task: asyncio.Task[None] | None = None
+        self._session: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        """Open the HTTP client and start the loop."""
+        connector = aiohttp.TCPConnector(
+            resolver=None if self.allow_private else PublicOnlyResolver(), limit=64, limit_per_host=8
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s),
+            headers={"User-Agent": USER_AGENT},
+        )
+        self._task = asyncio.create_task(self.run(), name="webhook-dispatcher")
+
+    async def stop(self) -> None:
+        """Finish the requests in hand (bounded by the timeout), then stop."""
+        self._stopping = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(self._task, timeout=self.timeout_s + 5)
+            except (TimeoutError, asyncio.CancelledError):
+                self._task.cancel()
+        if self._session is not None:
+            await self._session.close()
+
+    def wake(self) -> None:
+        """A delivery was just queued: look now instead of at the next poll."""
+        self._wake.set()
+
+    async def run(self) -> None:
+        """Loop: send what is due, then sleep until the next due time, a wake-up or the poll interval."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                await self._housekeeping()
+                if await self.dispatch_once():
+                    continue
+                async with self.pool.acquire() as conn:
+                    due_in = await dstore.next_due_in(conn)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                ERRORS.labels("streaming", "webhook_dispatcher").inc()
+                log.warning("webhook.dispatcher_error", error=repr(exc))
+                due_in = None
+            wait = self.interval_s if due_in is None else max(0.0, min(self.interval_s, due_in))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+
+    async def _housekeeping(self) -> None:
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        self._next_purge = now + 3600  # hourly is plenty; every replica doing it is harmless
+        async with self.pool.acquire() as conn:
+            purged = await dstore.purge_deliveries(conn, older_than_s=self.retention_s)
+        if purged:
+            log.info("webhook.log_purged", deliveries=purged)
+
+    async def dispatch_once(self) -> int:
+        """Lease a batch of due deliveries and send them concurrently; returns how many were attempted."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            due = await dstore.claim_due_deliveries(conn, limit=self.batch, lease_s=self.timeout_s + 30)
+        results = await asyncio.gather(*(self._attempt(d) for d in due), return_exceptions=True)
+        for d, res in zip(due, results, strict=True):
+            if isinstance(res, Exception):
+                # the lease expires and the attempt is retried; one bad row never stalls the others
+                ERRORS.labels("streaming", "webhook_attempt").inc()
+                log.warning("webhook.attempt_error", delivery_id=str(d.id), error=repr(res))
+            elif isinstance(res, BaseException):
+                raise res
+        return len(due)
+
+    async def _attempt(self, d: dstore.DueDelivery) -> None:
+        if not d.enabled:
+            async with self.pool.acquire() as conn:
+                await dstore.cancel_delivery(conn, delivery_id=d.id, reason="endpoint disabled")
+            WEBHOOK_ATTEMPTS.labels("canceled").inc()
+            return
+        started = datetime.now(UTC)
+        t0 = time.perf_counter()
+        status_code, error = await self._post(d)
+        latency = time.perf_counter() - t0
+        WEBHOOK_LATENCY.observe(latency)
+        result = _Attempt(
+            number=d.attempts + 1,
+            started=started,
+            status_code=status_code,
+            latency_ms=round(latency * 1000),
+            error=error,
+        )
+        if not result.ok:
+            retry_at = datetime.now(UTC) + timedelta(seconds=self.policy.delay(result.number, rng=self.rng))
+            if retry_at - d.created_at <= timedelta(seconds=self.policy.window_s):
+                result.outcome, result.next_retry = "pending", retry_at
+            else:
+                result.outcome = "failed"
+                result.error = (error or f"HTTP {status_code}") + "; retries exhausted"
+        disabled = await self._record(d, result)
+        WEBHOOK_ATTEMPTS.labels("retry" if result.outcome == "pending" else result.outcome).inc()
+        log.info(
+            "webhook.attempt",
+            delivery_id=str(d.id),
+            webhook_id=str(d.webhook_id),
+            event_type=d.event_type,
+            attempt=result.number,
+            status_code=status_code,
+            outcome=result.outcome,
+            error=result.error,
+        )
+        if disabled is not None:
+            WEBHOOKS_DISABLED.inc()
+            log.warning("webhook.disabled", webhook_id=str(d.webhook_id), reason=disabled.disabled_reason)
+
+    async def _record(self, d: dstore.DueDelivery, result: _Attempt) -> dstore.WebhookRecord | None:
+        """Log the attempt, move the delivery and the endpoint's failure streak, in one transaction."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await dstore.lock_webhook(conn, webhook_id=d.webhook_id):
+                return None  # deleted while we were sending: its log went with it
+            await dstore.record_attempt(
+                conn,
+                delivery_id=d.id,
+                attempt=result.number,
+                started_at=result.started,
+                status_code=result.status_code,
+                latency_ms=result.latency_ms,
+                error=result.error,
+                outcome=result.outcome,
+                next_retry_at=result.next_retry,
+            )
+            if result.ok:
+                await dstore.note_endpoint_success(conn, webhook_id=d.webhook_id)
+                return None
+            return await dstore.note_endpoint_failure(
+                conn,
+                webhook_id=d.webhook_id,
+                disable_after_s=self.disable_after_s,
+                disable_after_failures=self.disable_after_failures,
+            )
+
+    async def _post(self, d: dstore.DueDelivery) -> tuple[int | None, str | None]:
+        assert self._session is not None
+        host = URL(d.url).host or ""
+        ip = ip_literal(host)
+        if ip is not None and not self.allow_private and is_forbidden_address(ip):
+            return None, f"{host} is not a public address"
+        headers = {
+            "Content-Type": "application/json",
+            SIGNATURE_HEADER: sign(d.secret, d.body),
+            EVENT_ID_HEADER: str(d.event_id),
+            EVENT_TYPE_HEADER: d.event_type,
+        }
+        try:
+            async with self._session.post(
+                d.url, data=d.body.encode(), headers=headers, allow_redirects=False
+            ) as resp:
+                # the body is read (bounded) only so the connection can be reused
+                await resp.content.read(64 * 1024)
+                return (
+                    resp.status,
+                    None if 200 <= resp.status < 300 else f"HTTP {resp.status} {resp.reason or ''}".strip(),
+                )
+        except TimeoutError:
+            return None, f"timed out after {self.timeout_s:g} s"
+        except (aiohttp.ClientError, OSError) as exc:
+            return None, f"{type(exc).__name__}: {exc}"[:500]

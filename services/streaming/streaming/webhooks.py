@@ -1,0 +1,205 @@
+"""Webhooks, the domain: which events, the body, the signature, the retry schedule, which URLs. No I/O."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import json
+import random
+import secrets
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from common.events.base import Event
+from common.events.streaming import StreamFailed, StreamPlayable, StreamReady
+
+SIGNATURE_HEADER = "Reelforge-Signature"
+EVENT_ID_HEADER = "Reelforge-Event-Id"
+EVENT_TYPE_HEADER = "Reelforge-Event-Type"
+USER_AGENT = "Reelforge-Webhooks/1"
+
+#: public event name → the bus event announcing it
+EVENTS: Mapping[str, type[Event]] = {
+    "stream.playable": StreamPlayable,
+    "stream.ready": StreamReady,
+    "stream.failed": StreamFailed,
+}
+BUS_EVENTS: tuple[type[Event], ...] = tuple(EVENTS.values())
+_PUBLIC_NAME: Mapping[str, str] = {cls.event_type(): name for name, cls in EVENTS.items()}
+
+
+class WebhookError(Exception):
+    """A webhook request the user must fix; ``code`` is the stable problem code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+def public_event_name(event: Event) -> str | None:
+    """``stream.ready`` for a ``stream.ready.v1`` bus event; None for events webhooks do not carry."""
+    return _PUBLIC_NAME.get(event.type)
+
+
+def validate_events(events: list[str]) -> list[str]:
+    """The distinct, known event names (order kept); ``webhook.invalid_events`` otherwise."""
+    unknown = sorted({e for e in events if e not in EVENTS})
+    if unknown or not events:
+        raise WebhookError(
+            "webhook.invalid_events",
+            f"unknown event(s) {', '.join(unknown)}; choose from {', '.join(EVENTS)}"
+            if unknown
+            else f"subscribe to at least one of {', '.join(EVENTS)}",
+        )
+    return list(dict.fromkeys(events))
+
+
+def new_secret() -> str:
+    """A fresh signing secret (shown to the user once)."""
+    return "whsec_" + secrets.token_urlsafe(32)
+
+
+def event_data(event: Event) -> dict[str, Any]:
+    """The ``data`` object of a webhook body."""
+    if isinstance(event, StreamReady):
+        return {
+            "video_id": str(event.video_id),
+            "status": "ready",
+            "renditions": list(event.renditions),
+            "duration_s": event.duration_s,
+        }
+    if isinstance(event, StreamPlayable):
+        return {"video_id": str(event.video_id), "status": "playable", "renditions": list(event.renditions)}
+    if isinstance(event, StreamFailed):
+        return {
+            "video_id": str(event.video_id),
+            "status": "error",
+            "error": {"code": event.code, "message": event.message},
+        }
+    raise ValueError(f"webhooks do not carry {event.type}")
+
+
+def build_body(event: Event) -> str:
+    """The exact JSON body POSTed for ``event`` (stored once, so every retry sends the same bytes)."""
+    name = public_event_name(event)
+    if name is None:
+        raise ValueError(f"webhooks do not carry {event.type}")
+    doc = {
+        "id": str(event.id),
+        "type": name,
+        "created_at": event.occurred_at.isoformat(),
+        "data": event_data(event),
+    }
+    return json.dumps(doc, separators=(",", ":"), sort_keys=True)
+
+
+def sign(secret: str, body: str, *, timestamp: int | None = None) -> str:
+    """``t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{body}")>``: the ``Reelforge-Signature`` header."""
+    t = int(time.time()) if timestamp is None else timestamp
+    mac = hmac.new(secret.encode(), f"{t}.{body}".encode(), hashlib.sha256).hexdigest()
+    return f"t={t},v1={mac}"
+
+
+def verify_signature(
+    secret: str, body: str, header: str, *, tolerance_s: int = 300, now: float | None = None
+) -> bool:
+    """What a receiver does: recompute the HMAC and refuse stale timestamps (replays)."""
+    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
+    try:
+        t = int(parts.get("t", ""))
+    except ValueError:
+        return False
+    if abs((time.time() if now is None else now) - t) > tolerance_s:
+        return False
+    expected = hmac.new(secret.encode(), f"{t}.{body}".encode(), hashlib.sha256).hexdigest()
+    return hmac.compare_digest(expected, parts.get("v1", ""))
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Exponential back-off with jitter, for a bounded window after the event."""
+
+    base_s: float
+    max_delay_s: float
+    window_s: float
+
+    def delay(self, attempt: int, *, rng: random.Random | None = None) -> float:
+        """Seconds to wait after failed attempt number ``attempt`` (1-based): base·2^(n-1), capped, ±jitter.
+
+        "Equal jitter": half the delay is fixed and half random, so retries spread out (no thundering herd
+        after an outage) yet never come back sooner than half the nominal delay.
+        """
+        nominal = float(min(self.max_delay_s, self.base_s * (2 ** max(0, attempt - 1))))
+        jitter: float = (rng or random).uniform(0, nominal / 2)
+        return nominal / 2 + jitter
+
+    def schedule(self) -> list[float]:
+        """The nominal (jitter-free) delays until the window closes (documentation, tests)."""
+        out: list[float] = []
+        total, n = 0.0, 1
+        while True:
+            d = min(self.max_delay_s, self.base_s * (2 ** (n - 1)))
+            if total + d > self.window_s:
+                return out
+            out.append(d)
+            total += d
+            n += 1
+
+
+# -- where webhooks may go ------------------------------------------------------------------------------------
+
+
+def is_forbidden_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
+    """Loopback, private, link-local (cloud metadata), multicast, reserved and unspecified addresses."""
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return (
+        ip.is_loopback
+        or ip.is_private
+        or ip.is_link_local
+        or ip.is_multicast
+        or ip.is_reserved
+        or ip.is_unspecified
+        or not ip.is_global
+    )
+
+
+def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address when ``host`` is an IP literal (``[::1]`` included)."""
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+
+
+def check_url(url: str, *, allow_private: bool) -> str:
+    """The URL when it is an acceptable target (http(s), a host, no private IP literal); ``webhook.invalid_url``."""
+    url = url.strip()
+    if len(url) > 2048:
+        raise WebhookError("webhook.invalid_url", "the URL is longer than 2048 characters")
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:
+        raise WebhookError("webhook.invalid_url", f"not a valid URL: {e}") from e
+    if parts.scheme not in ("http", "https"):
+        raise WebhookError("webhook.invalid_url", "the URL must be http:// or https://")
+    host = parts.hostname or ""
+    if not host:
+        raise WebhookError("webhook.invalid_url", "the URL has no host")
+    if port == 0:
+        raise WebhookError("webhook.invalid_url", "port 0 is not a valid target")
+    ip = ip_literal(host)
+    if ip is not None and not allow_private and is_forbidden_address(ip):
+        raise WebhookError(
+            "webhook.forbidden_address",
+            f"{host} is a loopback/private/link-local address; webhooks go to the internet",
+        )
+    if ip is None and not allow_private and (host == "localhost" or host.endswith((".localhost", ".local"))):
+        raise WebhookError("webhook.forbidden_address", f"{host} is not a public host")
+    return url

@@ -1,0 +1,190 @@
+"""Kill a real ``python -m streaming worker`` mid-transcode, restart it: the video still ends ``ready``, once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import aiohttp
+import asyncpg
+import pytest
+
+from common import db
+from common.events.ingest import VideoIngested
+from common.events.streaming import StreamPlayable, StreamReady
+from common.storage.fs import FileStore
+from common.testing.media import make_video
+from common.testing.waiting import wait_for
+from streaming import store as media_store
+
+pytestmark = pytest.mark.timeout(240)
+
+MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+REPO = Path(__file__).resolve().parents[4]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Worker:
+    """A worker subprocess with its own schema, exchange and queue."""
+
+    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
+        self.env, self.port, self.log = env, port, log
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self) -> None:
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
+            [sys.executable, "-m", "streaming", "worker"], env=self.env, cwd=REPO, stdout=out, stderr=out
+        )
+
+        async def ready() -> bool:
+            assert self.proc is not None
+            assert self.proc.poll() is None, self.log.read_text()[-3000:]
+            try:
+                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.port}/readyz") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(ready, timeout=60, interval=0.2)
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)  # no graceful shutdown: the message is never acked
+        self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+@pytest.fixture
+async def worker_env(
+    make_schema: Any, database_url: str, amqp_url: str, rabbit_bus_factory: Any, tmp_path: Path
+) -> AsyncIterator[tuple[dict[str, str], Any, str]]:
+    schema = await make_schema("streaming", MIGRATIONS_DIR)
+    bus = await rabbit_bus_factory()
+    queue = f"streaming-crash-{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DB_SCHEMA": schema,
+        "AMQP_URL": amqp_url,
+        "BUS_EXCHANGE": rabbit_bus_factory.exchange,
+        "BUS_DLX": rabbit_bus_factory.dlx,
+        "BUS_QUEUE": queue,
+        "BUS_RETRY_DELAYS_MS": "200",
+        "STORAGE_URL": f"file://{tmp_path / 'store'}",
+        "TMP_DIR": str(tmp_path / "scratch"),
+        "HTTP_PORT": str(port),
+        "WORKER_PORT": str(port),  # the worker role listens on WORKER_PORT
+        "LOG_FORMAT": "json",
+        # a slower preset so there is a transcode in flight to kill
+        "STREAMING_X264_PRESET": "slow",
+        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
+    }
+    yield env, bus, queue
+    conn = await aio_pika.connect(amqp_url)
+    try:
+        for name in [
+            queue,
+            f"{queue}.dead",
+            f"{queue}.retry.200",
+            f"{queue}.webhooks",
+            f"{queue}.webhooks.dead",
+            f"{queue}.webhooks.retry.200",
+            f"{queue}.observer",
+            f"{queue}.observer.dead",
+        ]:
+            with contextlib.suppress(Exception):
+                channel = await conn.channel()
+                await channel.queue_delete(name)
+                await channel.close()
+    finally:
+        await conn.close()
+
+
+async def test_killed_worker_resumes_and_ends_ready_without_duplicate_renditions(
+    worker_env: tuple[dict[str, str], Any, str], tmp_path: Path, database_url: str
+) -> None:
+    env, bus, queue = worker_env
+    events: list[Any] = []
+
+    async def collect(event: Any, delivery: Any) -> None:
+        events.append(event)
+
+    await bus.subscribe(f"{queue}.observer", [StreamPlayable, StreamReady], collect)
+    store = FileStore(tmp_path / "store")
+    vid, owner = uuid.uuid4(), uuid.uuid4()
+    key = f"originals/{vid}/source.mp4"
+    await store.put_file(key, make_video(seconds=6, width=640, height=360, fps=30))
+    pool: asyncpg.Pool = await db.create_pool(database_url, schema=env["DB_SCHEMA"], max_size=2)
+    worker = Worker(env, int(env["HTTP_PORT"]), tmp_path / "worker.log")
+    try:
+        await worker.start()
+        await bus.publish(VideoIngested(video_id=vid, owner_id=owner, storage_key=key, duration_s=6.0))
+
+        async def mid_transcode() -> bool:
+            async with pool.acquire() as conn:
+                row = await conn.fetchrow("SELECT progress FROM jobs")
+                s = await media_store.get_stream(conn, video_id=vid)
+            return bool(row and s and s.status == "playable" and 5 <= row["progress"] < 90)
+
+        await wait_for(mid_transcode, timeout=60, interval=0.05)
+        worker.kill()
+        async with pool.acquire() as conn:
+            killed = await media_store.get_stream(conn, video_id=vid)
+            src_done = await conn.fetchval("SELECT completed_at FROM renditions WHERE name = 'src'")
+        assert killed is not None and killed.status == "playable"
+        assert {r.name for r in killed.renditions} == {"src", "audio"}  # the ladder was not finished
+
+        await worker.start()  # the unacked message comes back to the new process
+
+        async def ready() -> bool:
+            async with pool.acquire() as conn:
+                s = await media_store.get_stream(conn, video_id=vid)
+            return bool(s and s.status == "ready")
+
+        await wait_for(ready, timeout=120, interval=0.1)
+        async with pool.acquire() as conn:
+            final = await media_store.get_stream(conn, video_id=vid)
+            counts = await media_store.count_renditions(conn, video_id=vid)
+            src_again = await conn.fetchval("SELECT completed_at FROM renditions WHERE name = 'src'")
+            job = await conn.fetchrow("SELECT status, result FROM jobs")
+        assert final is not None and final.attempts == 2
+        assert counts == {"src": 1, "audio": 1, "360p": 1, "240p": 1}
+        assert src_again == src_done  # finished work was skipped, not redone
+        assert job["status"] == "succeeded"
+        files = sorted(
+            p.name
+            for p in (tmp_path / "store" / "streams" / str(vid) / "360p").iterdir()
+            if not p.name.endswith("#meta")
+        )
+        assert files == ["index.m3u8", "init.mp4", "seg_00001.m4s", "seg_00002.m4s", "seg_00003.m4s"]
+        await wait_for(lambda: any(e.type == "stream.ready.v1" for e in events), timeout=10)
+        await asyncio.sleep(0.5)
+        assert sum(e.type == "stream.ready.v1" for e in events) == 1
+        assert sum(e.type == "stream.playable.v1" for e in events) == 1
+    finally:
+        worker.stop()
+        await pool.close()

@@ -1,0 +1,246 @@
+"""The pipeline on awkward sources (real PyAV encodes, tiny files): rotation, odd sizes, VFR, no audio, 4:3, 9:16."""
+
+from __future__ import annotations
+
+import itertools
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+from common.testing.media import make_video
+from streaming import pipeline
+from streaming.hls import AudioMedia, Variant, avc_codec_string, master_playlist, parse_media_playlist
+
+
+def write_video(
+    path: Path, *, width: int, height: int, times: list[float], rotation: int = 0, audio: bool = False
+) -> Path:
+    """An H.264 file whose frames carry the given timestamps (seconds); a display rotation if asked."""
+    with av.open(str(path), "w") as c:
+        s = c.add_stream("libx264", rate=30)
+        s.width, s.height, s.pix_fmt = width, height, "yuv420p"
+        s.time_base = Fraction(1, 1000)
+        s.codec_context.time_base = Fraction(1, 1000)
+        s.options = {"preset": "ultrafast"}
+        if rotation:
+            s.set_display_rotation(rotation)
+        for i, t in enumerate(times):
+            img = np.zeros((height, width, 3), dtype=np.uint8)
+            img[: height // 2, : width // 3] = 255  # a white block top-left: shows which way is up
+            img[..., 2] = (i * 7) % 256
+            f = av.VideoFrame.from_ndarray(img, format="rgb24")
+            f.pts, f.time_base = round(t * 1000), Fraction(1, 1000)
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    return path
+
+
+def ladder(src: Path, tmp: Path, **kw: object) -> tuple[pipeline.SourceInfo, pipeline.LadderResult]:
+    info = pipeline.probe(src)
+    rungs = pipeline.plan_ladder(info)
+    res = pipeline.transcode_ladder(
+        src,
+        tmp,
+        info=info,
+        rungs=rungs,
+        encode_audio=info.has_audio,
+        thumbnails=pipeline.plan_thumbnails(info),
+        settings=pipeline.EncoderSettings(preset="ultrafast"),
+    )
+    return info, res
+
+
+def keyframe_times(directory: Path) -> list[float]:
+    with av.open(str(directory / "index.m3u8")) as c:
+        return [round(float(f.time), 3) for f in c.decode(video=0) if f.key_frame]
+
+
+def first_frame(directory: Path) -> np.ndarray:
+    with av.open(str(directory / "index.m3u8")) as c:
+        return next(c.decode(video=0)).to_ndarray(format="rgb24")
+
+
+def test_rotated_phone_video_is_turned_upright(tmp_path: Path) -> None:
+    src = write_video(
+        tmp_path / "rot.mp4", width=640, height=360, times=[i / 30 for i in range(60)], rotation=90
+    )
+    info, res = ladder(src, tmp_path / "out")
+    assert info.rotation == 90 and (info.display_width, info.display_height) == (360, 640)
+    assert not info.copyable  # players ignore rotation metadata in fMP4: never copied
+    r360 = next(r for r in res.renditions if r.name == "360p")
+    assert (r360.width, r360.height) == (360, 640)
+    img = first_frame(r360.directory)
+    assert img.shape[:2] == (640, 360)
+    # 90° counter-clockwise: the source's top-left white block ends up at the bottom-left
+    assert img[-40:, :60, 0].mean() > 200 and img[:40, :60, 0].mean() < 60
+    assert res.poster is not None
+
+
+def test_odd_dimensions_are_rounded_to_even(tmp_path: Path) -> None:
+    src = tmp_path / "odd.mkv"
+    with av.open(str(src), "w") as c:  # x264 refuses odd 4:2:0 sizes; a lossless 4:4:4 codec takes them
+        s = c.add_stream("ffv1", rate=25)
+        s.width, s.height, s.pix_fmt = 321, 241, "yuv444p"
+        for i in range(50):
+            f = av.VideoFrame.from_ndarray(np.full((241, 321, 3), i * 4, dtype=np.uint8), format="rgb24")
+            f.pts = i
+            for p in s.encode(f.reformat(format="yuv444p")):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    info, res = ladder(src, tmp_path / "out")
+    assert not info.copyable
+    (r,) = [r for r in res.renditions if r.kind == "video"]
+    assert (r.width % 2, r.height % 2) == (0, 0) and r.height == 240
+
+
+def test_variable_frame_rate_becomes_constant_with_aligned_keyframes(tmp_path: Path) -> None:
+    # 4 s with irregular gaps (10-60 ms) and a stall
+    rng = np.random.default_rng(7)
+    times, t = [], 0.0
+    while t < 4.0:
+        times.append(round(t, 3))
+        t += float(rng.choice([0.010, 0.033, 0.060])) + (0.4 if 1.5 < t < 1.56 else 0.0)
+    src = write_video(tmp_path / "vfr.mp4", width=320, height=240, times=times)
+    _info, res = ladder(src, tmp_path / "out")
+    r = next(r for r in res.renditions if r.kind == "video")
+    _, segs = parse_media_playlist((r.directory / "index.m3u8").read_text())
+    assert [round(s.duration_s, 1) for s in segs[:-1]] == [2.0] * (len(segs) - 1)
+    keys = keyframe_times(r.directory)
+    assert keys[:2] == [0.0, 2.0]
+    with av.open(str(r.directory / "index.m3u8")) as c:
+        pts = [f.time for f in c.decode(video=0)]
+    steps = {round(b - a, 4) for a, b in itertools.pairwise(pts)}
+    assert len(steps) == 1  # constant frame rate out
+
+
+def test_no_audio_source_has_no_audio_rendition_and_a_master_without_audio(tmp_path: Path) -> None:
+    src = make_video(seconds=2, width=320, height=240, audio=False)
+    info, res = ladder(src, tmp_path / "out")
+    assert not info.has_audio and info.copyable
+    assert [r.kind for r in res.renditions] == ["video"]
+    v = res.renditions[0]
+    text = master_playlist(
+        [
+            Variant(
+                uri="240p/index.m3u8",
+                bandwidth=1,
+                average_bandwidth=1,
+                codecs=v.codecs,
+                width=v.width,
+                height=v.height,
+                frame_rate=25,
+            )
+        ],
+        audio=None,
+    )
+    assert "AUDIO" not in text and "mp4a" not in text
+
+
+@pytest.mark.parametrize(
+    ("w", "h", "expected"),
+    [
+        (
+            1920,
+            1080,
+            [
+                ("1080p", 1920, 1080),
+                ("720p", 1280, 720),
+                ("480p", 854, 480),
+                ("360p", 640, 360),
+                ("240p", 426, 240),
+            ],
+        ),
+        (640, 480, [("480p", 640, 480), ("360p", 480, 360), ("240p", 320, 240)]),  # 4:3
+        (
+            1080,
+            1920,
+            [
+                ("1080p", 1080, 1920),
+                ("720p", 720, 1280),
+                ("480p", 480, 854),
+                ("360p", 360, 640),
+                ("240p", 240, 426),
+            ],
+        ),  # 9:16 keeps its shape
+        (
+            3840,
+            2160,
+            [
+                ("1080p", 1920, 1080),
+                ("720p", 1280, 720),
+                ("480p", 854, 480),
+                ("360p", 640, 360),
+                ("240p", 426, 240),
+            ],
+        ),
+        (200, 112, [("240p", 200, 112)]),  # smaller than the lowest rung: its own size, never upscaled
+    ],
+)
+def test_ladder_never_upscales_and_keeps_the_aspect(
+    w: int, h: int, expected: list[tuple[str, int, int]]
+) -> None:
+    info = pipeline.SourceInfo(
+        width=w,
+        height=h,
+        display_width=w,
+        display_height=h,
+        rotation=0,
+        duration_s=10,
+        fps=Fraction(30),
+        variable_frame_rate=False,
+        video_codec="h264",
+        pix_fmt="yuv420p",
+        profile="High",
+        bit_rate=0,
+        has_audio=False,
+    )
+    rungs = pipeline.plan_ladder(info)
+    assert [(r.name, r.width, r.height) for r in rungs] == expected
+    caps = [r.maxrate_kbps for r in rungs]
+    assert caps == sorted(caps, reverse=True)
+
+
+def test_portrait_and_four_by_three_sources_transcode_at_their_shape(tmp_path: Path) -> None:
+    for w, h in ((360, 640), (480, 360)):
+        src = make_video(seconds=2, width=w, height=h, audio=True)
+        _, res = ladder(src, tmp_path / f"{w}x{h}")
+        for r in res.renditions:
+            if r.kind == "video":
+                assert abs(r.width / r.height - w / h) < 0.02
+                with av.open(str(r.directory / "index.m3u8")) as c:
+                    f = next(c.decode(video=0))
+                    assert (f.width, f.height) == (r.width, r.height)
+
+
+def test_probe_reports_stable_codes(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"not a video at all" * 100)
+    with pytest.raises(pipeline.MediaError) as e:
+        pipeline.probe(junk)
+    assert e.value.code == "media.unreadable"
+
+
+def test_codec_strings_come_from_the_bitstream() -> None:
+    assert avc_codec_string(bytes([1, 0x64, 0x00, 0x1F, 0xFF])) == "avc1.64001F"
+    assert avc_codec_string(b"\x00\x00\x00\x01\x67\x4d\x40\x1e\xaa") == "avc1.4D401E"
+    text = master_playlist(
+        [
+            Variant(
+                uri="a/index.m3u8",
+                bandwidth=10,
+                average_bandwidth=5,
+                codecs="avc1.64001F,mp4a.40.2",
+                width=2,
+                height=2,
+                frame_rate=30,
+            )
+        ],
+        audio=AudioMedia(uri="audio/index.m3u8", channels=2),
+    )
+    assert 'CODECS="avc1.64001F,mp4a.40.2"' in text and 'AUDIO="audio"' in text
