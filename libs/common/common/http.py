@@ -122,6 +122,22 @@ def parse_uuid(value: str, *, what: str = "id") -> uuid.UUID:
         raise Problem(404, "not_found", f"no such {what}") from e
 
 
+#: labelled metric children by (metric, label values): prometheus_client's ``.labels()`` validates, takes a lock
+#: and hashes on every call. Bounded, because the method label comes from clients.
+_CHILDREN_MAX = 2048
+_children: dict[tuple[Any, ...], Any] = {}
+
+
+def _labelled(metric: Any, *values: str) -> Any:
+    key = (metric, *values)
+    child = _children.get(key)
+    if child is None:
+        child = metric.labels(*values)
+        if len(_children) < _CHILDREN_MAX:
+            _children[key] = child
+    return child
+
+
 def _route_label(request: web.Request) -> str:
     info = request.match_info.route.resource
     return info.canonical if info is not None else "unmatched"
@@ -164,8 +180,8 @@ async def request_context_middleware(
         raise
     finally:
         route = _route_label(request)
-        HTTP_REQUESTS.labels(service, request.method, route, str(status)).inc()
-        HTTP_LATENCY.labels(service, request.method, route).observe(time.perf_counter() - started)
+        _labelled(HTTP_REQUESTS, service, request.method, route, str(status)).inc()
+        _labelled(HTTP_LATENCY, service, request.method, route).observe(time.perf_counter() - started)
         reset_contextvars(**tokens)
 
 

@@ -21,9 +21,9 @@ from .accounts import Accounts
 from .config import GatewaySettings
 from .keys import KeyRing
 from .live import CLOSE_TOKEN_EXPIRED, SocketHub
-from .metrics import PROXIED, RATE_LIMITED, WS_OPEN
+from .metrics import RATE_LIMITED, WS_OPEN, count_proxied
 from .openapi import OpenAPIAggregator, gateway_document
-from .proxy import client_ip, forward, route_for
+from .proxy import Route, client_ip, forward, route_for
 from .ratelimit import Decision, RateLimiter
 
 log = get_logger(__name__)
@@ -36,6 +36,7 @@ FALLBACK_LIMITER: web.AppKey[RateLimiter] = web.AppKey("fallback_rate_limiter", 
 OPENAPI: web.AppKey[OpenAPIAggregator] = web.AppKey("openapi", OpenAPIAggregator)
 PROXY_CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("proxy_client", aiohttp.ClientSession)
 RATE_DECISION: web.RequestKey[tuple[Decision, int]] = web.RequestKey("rate_decision", tuple)
+ROUTE: web.RequestKey[Route] = web.RequestKey("proxy_route", Route)
 
 STATIC_DIR = Path(__file__).parent / "static"
 AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
@@ -212,6 +213,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     route = route_for(request.method, request.path)
     if route is None:
         raise Problem(404, "not_found", "no such endpoint")
+    request[ROUTE] = route
     if route.auth:
         await require_user(request)
     settings = _settings(request)
@@ -222,7 +224,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         upstream=route.upstream,
         trusted_hops=settings.trusted_proxy_hops,
     )
-    PROXIED.labels(route.upstream, str(resp.status)).inc()
+    count_proxied(route.upstream, resp.status)
     return resp
 
 
@@ -320,5 +322,8 @@ async def add_response_headers(request: web.BaseRequest, response: web.StreamRes
             response.headers.setdefault(name, value)
     if request.path == "/" or request.path.startswith("/static/"):
         response.headers.update(_PAGE_HEADERS)
-    if route_for("*", request.path) is None:  # proxied answers keep the owning service's headers
+    proxied = (request.get(ROUTE) if isinstance(request, web.Request) else None) or route_for(
+        "*", request.path
+    )
+    if proxied is None:  # proxied answers keep the owning service's headers
         response.headers.setdefault("X-Content-Type-Options", "nosniff")

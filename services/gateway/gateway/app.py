@@ -69,7 +69,13 @@ def create_app(
 ) -> web.Application:
     """Build the gateway app (``role`` api; ``worker`` is accepted but the gateway does all its work in api)."""
     keys = KeyRing(settings.gateway_keys_dir)
-    verifier = GatewayVerifier(audience=settings.jwt_audience, issuer=settings.jwt_issuer, keys=keys)
+    verifier = GatewayVerifier(
+        audience=settings.jwt_audience,
+        issuer=settings.jwt_issuer,
+        keys=keys,
+        # a verified signature is reused no longer than a "not revoked" answer is
+        verified_cache_ttl_s=settings.revocation_cache_ttl_s,
+    )
     app = build_app(settings, role=role, bus=bus, verifier=verifier, use_store=False, **overrides)
     app[api.KEYS] = keys
     app[VERIFIER_KEY] = verifier

@@ -4,6 +4,10 @@ Three processes: a trivial upstream (``python -m gateway.bench upstream``), the 
 (``python -m gateway api``: real Postgres schema, Redis limiter when reachable, else in-process) and this
 process as the load generator (its own event loop, aiohttp client, bounded concurrency). The limit is raised
 so the run measures the proxy's overhead (JWT verify + revocation check + limiter + proxying), not 429s.
+
+Besides req/s and latency, each run reports the CPU time (user + system, from ``/proc/<pid>/stat``) that the
+gateway and the upstream processes spent per request. On a shared machine req/s moves with whatever else runs;
+CPU µs per request does not, so it is the number to compare between versions.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +32,31 @@ from aiohttp import web
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 BODY = json.dumps({"id": "bench", "title": "a trivial upstream answer", "status": "ready"}).encode()
+MAX_REQUESTS = 200_000
+MAX_CONCURRENCY = 1024
+MAX_ROUNDS = 10
+_CLK_TCK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds the process ``pid`` (all its threads) has used; None off Linux or when gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # the command name (field 2) may hold spaces and parentheses: the fields we want follow the last ')'
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / _CLK_TCK  # utime, stime (fields 14, 15 of proc(5))
+
+
+def _bounded(name: str, low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"{name} must be between {low} and {high}")
+        return value
+
+    return parse
 
 
 def free_port() -> int:
@@ -86,8 +115,16 @@ def upstream_app() -> web.Application:
     return app
 
 
-async def drive(url: str, *, headers: dict[str, str], requests: int, concurrency: int) -> dict[str, float]:
-    """``requests`` GETs with ``concurrency`` in flight; throughput and latency percentiles (ms)."""
+async def drive(
+    url: str,
+    *,
+    headers: dict[str, str],
+    requests: int,
+    concurrency: int,
+    processes: Mapping[str, int] | None = None,
+) -> dict[str, float]:
+    """``requests`` GETs with ``concurrency`` in flight; throughput, latency percentiles (ms) and, for each of
+    ``processes`` (name -> pid), the CPU µs it spent per request (``cpu_us_<name>``)."""
     latencies: list[float] = []
     errors = 0
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -110,17 +147,35 @@ async def drive(url: str, *, headers: dict[str, str], requests: int, concurrency
                         errors += 1
                 latencies.append((time.perf_counter() - t0) * 1000)
 
+        pids = {"loadgen": os.getpid(), **(processes or {})}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         wall = time.perf_counter() - started
+        cpu_after = {name: cpu_seconds(pid) for name, pid in pids.items()}
     latencies.sort()
-    return {
+    result = {
         "requests": requests,
         "errors": errors,
         "rps": requests / wall,
         "p50_ms": statistics.median(latencies),
         "p99_ms": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
     }
+    for name in pids:
+        before, after = cpu_before[name], cpu_after[name]
+        if before is not None and after is not None:
+            result[f"cpu_us_{name}"] = (after - before) / requests * 1e6
+    return result
+
+
+def _median_run(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per-metric median over rounds (errors are summed)."""
+    if len(runs) == 1:
+        return runs[0]
+    out = {k: statistics.median(r[k] for r in runs) for k in runs[0] if k not in ("errors", "requests")}
+    out["errors"] = sum(r["errors"] for r in runs)
+    out["requests"] = runs[0]["requests"]
+    return out
 
 
 async def _redis_reachable(url: str) -> bool:
@@ -188,50 +243,109 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             direct_url, proxied_url = f"http://127.0.0.1:{up_port}{path}", f"{gw}{path}"
             for url in (direct_url, proxied_url):  # warm-up: connections, caches, JIT-free but still
                 await drive(url, headers=auth, requests=min(200, args.requests), concurrency=args.concurrency)
-            direct = await drive(
-                direct_url, headers=auth, requests=args.requests, concurrency=args.concurrency
-            )
-            proxied = await drive(
-                proxied_url, headers=auth, requests=args.requests, concurrency=args.concurrency
-            )
+            pids = {"upstream": procs[0].pid, "gateway": procs[1].pid}
+            direct_runs, proxied_runs = [], []
+            for _ in range(args.rounds):  # interleaved, so a burst of outside load hits both targets alike
+                direct_runs.append(
+                    await drive(
+                        direct_url,
+                        headers=auth,
+                        requests=args.requests,
+                        concurrency=args.concurrency,
+                        processes=pids,
+                    )
+                )
+                proxied_runs.append(
+                    await drive(
+                        proxied_url,
+                        headers=auth,
+                        requests=args.requests,
+                        concurrency=args.concurrency,
+                        processes=pids,
+                    )
+                )
+            direct, proxied = _median_run(direct_runs), _median_run(proxied_runs)
     finally:
         for p in procs:
             stop(p)
         await db.drop_schema(database_url, schema)
-    return {
+    result: dict[str, Any] = {
         "limiter": limiter,
         "requests": args.requests,
         "concurrency": args.concurrency,
+        "rounds": args.rounds,
         "cpus": os.cpu_count(),
         "direct": direct,
         "gateway": proxied,
         "rps_ratio": proxied["rps"] / direct["rps"],
         "p50_overhead_ms": proxied["p50_ms"] - direct["p50_ms"],
     }
+    if "cpu_us_gateway" in proxied and "cpu_us_upstream" in proxied:
+        # what one proxied request costs the gateway, against what the upstream's own work costs
+        result["gateway_cpu_us_per_request"] = proxied["cpu_us_gateway"]
+        result["upstream_cpu_us_per_request"] = proxied["cpu_us_upstream"]
+        result["gateway_to_upstream_cpu_ratio"] = proxied["cpu_us_gateway"] / max(
+            proxied["cpu_us_upstream"], 1e-9
+        )
+    return result
 
 
 def _print(result: dict[str, Any]) -> None:
+    rounds = f", median of {result['rounds']} rounds" if result["rounds"] > 1 else ""
     print(
-        f"gateway bench: {result['requests']} GETs per target, concurrency {result['concurrency']}, "
+        f"gateway bench: {result['requests']} GETs per target, concurrency {result['concurrency']}{rounds}, "
         f"{result['cpus']} CPUs, limiter={result['limiter']} (3 processes: upstream, gateway, load generator)"
     )
-    print(f"{'target':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+
+    def cpu(r: dict[str, float], name: str) -> str:
+        value = r.get(f"cpu_us_{name}")
+        return f"{value:>9.0f}" if value is not None else f"{'-':>9}"
+
+    print(
+        f"{'target':<10} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}"
+        f"   CPU µs/req: {'gateway':>9} {'upstream':>9} {'loadgen':>9}"
+    )
     for name in ("direct", "gateway"):
         r = result[name]
-        print(f"{name:<10} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>7}")
+        print(
+            f"{name:<10} {r['rps']:>9.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['errors']:>7}"
+            f"               {cpu(r, 'gateway')} {cpu(r, 'upstream')} {cpu(r, 'loadgen')}"
+        )
     print(
         f"gateway/direct throughput ratio: {result['rps_ratio']:.2f}; "
         f"added p50 latency: {result['p50_overhead_ms']:.2f} ms"
     )
+    if "gateway_cpu_us_per_request" in result:
+        print(
+            f"CPU per proxied request: gateway {result['gateway_cpu_us_per_request']:.0f} µs, "
+            f"upstream {result['upstream_cpu_us_per_request']:.0f} µs "
+            f"(gateway/upstream {result['gateway_to_upstream_cpu_ratio']:.2f})"
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """CLI: ``python -m gateway.bench [--requests N] [--concurrency C] [--json]`` or ``upstream --port P``."""
+    """CLI: ``python -m gateway.bench [--requests N] [--concurrency C] [--rounds R] [--json]`` or ``upstream --port P``."""
     parser = argparse.ArgumentParser(prog="python -m gateway.bench")
     parser.add_argument("mode", nargs="?", default="run", choices=["run", "upstream"])
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--requests", type=int, default=3000)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--requests",
+        type=_bounded("--requests", 1, MAX_REQUESTS),
+        default=3000,
+        help="GETs per target and round",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_bounded("--concurrency", 1, MAX_CONCURRENCY),
+        default=32,
+        help="requests in flight",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_bounded("--rounds", 1, MAX_ROUNDS),
+        default=1,
+        help="alternate direct/gateway runs this many times; report the medians",
+    )
     parser.add_argument("--limiter", choices=["auto", "memory"], default="auto")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)

@@ -186,17 +186,24 @@ async def forward(
         ) from exc
 
     async with upstream_resp:
-        resp = web.StreamResponse(status=upstream_resp.status, reason=upstream_resp.reason)
+        resp_headers: CIMultiDict[str] = CIMultiDict()
         drop = _RESPONSE_SKIP | connection_tokens(upstream_resp)
         for name, value in upstream_resp.headers.items():
             if name.lower() not in drop:
-                resp.headers.add(name, value)
-        resp.headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
+                resp_headers.add(name, value)
+        resp_headers[REQUEST_ID_HEADER] = request[REQUEST_ID]
         length = upstream_resp.content_length
         no_body = (
             request.method == "HEAD"
             or upstream_resp.status in (204, 304)
             or 100 <= upstream_resp.status < 200
+        )
+        if not no_body and length is not None and length <= _CHUNK:
+            # a small answer of known size (most API answers): read it whole, as the streaming loop would read
+            # its one chunk, so that status line, headers and body leave in one write instead of two
+            return await _buffered(upstream_resp, resp_headers, upstream=upstream)
+        resp = web.StreamResponse(
+            status=upstream_resp.status, reason=upstream_resp.reason, headers=resp_headers
         )
         if length is not None and not no_body:
             resp.content_length = length
@@ -215,3 +222,22 @@ async def forward(
                 return resp
         await resp.write_eof()
         return resp
+
+
+async def _buffered(
+    upstream_resp: aiohttp.ClientResponse, headers: CIMultiDict[str], *, upstream: str
+) -> web.Response:
+    try:
+        body = await upstream_resp.read()
+    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+        # nothing has been sent yet, so a broken answer can still be reported as a problem
+        log.warning("proxy.timeout", upstream=upstream)
+        raise Problem(
+            504, "upstream.timeout", f"the {upstream} service did not answer in time", upstream=upstream
+        ) from exc
+    except aiohttp.ClientError as exc:
+        log.warning("proxy.bad_gateway", upstream=upstream, error=repr(exc))
+        raise Problem(
+            502, "upstream.bad_gateway", f"the {upstream} service failed to answer", upstream=upstream
+        ) from exc
+    return web.Response(status=upstream_resp.status, reason=upstream_resp.reason, body=body, headers=headers)

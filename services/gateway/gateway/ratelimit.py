@@ -7,6 +7,8 @@ replicas; one Lua script per hit, so check-and-record is atomic and uses the Red
 from __future__ import annotations
 
 import abc
+import asyncio
+import itertools
 import math
 import secrets
 import time
@@ -15,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import NoScriptError
 
 
 @dataclass(frozen=True)
@@ -116,14 +119,28 @@ return {allowed, limit - count, reset}
 """
 
 
+Call = tuple[str, int, int, str]  # key, limit, window (ms), unique member suffix
+
+
 class RedisLimiter(RateLimiter):
-    """Sliding log in a Redis sorted set per key, checked and updated by one atomic Lua script."""
+    """Sliding log in a Redis sorted set per key, checked and updated by one atomic Lua script.
+
+    Every hit is one EVALSHA. Hits made in the same event-loop iteration (concurrent requests) travel to
+    Redis in one pipeline: each script still runs atomically, in order, so counting is exactly what it would
+    be one by one, and the client's work per hit roughly halves under load. A lone hit goes out on its own.
+    """
 
     name = "redis"
 
     def __init__(self, redis: Redis[Any], *, prefix: str = "reelforge:rl", owns_client: bool = True) -> None:
         self.redis, self.prefix, self._owns = redis, prefix, owns_client
         self._script: Any = redis.register_script(_SCRIPT)
+        # members of one window must be unique even within one millisecond, across replicas: a random
+        # per-process nonce plus a counter (no random bytes from the OS per request)
+        self._nonce = secrets.token_hex(6)
+        self._seq = itertools.count()
+        self._batch: list[tuple[Call, asyncio.Future[Any]]] = []
+        self._senders: set[asyncio.Task[None]] = set()
 
     @classmethod
     def from_url(cls, url: str, *, prefix: str = "reelforge:rl") -> RedisLimiter:
@@ -131,14 +148,69 @@ class RedisLimiter(RateLimiter):
         return cls(Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2), prefix=prefix)
 
     async def hit(self, key: str, *, limit: int, window_s: int) -> Decision:
-        allowed, remaining, reset_ms = await self._script(
-            keys=[f"{self.prefix}:{key}"], args=[limit, window_s * 1000, secrets.token_hex(6)]
-        )
+        call: Call = (f"{self.prefix}:{key}", limit, window_s * 1000, f"{self._nonce}{next(self._seq):x}")
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[Any] = loop.create_future()
+        if not self._batch:
+            loop.call_soon(self._flush)  # after every request of this iteration has added its hit
+        self._batch.append((call, answer))
+        allowed, remaining, reset_ms = await answer
         return Decision(bool(allowed), limit, int(remaining), int(reset_ms) / 1000)
+
+    def _flush(self) -> None:
+        batch, self._batch = self._batch, []
+        sender = asyncio.ensure_future(self._send(batch))
+        self._senders.add(sender)
+        sender.add_done_callback(self._senders.discard)
+
+    async def _send(self, batch: list[tuple[Call, asyncio.Future[Any]]]) -> None:
+        try:
+            results = await self._evalsha([call for call, _ in batch])
+        except asyncio.CancelledError:
+            for _, answer in batch:
+                answer.cancel()
+            raise
+        except Exception as exc:  # Redis down or slow: every hit of the batch fails (and falls back)
+            results = [exc] * len(batch)
+        for (_, answer), result in zip(batch, results, strict=True):
+            if answer.done():  # its request went away
+                continue
+            if isinstance(result, Exception):
+                answer.set_exception(result)
+            else:
+                answer.set_result(result)
+
+    async def _evalsha(self, calls: list[Call]) -> list[Any]:
+        """Run the script once per call; a call's Redis error is returned in its place."""
+        client: Any = self.redis  # the installed stubs leave evalsha/script_load untyped
+        if len(calls) == 1:
+            # EVALSHA directly: redis-py's Script.__call__ costs ~20 µs more for the same single command
+            try:
+                return [await client.evalsha(self._script.sha, 1, *calls[0])]
+            except NoScriptError:  # a restarted or different Redis: load the script and run it once more
+                self._script.sha = await client.script_load(self._script.script)
+                return [await client.evalsha(self._script.sha, 1, *calls[0])]
+        results = await self._pipelined(client, calls)
+        unknown = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+        if unknown:
+            self._script.sha = await client.script_load(self._script.script)
+            for i, result in zip(
+                unknown, await self._pipelined(client, [calls[i] for i in unknown]), strict=True
+            ):
+                results[i] = result
+        return results
+
+    async def _pipelined(self, client: Any, calls: list[Call]) -> list[Any]:
+        pipe = client.pipeline(transaction=False)
+        for call in calls:
+            pipe.evalsha(self._script.sha, 1, *call)
+        return list(await pipe.execute(raise_on_error=False))
 
     async def ping(self) -> None:
         await self.redis.ping()
 
     async def close(self) -> None:
+        if self._senders:
+            await asyncio.gather(*self._senders, return_exceptions=True)
         if self._owns:
             await self.redis.aclose()  # type: ignore[attr-defined]  # the stubs predate aclose

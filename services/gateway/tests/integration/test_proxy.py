@@ -215,3 +215,40 @@ async def test_upstream_failures_map_to_problems(
     finally:
         bad.close()
         await bad.wait_closed()
+
+
+async def test_large_answers_stream_and_a_broken_small_answer_is_a_problem(
+    start_gateway: GatewayFactory, gateway_settings: GatewaySettings, upstreams: Upstreams
+) -> None:
+    big = bytes(range(256)) * 1200  # 300 KiB: more than one chunk, so it is streamed rather than read whole
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        request_line = (await reader.readuntil(b"\r\n\r\n")).split(b"\r\n", 1)[0]
+        if b"/big" in request_line:
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(big))
+            for i in range(0, len(big), 50_000):
+                writer.write(big[i : i + 50_000])
+                await writer.drain()
+                await asyncio.sleep(0.01)
+        else:  # promises 1000 bytes, sends 500, hangs up
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 1000\r\nConnection: close\r\n\r\n" + b"x" * 500)
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    client = await start_gateway(
+        _settings_for(gateway_settings, upstreams, upstream_render=f"http://127.0.0.1:{port}")
+    )
+    pair = await register_and_login(client)
+    h = bearer(pair["access_token"])
+    try:
+        r = await client.get("/api/v1/rankings/big", headers=h)
+        assert r.status == 200 and r.headers["Content-Length"] == str(len(big))
+        assert await r.read() == big
+        r = await client.get("/api/v1/rankings/cut", headers=h)
+        assert r.status == 502 and (await r.json())["code"] == "upstream.bad_gateway"
+        assert "X-Request-ID" in r.headers
+    finally:
+        server.close()
+        await server.wait_closed()

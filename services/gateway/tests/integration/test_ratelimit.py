@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator
 
@@ -82,6 +83,61 @@ async def test_redis_limit_is_shared_between_replicas() -> None:
         await one.redis.delete(f"{prefix}:{key}")
         await one.close()
         await two.close()
+
+
+async def test_redis_limiter_loads_its_script_when_redis_does_not_know_it() -> None:
+    prefix = unique_name("test-rl")
+    lim = RedisLimiter.from_url(REDIS_URL, prefix=prefix)
+    try:
+        real_sha = lim._script.sha
+        lim._script.sha = "0" * 40  # as after a Redis restart (SCRIPT FLUSH would hit everyone's scripts)
+        decisions = [await lim.hit("k", limit=2, window_s=60) for _ in range(3)]
+        assert [d.allowed for d in decisions] == [True, True, False]
+        assert lim._script.sha == real_sha
+    finally:
+        await lim.redis.delete(f"{prefix}:k")
+        await lim.close()
+
+
+async def test_concurrent_redis_hits_are_exact_even_when_the_script_must_be_reloaded() -> None:
+    prefix = unique_name("test-rl")
+    lim = RedisLimiter.from_url(REDIS_URL, prefix=prefix)
+    try:
+        lim._script.sha = "0" * 40  # unknown to Redis: the whole pipelined batch answers NOSCRIPT
+        decisions = await asyncio.gather(*(lim.hit("k", limit=4, window_s=60) for _ in range(10)))
+        assert sum(d.allowed for d in decisions) == 4
+        assert sorted(d.remaining for d in decisions if d.allowed) == [0, 1, 2, 3]
+    finally:
+        await lim.redis.delete(f"{prefix}:k")
+        await lim.close()
+
+
+async def test_a_hit_whose_request_went_away_does_not_disturb_the_others() -> None:
+    prefix = unique_name("test-rl")
+    lim = RedisLimiter.from_url(REDIS_URL, prefix=prefix)
+    try:
+        hits = [asyncio.ensure_future(lim.hit("k", limit=100, window_s=60)) for _ in range(5)]
+        await asyncio.sleep(0)
+        hits[0].cancel()
+        done = await asyncio.gather(*hits[1:])
+        assert all(d.allowed for d in done)
+    finally:
+        await lim.redis.delete(f"{prefix}:k")
+        await lim.close()
+
+
+async def test_every_concurrent_hit_fails_when_redis_is_unreachable() -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    lim = RedisLimiter.from_url(f"redis://127.0.0.1:{port}/0")
+    try:
+        results = await asyncio.gather(
+            *(lim.hit("k", limit=10, window_s=60) for _ in range(3)), return_exceptions=True
+        )
+        assert all(isinstance(r, Exception) for r in results)  # so the middleware falls back for each
+    finally:
+        await lim.close()
 
 
 @pytest.mark.parametrize("backend", ["memory", "redis"])
