@@ -15,7 +15,9 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run a render command."""
-    return run_service(settings=RenderSettings.from_env(), create_app=create_app, migrations_dir=MIGRATIONS, argv=argv)
+    return run_service(
+        settings=RenderSettings.from_env(), create_app=create_app, migrations_dir=MIGRATIONS, argv=argv
+    )
 
 
 if __name__ == "__main__":
