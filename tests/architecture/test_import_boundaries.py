@@ -28,7 +28,10 @@ def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
     exe = Path(sys.executable).with_name("lint-imports")
     return subprocess.run(
         [str(exe), "--config", str(tree / ".importlinter"), "--no-cache"],
-        cwd=tree, env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"}, capture_output=True, text=True,
+        cwd=tree,
+        env={"PYTHONPATH": str(tree), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
         timeout=120,
     )
 
@@ -36,9 +39,13 @@ def _lint(tree: Path) -> subprocess.CompletedProcess[str]:
 def _copy_tree(tmp: Path) -> Path:
     tree = tmp / "tree"
     tree.mkdir()
-    shutil.copytree(ROOT / "libs/common/common", tree / "common", ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copytree(
+        ROOT / "libs/common/common", tree / "common", ignore=shutil.ignore_patterns("__pycache__")
+    )
     for svc in SERVICES:
-        shutil.copytree(ROOT / "services" / svc / svc, tree / svc, ignore=shutil.ignore_patterns("__pycache__"))
+        shutil.copytree(
+            ROOT / "services" / svc / svc, tree / svc, ignore=shutil.ignore_patterns("__pycache__")
+        )
     (tree / ".importlinter").write_text(_config_text())
     return tree
 
@@ -50,7 +57,9 @@ def test_the_real_tree_keeps_the_contract(tmp_path: Path) -> None:
 
 def test_a_service_importing_another_service_breaks_the_contract(tmp_path: Path) -> None:
     tree = _copy_tree(tmp_path)
-    (tree / "render" / "sneaky.py").write_text("from billing import config  # a service reaching into another\n")
+    (tree / "render" / "sneaky.py").write_text(
+        "from billing import config  # a service reaching into another\n"
+    )
     result = _lint(tree)
     assert result.returncode != 0
     assert "render.sneaky -> billing" in result.stdout or "render.sneaky" in result.stdout, result.stdout

@@ -60,7 +60,7 @@ async def test_signup_grant_once_when_user_registered_is_delivered_twice(saga, b
             n = await conn.fetchval("SELECT count(*) FROM inbox WHERE event_type = 'user.registered.v1'")
         return n == 2  # both distinct event ids handled (the redelivered one deduplicated)
 
-    await wait_for(granted, timeout=10)
+    await wait_for(granted, timeout=30)
     assert (await books.account(user)).balance == 100
     assert await books.entries(user, "grant") == 1
 

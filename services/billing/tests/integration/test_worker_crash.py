@@ -67,7 +67,7 @@ class WorkerProcess:
     async def kill9(self) -> None:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(self.proc.wait(), timeout=10)
+        await asyncio.wait_for(self.proc.wait(), timeout=30)
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:

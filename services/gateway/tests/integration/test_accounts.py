@@ -41,7 +41,7 @@ async def test_register_login_me(start_gateway: GatewayFactory, memory_bus: Memo
             decode_as(body, UserRegistered) for rk, body in memory_bus.published if rk == "user.registered.v1"
         ]
 
-    events = await wait_for(announced, timeout=5)
+    events = await wait_for(announced, timeout=30)
     assert events[0].user_id == uuid.UUID(me["id"]) and events[0].email == me["email"]
     assert events[0].producer == "gateway"
 

@@ -107,7 +107,8 @@ def test_thumbnail_index_cues_point_at_the_tokenized_sprite_keeping_the_fragment
     assert "00:00:05.000 --> 00:00:10.000" in out and out.startswith("WEBVTT")
 
 
-VID = uuid.UUID("5f0c2a9e-3b1d-4c8e-9a7f-2d6b1e4c0a11")  # fixed: parametrize ids must match across xdist workers
+# fixed: parametrize ids must match across xdist workers
+VID = uuid.UUID("5f0c2a9e-3b1d-4c8e-9a7f-2d6b1e4c0a11")
 
 
 @pytest.mark.parametrize(
