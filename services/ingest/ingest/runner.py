@@ -1,40 +1,27 @@
-"""The worker's job runner: claims queued import/search jobs from Postgres under a lease and runs them.
+"""The worker's job runner: import and search jobs, run under a lease by ``common.jobrunner.LeasedJobRunner``.
 
 Why a lease and not a bus message per job: a download can take longer than RabbitMQ's consumer timeout, and
-a lease survives a killed worker by itself. A job is claimed with ``FOR UPDATE SKIP LOCKED``; its lease is
-renewed while it runs; when a worker dies the lease expires and another worker takes the job over. A job
-ends exactly once: its final transaction checks that this worker still holds the lease, and the video it
-produces is unique per import (``source_ref``).
+a lease survives a killed worker by itself (see ``common.jobrunner``). This module holds only what is ingest's:
+what an import and a search do, and what a failed import announces. A job ends exactly once: its final
+transaction runs in ``JobContext.transaction`` (which checks the lease), and the video it produces is unique per
+import (``source_ref``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
-import os
-import socket
-import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
-from structlog.contextvars import bound_contextvars
 
 from common import outbox
 from common.bus import Bus
 from common.events.ingest import VideoIngestFailed
-from common.jobs import (
-    ErrorCode,
-    InvalidTransition,
-    JobFailure,
-    JobStatus,
-    ProgressReporter,
-    get_job,
-    update_job,
-)
+from common.jobrunner import JobContext, JobStopped, LeasedJobRunner
+from common.jobs import Job, JobFailure, JobStatus, update_job
 from common.logging import get_logger
 from common.storage import ObjectStore
 
@@ -56,17 +43,6 @@ def default_search(target: str, limit: int, proxy: str | None) -> dict[str, Any]
     return fetch.ytdlp_search(target, limit, proxy=proxy)
 
 
-class _Stopped(Exception):
-    """The worker is shutting down or lost the lease: hand the job back instead of ending it."""
-
-
-@dataclass
-class _Run:
-    job_id: uuid.UUID
-    cancel: threading.Event = field(default_factory=threading.Event)
-    lease_lost: bool = False
-
-
 def limits_of(settings: IngestSettings) -> Limits:
     """The media limits from settings."""
     return Limits(
@@ -84,7 +60,7 @@ def policy_of(settings: IngestSettings) -> netguard.AddressPolicy:
 
 
 class JobRunner:
-    """Runs up to ``job_concurrency`` jobs at once in this process."""
+    """Runs up to ``job_concurrency`` import/search jobs at once in this process."""
 
     def __init__(
         self,
@@ -97,178 +73,67 @@ class JobRunner:
     ) -> None:
         self.pool, self.bus, self.store, self.settings = pool, bus, store, settings
         self.search_fn = search_fn or default_search
-        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.limits = limits_of(settings)
         self.policy = policy_of(settings)
         self.fmt = settings.import_format if fetch.has_ffmpeg() else fetch.FORMAT_WITHOUT_FFMPEG
-        self._runs: dict[uuid.UUID, tuple[_Run, asyncio.Task[None]]] = {}
-        self._stopping = False
-        self._wake = asyncio.Event()
-        self._loop_task: asyncio.Task[None] | None = None
+        self.leased = LeasedJobRunner(
+            pool=pool,
+            bus=bus,
+            kinds=KINDS,
+            handler=self._run,
+            producer=PRODUCER,
+            schema=settings.schema,
+            concurrency=settings.job_concurrency,
+            lease_s=settings.job_lease_s,
+            max_attempts=settings.job_max_attempts,
+            poll_interval_s=settings.job_poll_interval_s,
+            progress_interval_s=settings.progress_interval_s,
+            on_failure=self._on_failure,
+            name="ingest",
+        )
+
+    @property
+    def worker(self) -> str:
+        """This process's lease holder id."""
+        return self.leased.worker
 
     async def start(self) -> None:
         """Start claiming jobs."""
-        self._loop_task = asyncio.create_task(self._loop(), name="ingest-job-runner")
+        await self.leased.start()
 
     async def stop(self, timeout_s: float = 20.0) -> None:
         """Stop claiming; running jobs stop at their next checkpoint and go back to the queue."""
-        self._stopping = True
-        self._wake.set()
-        if self._loop_task is not None:
-            self._loop_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._loop_task
-        for run, _ in self._runs.values():
-            run.cancel.set()
-        tasks = [t for _, t in self._runs.values()]
-        if tasks:
-            _, pending = await asyncio.wait(tasks, timeout=timeout_s)
-            for t in pending:
-                t.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self.leased.stop(timeout_s=timeout_s)
 
     def wake(self) -> None:
         """Look for work now (a job was just queued in this process)."""
-        self._wake.set()
+        self.leased.wake()
 
     def cancel_local(self, job_id: uuid.UUID) -> None:
         """Stop a job this process runs at its next chunk (the DB flag is the durable cancel)."""
-        entry = self._runs.get(job_id)
-        if entry is not None:
-            entry[0].cancel.set()
+        self.leased.cancel_local(job_id)
 
-    async def _loop(self) -> None:
-        while not self._stopping:
-            claimed = None
-            if len(self._runs) < self.settings.job_concurrency:
-                try:
-                    claimed = await self.claim_one()
-                except (OSError, asyncpg.PostgresError) as exc:
-                    log.warning("ingest.claim_failed", error=repr(exc))
-            if claimed is not None:
-                run = _Run(claimed)
-                task = asyncio.create_task(self._execute(run), name=f"ingest-job-{claimed}")
-                self._runs[claimed] = (run, task)
-                task.add_done_callback(functools.partial(self._done, claimed))
-                continue
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=self.settings.job_poll_interval_s)
-
-    def _done(self, job_id: uuid.UUID, _task: object = None) -> None:
-        self._runs.pop(job_id, None)
-        self._wake.set()
-
-    async def claim_one(self) -> uuid.UUID | None:
-        """Lease one runnable job and mark it running; its id, or None when there is nothing to do."""
-        while True:
-            async with self.pool.acquire() as conn, conn.transaction():
-                claimed = await store.claim_job(
-                    conn, kinds=KINDS, worker=self.worker, lease_s=self.settings.job_lease_s
-                )
-                if claimed is None:
-                    return None
-                job_id, attempt = claimed
-                if attempt > self.settings.job_max_attempts:
-                    # a job that killed its worker every time must not kill the next one too
-                    await self._fail(
-                        conn,
-                        job_id,
-                        JobFailure(
-                            ErrorCode.INTERNAL, f"the job was interrupted {attempt - 1} times; giving up"
-                        ),
-                    )
-                    continue
-                await update_job(
-                    conn,
-                    job_id,
-                    producer=PRODUCER,
-                    status=JobStatus.RUNNING,
-                    stage="starting" if attempt == 1 else "resuming",
-                )
-                return job_id
-
-    async def _execute(self, run: _Run) -> None:
-        heartbeat = asyncio.create_task(self._heartbeat(run))
-        with bound_contextvars(job_id=str(run.job_id)):
-            try:
-                async with self.pool.acquire() as conn:
-                    job = await get_job(conn, run.job_id)
-                assert job is not None
-                if job.kind == "import":
-                    await self._run_import(run)
-                else:
-                    await self._run_search(run)
-            except _Stopped:
-                await self._hand_back(run)
-            except JobFailure as failure:
-                if failure.code == ErrorCode.CANCELED and (self._stopping or run.lease_lost):
-                    await self._hand_back(run)
-                else:
-                    await self._end_failed(run, failure)
-            except asyncio.CancelledError:
-                await asyncio.shield(self._hand_back(run))
-                raise
-            except Exception as exc:
-                log.exception("ingest.job_crashed", error=repr(exc))
-                await self._end_failed(run, JobFailure(ErrorCode.INTERNAL, "an internal error occurred"))
-            finally:
-                heartbeat.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await heartbeat
-
-    async def _heartbeat(self, run: _Run) -> None:
-        interval = max(0.2, self.settings.job_lease_s / 3)
-        while True:
-            await asyncio.sleep(interval)
-            try:
-                async with self.pool.acquire() as conn:
-                    ok = await store.renew_lease(
-                        conn, job_id=run.job_id, worker=self.worker, lease_s=self.settings.job_lease_s
-                    )
-            except (OSError, asyncpg.PostgresError) as exc:
-                log.warning("ingest.lease_renew_failed", error=repr(exc))
-                continue
-            if not ok:
-                log.warning("ingest.lease_lost", job_id=str(run.job_id))
-                run.lease_lost = True
-                run.cancel.set()
-                return
-
-    def _reporter(self, run: _Run) -> ProgressReporter:
-        return ProgressReporter(
-            self.pool,
-            self.bus,
-            run.job_id,
-            producer=PRODUCER,
-            min_interval_s=self.settings.progress_interval_s,
-        )
-
-    async def _checkpoint(self, run: _Run, reporter: ProgressReporter, percent: float, stage: str) -> None:
-        if self._stopping or run.lease_lost:
-            raise _Stopped()
-        try:
-            await reporter.update(percent, stage, force=True)
-        except JobFailure:
-            run.cancel.set()
-            raise
+    async def _run(self, ctx: JobContext) -> None:
+        if ctx.job.kind == "import":
+            await self._run_import(ctx)
+        else:
+            await self._run_search(ctx)
 
     # -- imports --------------------------------------------------------------------------------------------
 
-    async def _run_import(self, run: _Run) -> None:
+    async def _run_import(self, ctx: JobContext) -> None:
         async with self.pool.acquire() as conn:
-            imp = await store.import_for_job(conn, job_id=run.job_id)
+            imp = await store.import_for_job(conn, job_id=ctx.job.id)
         assert imp is not None, "an import job without its import row"
-        reporter = self._reporter(run)
-        await self._checkpoint(run, reporter, 0, "resolving")
+        await ctx.checkpoint(0, "resolving", force=True)
         await netguard.check_url(imp["url"], self.policy)
         self.settings.ingest_tmp.mkdir(parents=True, exist_ok=True)
         async with (
-            workspace(self.settings.ingest_tmp, f"import-{run.job_id}") as ws,
+            workspace(self.settings.ingest_tmp, f"import-{ctx.job.id}") as ws,
             netguard.GuardProxy(self.policy) as proxy,
         ):
-            downloaded = await self._download(run, reporter, imp["url"], ws, proxy)
-            await self._checkpoint(run, reporter, 90, "probing")
+            downloaded = await self._download(ctx, imp["url"], ws, proxy)
+            await ctx.checkpoint(90, "probing", force=True)
             video_id = uuid.uuid4()
             video = await pipeline.store_original(
                 self.store,
@@ -283,9 +148,7 @@ class JobRunner:
                 allow_audio_only=imp["allow_audio_only"],
             )
         try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                if not await store.holds_lease(conn, job_id=run.job_id, worker=self.worker):
-                    raise _Stopped()
+            async with ctx.transaction() as conn:
                 inserted = await store.insert_video(conn, video=video)
                 if inserted is None:
                     # an earlier attempt of this import already registered its video: end with that one
@@ -298,7 +161,7 @@ class JobRunner:
                 await store.set_import_video(conn, import_id=imp["id"], video_id=inserted.id)
                 await update_job(
                     conn,
-                    run.job_id,
+                    ctx.job.id,
                     producer=PRODUCER,
                     status=JobStatus.SUCCEEDED,
                     stage="done",
@@ -311,8 +174,7 @@ class JobRunner:
 
     async def _download(
         self,
-        run: _Run,
-        reporter: ProgressReporter,
+        ctx: JobContext,
         url: str,
         ws: Any,
         proxy: netguard.GuardProxy,
@@ -324,7 +186,7 @@ class JobRunner:
             # runs in yt-dlp's thread: hand the numbers to the event loop
             loop.call_soon_threadsafe(latest.update, {"done": done, "total": total})
 
-        await self._checkpoint(run, reporter, 0, "downloading")
+        await ctx.checkpoint(0, "downloading", force=True)
         task = asyncio.ensure_future(
             asyncio.to_thread(
                 fetch.download,
@@ -336,7 +198,7 @@ class JobRunner:
                 max_duration_s=self.settings.max_duration_s,
                 socket_timeout=self.settings.import_socket_timeout_s,
                 on_progress=on_progress,
-                cancel=run.cancel,
+                cancel=ctx.cancel,
                 refusals=proxy.refusals,
             )
         )
@@ -345,41 +207,37 @@ class JobRunner:
                 await asyncio.wait({task}, timeout=0.25)
                 done, total = latest["done"] or 0, latest["total"]
                 pct = min(89.0, 89.0 * done / total) if total else 0.0
-                if self._stopping or run.lease_lost:
-                    run.cancel.set()
+                if ctx.stopping or ctx.cancel.is_set():
+                    ctx.cancel.set()  # yt-dlp stops at its next chunk
                     continue
-                try:
-                    await reporter.update(pct, "downloading")
-                except JobFailure:
-                    run.cancel.set()  # canceled by the user: let yt-dlp stop at its next chunk
+                # canceled by the user: ``checkpoint`` set the signal yt-dlp checks; the thread ends the job
+                with contextlib.suppress(JobFailure):
+                    await ctx.checkpoint(pct, "downloading")
         finally:
             if not task.done():
-                run.cancel.set()
+                ctx.cancel.set()
                 # the thread writes into the workspace: it must end before the workspace is removed
                 await asyncio.shield(asyncio.wait({task}))
-        if (self._stopping or run.lease_lost) and task.exception() is not None:
-            raise _Stopped()
+        if ctx.stopping and task.exception() is not None:
+            raise JobStopped()
         return task.result()
 
     # -- searches -------------------------------------------------------------------------------------------
 
-    async def _run_search(self, run: _Run) -> None:
+    async def _run_search(self, ctx: JobContext) -> None:
         async with self.pool.acquire() as conn:
-            s = await store.search_for_job(conn, job_id=run.job_id)
+            s = await store.search_for_job(conn, job_id=ctx.job.id)
         assert s is not None, "a search job without its search row"
-        reporter = self._reporter(run)
-        await self._checkpoint(run, reporter, 5, "searching")
+        await ctx.checkpoint(5, "searching", force=True)
         async with netguard.GuardProxy(self.policy) as proxy:
             info = await asyncio.to_thread(self.search_fn, s["target"], s["max_results"], proxy.url)
-        await self._checkpoint(run, reporter, 80, "storing")
+        await ctx.checkpoint(80, "storing", force=True)
         results = search.parse_results(info, s["platform"], s["max_results"])
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await store.holds_lease(conn, job_id=run.job_id, worker=self.worker):
-                raise _Stopped()
+        async with ctx.transaction() as conn:
             await store.replace_search_results(conn, search_id=s["id"], results=results)
             await update_job(
                 conn,
-                run.job_id,
+                ctx.job.id,
                 producer=PRODUCER,
                 status=JobStatus.SUCCEEDED,
                 stage="done",
@@ -389,45 +247,19 @@ class JobRunner:
 
     # -- endings --------------------------------------------------------------------------------------------
 
-    async def _fail(self, conn: asyncpg.Connection, job_id: uuid.UUID, failure: JobFailure) -> None:
-        status = JobStatus.CANCELED if failure.code == ErrorCode.CANCELED else JobStatus.FAILED
-        try:
-            job = await update_job(
-                conn, job_id, producer=PRODUCER, status=status, error=failure, stage=str(status)
-            )
-        except InvalidTransition:
+    async def _on_failure(self, conn: asyncpg.Connection, job: Job, failure: JobFailure) -> None:
+        """A failed import also says so as ``video.ingest_failed.v1`` (same transaction as the job's end)."""
+        if job.kind != "import" or job.status != JobStatus.FAILED:
             return
-        if job.kind == "import" and status == JobStatus.FAILED:
-            imp = await store.import_for_job(conn, job_id=job_id)
-            await outbox.add(
-                conn,
-                VideoIngestFailed(
-                    owner_id=job.owner_id,
-                    job_id=job_id,
-                    source_url=imp["url"] if imp else "",
-                    code=failure.code,
-                    message=failure.message,
-                    producer=PRODUCER,
-                ),
-            )
-
-    async def _end_failed(self, run: _Run, failure: JobFailure) -> None:
-        log.info("ingest.job_failed", code=failure.code, message=failure.message)
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await store.holds_lease(conn, job_id=run.job_id, worker=self.worker):
-                return
-            await self._fail(conn, run.job_id, failure)
-
-    async def _hand_back(self, run: _Run) -> None:
-        """Put the job back in the queue (shutdown) unless another worker already owns it."""
-        try:
-            async with self.pool.acquire() as conn, conn.transaction():
-                if not await store.holds_lease(conn, job_id=run.job_id, worker=self.worker):
-                    return
-                with contextlib.suppress(InvalidTransition):
-                    await update_job(
-                        conn, run.job_id, producer=PRODUCER, status=JobStatus.QUEUED, stage="requeued"
-                    )
-                await store.release_lease(conn, job_id=run.job_id, worker=self.worker)
-        except Exception as exc:  # the lease expires by itself; another worker takes the job then
-            log.warning("ingest.hand_back_failed", error=repr(exc))
+        imp = await store.import_for_job(conn, job_id=job.id)
+        await outbox.add(
+            conn,
+            VideoIngestFailed(
+                owner_id=job.owner_id,
+                job_id=job.id,
+                source_url=imp["url"] if imp else "",
+                code=failure.code,
+                message=failure.message,
+                producer=PRODUCER,
+            ),
+        )

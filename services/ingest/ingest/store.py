@@ -1,4 +1,4 @@
-"""The only module with SQL: videos, imports, searches and job leases in the ingest schema."""
+"""The only module with SQL: videos, imports and searches in the ingest schema (job leases: ``common.jobrunner``)."""
 
 from __future__ import annotations
 
@@ -271,69 +271,3 @@ async def search_results(conn: asyncpg.Connection, *, search_id: uuid.UUID, sort
         f"SELECT {_RESULT_COLS} FROM search_results WHERE search_id = $1 ORDER BY {_ORDER[sort]}", search_id
     )
     return [SearchResult(**dict(r)) for r in rows]
-
-
-# -- job leases (the worker's claim on a job) ------------------------------------------------------------------
-
-
-async def claim_job(
-    conn: asyncpg.Connection, *, kinds: Sequence[str], worker: str, lease_s: float
-) -> tuple[uuid.UUID, int] | None:
-    """Lease the oldest runnable job: queued, or running under an expired lease (its worker died).
-
-    Returns ``(job_id, attempt)``; the caller's transaction holds the job row locked.
-    """
-    r = await conn.fetchrow(
-        "SELECT j.id FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"
-        " WHERE j.kind = ANY($1::text[]) AND (j.status = 'queued' OR (j.status = 'running'"
-        " AND (r.lease_until IS NULL OR r.lease_until < now())))"
-        " ORDER BY j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED",
-        list(kinds),
-    )
-    if r is None:
-        return None
-    attempts = await conn.fetchval(
-        "INSERT INTO job_runs (job_id, worker, lease_until, attempts)"
-        " VALUES ($1, $2, now() + make_interval(secs => $3), 1)"
-        " ON CONFLICT (job_id) DO UPDATE SET worker = $2, lease_until = now() + make_interval(secs => $3),"
-        " attempts = job_runs.attempts + 1 RETURNING attempts",
-        r["id"],
-        worker,
-        lease_s,
-    )
-    return r["id"], int(attempts)
-
-
-async def renew_lease(conn: asyncpg.Connection, *, job_id: uuid.UUID, worker: str, lease_s: float) -> bool:
-    """Extend the lease; False when another worker took the job over."""
-    res: str = await conn.execute(
-        "UPDATE job_runs SET lease_until = now() + make_interval(secs => $3) WHERE job_id = $1 AND worker = $2",
-        job_id,
-        worker,
-        lease_s,
-    )
-    return res.endswith(" 1")
-
-
-async def holds_lease(conn: asyncpg.Connection, *, job_id: uuid.UUID, worker: str) -> bool:
-    """Whether ``worker`` still holds the job (locks the lease row for the rest of the transaction)."""
-    found = await conn.fetchval(
-        "SELECT true FROM job_runs WHERE job_id = $1 AND worker = $2 FOR UPDATE", job_id, worker
-    )
-    return bool(found)
-
-
-async def release_lease(conn: asyncpg.Connection, *, job_id: uuid.UUID, worker: str) -> None:
-    """Give a job back (shutdown): another worker may claim it at once."""
-    await conn.execute(
-        "UPDATE job_runs SET lease_until = now() - interval '1 second' WHERE job_id = $1 AND worker = $2",
-        job_id,
-        worker,
-    )
-
-
-async def job_attempts(conn: asyncpg.Connection, *, job_id: uuid.UUID) -> int:
-    """How many times a job was claimed."""
-    return int(
-        await conn.fetchval("SELECT coalesce(max(attempts), 0) FROM job_runs WHERE job_id = $1", job_id)
-    )

@@ -1,4 +1,4 @@
--- ingest: the video catalogue, URL imports, platform searches, and leases of the jobs the worker runs.
+-- ingest: the video catalogue, URL imports, platform searches (job leases: common/0002_job_runs.sql).
 
 CREATE TABLE videos (
     id          uuid PRIMARY KEY,
@@ -62,12 +62,3 @@ CREATE TABLE search_results (
     published_at  timestamptz,
     PRIMARY KEY (search_id, position)
 );
-
--- Which worker runs a job, until when (a dead worker's lease expires and another worker takes the job over).
-CREATE TABLE job_runs (
-    job_id      uuid PRIMARY KEY REFERENCES jobs (id) ON DELETE CASCADE,
-    worker      text NOT NULL,
-    lease_until timestamptz NOT NULL,
-    attempts    int NOT NULL DEFAULT 0
-);
-CREATE INDEX jobs_runnable ON jobs (created_at) WHERE status IN ('queued', 'running');

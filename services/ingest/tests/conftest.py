@@ -135,18 +135,7 @@ def make_audio(path: Path, seconds: float = 1.0) -> Path:
 
 def make_rotated(path: Path, degrees: int = 90) -> Path:
     """A 1-second 320x240 H.264 MP4 whose display matrix rotates it by ``degrees`` (a phone shot upright)."""
-    with av.open(str(path), "w") as c:
-        s = c.add_stream("libx264", rate=25)
-        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
-        s.set_display_rotation(degrees)
-        for i in range(25):
-            f = av.VideoFrame.from_ndarray(np.full((240, 320, 3), i * 8, np.uint8), format="rgb24")
-            f.pts, f.time_base = i, Fraction(1, 25)
-            for p in s.encode(f):
-                c.mux(p)
-        for p in s.encode():
-            c.mux(p)
-    return path
+    return make_video(seconds=1.0, width=320, height=240, audio=False, rotate=degrees, directory=path.parent)
 
 
 @pytest.fixture(scope="session")

@@ -1,5 +1,5 @@
 """Event wiring of the media half (worker role): one queue for ``video.ingested``, ``captions.completed`` and
-transcode cancellations; the handlers only dispatch to ``MediaWorker``."""
+transcode cancellations; the handlers only dispatch to ``MediaWorker``, whose job runner does the transcodes."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .transcode import MediaWorker
 
 MEDIA_WORKER: web.AppKey[MediaWorker] = web.AppKey("media_worker", MediaWorker)
 CANCEL_CONSUMER = "streaming.transcode_cancel"
+INGESTED_CONSUMER = "streaming.transcode_queue"
 MEDIA_EVENTS: list[type[Event]] = [VideoIngested, CaptionsCompleted, JobCancelRequested]
 
 
@@ -29,20 +30,23 @@ async def _media_consumer(app: web.Application) -> AsyncIterator[None]:
     worker = MediaWorker(pool=app[POOL], bus=app[BUS], store=app[STORE], settings=settings)
     app[MEDIA_WORKER] = worker
     on_cancel = inbox.idempotent(app[POOL], CANCEL_CONSUMER, worker.on_cancel, service="streaming")
+    on_ingested = inbox.idempotent(app[POOL], INGESTED_CONSUMER, worker.on_ingested, service="streaming")
 
     async def handle(event: Event, delivery: Delivery) -> None:
         if isinstance(event, VideoIngested):
-            await worker.on_ingested(event, delivery)
+            # quick: the stream row and a queued job, then ack; the runner transcodes (no consumer timeout)
+            await on_ingested(event, delivery)
+            worker.runner.wake()
         elif isinstance(event, CaptionsCompleted):
             await worker.on_captions(event, delivery)
         elif isinstance(event, JobCancelRequested):
             await on_cancel(event, delivery)
 
-    # prefetch above the transcode slots: captions and cancels keep flowing while transcodes wait for a slot
-    await app[BUS].subscribe(
-        settings.queue, MEDIA_EVENTS, handle, prefetch=settings.streaming_concurrency + 8
-    )
+    await app[BUS].subscribe(settings.queue, MEDIA_EVENTS, handle)
+    await worker.runner.start()
     yield
+    # stop taking jobs; a running transcode stops at its next frame and is handed back for another worker
+    await worker.runner.stop(timeout_s=max(1.0, settings.shutdown_timeout_s - 5))
 
 
 def add_media_worker(app: web.Application) -> None:

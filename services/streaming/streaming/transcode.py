@@ -1,17 +1,18 @@
-"""The transcode use case: ``video.ingested`` → stream-copy ``src`` (playable) → ladder, poster, sprite (ready).
+"""The transcode use case: ``video.ingested`` → a ``transcode`` job → ``src`` copy or a first low rung (playable)
+→ ladder, poster, sprite (ready).
 
 It orchestrates the pipeline (PyAV, in a thread), the object store and the stream's rows. Crash safety: each
 rendition is written to a local scratch directory and uploaded under its final keys only when complete, then
-recorded complete in the database; a redelivered message skips what is complete and redoes only the rest.
+recorded complete in the database; a job taken over after a crash skips what is complete and redoes the rest.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import re
 import shutil
-import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -23,10 +24,12 @@ import asyncpg
 
 from common import jobs
 from common.bus.base import Bus, Delivery
+from common.events.base import Event
 from common.events.captions import CaptionsCompleted
 from common.events.ingest import VideoIngested
 from common.events.jobs import JobCancelRequested
 from common.events.streaming import StreamFailed, StreamPlayable, StreamReady
+from common.jobrunner import JobContext, LeasedJobRunner
 from common.logging import get_logger
 from common.metrics import ENCODE_SPEED
 from common.outbox import add as outbox_add
@@ -111,112 +114,141 @@ class _Progress:
     done: int = 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class Target:
+    """What a transcode job works on (from the ``video.ingested`` event, kept in the job's params)."""
+
+    video_id: uuid.UUID
+    owner_id: uuid.UUID
+    storage_key: str
+    correlation_id: str = ""
+
+    def params(self) -> dict[str, str]:
+        """The job's ``params``."""
+        return {
+            "video_id": str(self.video_id),
+            "storage_key": self.storage_key,
+            "correlation_id": self.correlation_id,
+        }
+
+    @classmethod
+    def of(cls, job: jobs.Job) -> Target:
+        """The target of a transcode job."""
+        return cls(
+            video_id=uuid.UUID(job.params["video_id"]),
+            owner_id=job.owner_id,
+            storage_key=str(job.params.get("storage_key", "")),
+            correlation_id=str(job.params.get("correlation_id", "")),
+        )
+
+
 class MediaWorker:
-    """Consumes ``video.ingested.v1``, ``captions.completed.v1`` and ``job.cancel_requested.v1`` (transcode)."""
+    """``video.ingested.v1`` → a queued ``transcode`` job, run under a lease; captions; transcode cancels.
+
+    The event handler only records the stream and its job (in the inbox transaction) and acks: the transcode
+    itself runs in ``runner`` (``common.jobrunner.LeasedJobRunner``), so it may take hours without holding a
+    RabbitMQ message past the broker's consumer timeout, and a killed worker's job is taken over when its lease
+    expires.
+    """
 
     def __init__(
         self, *, pool: asyncpg.Pool, bus: Bus, store: ObjectStore, settings: StreamingSettings
     ) -> None:
         self.pool, self.bus, self.store, self.settings = pool, bus, store, settings
-        self._slots = asyncio.Semaphore(max(1, settings.streaming_concurrency))
         self.encoder = pipeline.EncoderSettings(
             preset=settings.streaming_x264_preset, gop_s=settings.streaming_gop_s
         )
         self.work_root = Path(settings.streaming_work_dir or settings.tmp_dir).resolve() / "transcode"
+        self.runner = LeasedJobRunner(
+            pool=pool,
+            bus=bus,
+            kinds=[JOB_KIND],
+            handler=self.run_job,
+            producer=PRODUCER,
+            schema=settings.schema,
+            concurrency=settings.streaming_concurrency,
+            lease_s=settings.job_lease_s,
+            max_attempts=settings.job_max_attempts,
+            poll_interval_s=settings.job_poll_interval_s,
+            progress_interval_s=settings.job_progress_interval_s,
+            retry_delays_s=[float(d) for d in settings.job_retry_delays_s],
+            unexpected_error_code=pipeline.TRANSCODE_FAILED,
+            on_failure=self._on_job_failed,
+            name="transcode",
+        )
 
     # ------------------------------------------------------------------------------------------------ ingested
 
-    async def on_ingested(self, event: VideoIngested, delivery: Delivery) -> None:
-        """Transcode one video (one at a time per slot; the bus holds the rest unacked)."""
-        async with self._slots:
-            await self._transcode(event, delivery)
-
-    async def _transcode(self, event: VideoIngested, delivery: Delivery) -> None:
-        vid = event.video_id
-        job_id = await self._begin(event)
-        if job_id is None:
+    async def on_ingested(self, conn: asyncpg.Connection, event: Event, delivery: Delivery) -> None:
+        """In the inbox transaction: the ``processing`` stream and one queued ``transcode`` job per video."""
+        assert isinstance(event, VideoIngested)
+        created = await store.create_stream(
+            conn,
+            video_id=event.video_id,
+            owner_id=event.owner_id,
+            source_key=event.storage_key,
+            duration_s=event.duration_s,
+            width=event.width,
+            height=event.height,
+            has_dash=self.settings.streaming_dash,
+        )
+        stream = await store.get_stream(conn, video_id=event.video_id, for_update=True)
+        assert stream is not None
+        if not created and (stream.status in ("ready", "error") or stream.job_id is not None):
+            log.info("transcode.already_queued", video_id=str(event.video_id), status=stream.status)
             return
-        work = self.work_root / f"{vid}-{uuid.uuid4().hex[:8]}"
-        work.mkdir(parents=True, exist_ok=True)
-        reporter = jobs.ProgressReporter(self.pool, self.bus, job_id, producer=PRODUCER)
-        try:
-            await self._run(event, job_id, work, reporter)
-        except pipeline.MediaError as e:
-            await self._fail(event, job_id, e.code, e.message)
-        except pipeline.Canceled:
-            await self._fail(event, job_id, pipeline.CANCELED, "canceled by the user", canceled=True)
-        except jobs.JobFailure as e:
-            await self._fail(event, job_id, e.code, e.message, canceled=e.code == pipeline.CANCELED)
-        except Exception as e:
-            # storage or database trouble: retry with back-off; on the last attempt, fail the stream visibly
-            if delivery.attempt > self.settings.bus_max_retries:
-                log.exception("transcode.gave_up", video_id=str(vid))
-                await self._fail(
-                    event, job_id, pipeline.TRANSCODE_FAILED, f"transcoding failed: {type(e).__name__}"
-                )
+        target = Target(
+            video_id=event.video_id,
+            owner_id=event.owner_id,
+            storage_key=event.storage_key,
+            correlation_id=event.correlation_id,
+        )
+        job = await jobs.create_job(
+            conn,
+            kind=JOB_KIND,
+            owner_id=event.owner_id,
+            producer=PRODUCER,
+            params=target.params(),
+            stage="queued",
+            correlation_id=event.correlation_id,
+        )
+        await store.set_job(conn, video_id=event.video_id, job_id=job.id)
+        log.info("transcode.queued", video_id=str(event.video_id), job_id=str(job.id))
+
+    async def run_job(self, ctx: JobContext) -> None:
+        """The ``transcode`` job: copy first, then the ladder, thumbnails, DASH; resumes what an attempt left."""
+        target = Target.of(ctx.job)
+        async with self.pool.acquire() as conn:
+            stream = await store.get_stream(conn, video_id=target.video_id)
+            if stream is None:
+                raise jobs.JobFailure(pipeline.MEDIA_UNREADABLE, "the stream of this job does not exist")
+            if stream.status in ("ready", "error"):
+                log.info("transcode.already_done", video_id=str(target.video_id), status=stream.status)
                 return
-            log.warning("transcode.retry", video_id=str(vid), attempt=delivery.attempt, error=repr(e))
-            raise
+            attempt = await store.start_attempt(conn, video_id=target.video_id)
+        if not target.storage_key:
+            target = dataclasses.replace(target, storage_key=stream.source_key)
+        log.info("transcode.start", video_id=str(target.video_id), attempt=attempt, job_attempt=ctx.attempt)
+        work = self.work_root / f"{target.video_id}-{uuid.uuid4().hex[:8]}"
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            await self._run(ctx, target, work)
+        except pipeline.MediaError as e:
+            raise jobs.JobFailure(e.code, e.message) from e
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
 
-    async def _begin(self, event: VideoIngested) -> uuid.UUID | None:
-        """Create (or resume) the stream and its job; None when there is nothing left to do."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            created = await store.create_stream(
-                conn,
-                video_id=event.video_id,
-                owner_id=event.owner_id,
-                source_key=event.storage_key,
-                duration_s=event.duration_s,
-                width=event.width,
-                height=event.height,
-                has_dash=self.settings.streaming_dash,
-            )
-            stream = await store.get_stream(conn, video_id=event.video_id, for_update=True)
-            assert stream is not None
-            if not created and stream.status in ("ready", "error"):
-                log.info("transcode.already_done", video_id=str(event.video_id), status=stream.status)
-                return None
-            job_id = stream.job_id
-            if job_id is None:
-                job = await jobs.create_job(
-                    conn,
-                    kind=JOB_KIND,
-                    owner_id=event.owner_id,
-                    producer=PRODUCER,
-                    params={"video_id": str(event.video_id)},
-                    correlation_id=event.correlation_id,
-                )
-                job_id = job.id
-                await store.set_job(conn, video_id=event.video_id, job_id=job_id)
-            job_row = await jobs.get_job(conn, job_id)
-            attempt = await store.start_attempt(conn, video_id=event.video_id)
-            if job_row is not None and job_row.terminal:
-                # canceled while queued: the stream ends with the job
-                await self._fail_in(
-                    conn, event, job_id, pipeline.CANCELED, "canceled by the user", canceled=True
-                )
-                return None
-            await jobs.update_job(
-                conn,
-                job_id,
-                producer=PRODUCER,
-                status=jobs.JobStatus.RUNNING,
-                stage="probing",
-                correlation_id=event.correlation_id,
-            )
-        log.info("transcode.start", video_id=str(event.video_id), job_id=str(job_id), attempt=attempt)
-        return job_id
+    async def _on_job_failed(self, conn: asyncpg.Connection, job: jobs.Job, failure: jobs.JobFailure) -> None:
+        """The job failed or was canceled: so does its stream (``error`` + ``stream.failed.v1``), atomically."""
+        await self._fail_stream(conn, Target.of(job), failure.code, failure.message)
 
-    async def _run(
-        self, event: VideoIngested, job_id: uuid.UUID, work: Path, reporter: jobs.ProgressReporter
-    ) -> None:
-        vid = event.video_id
+    async def _run(self, ctx: JobContext, target: Target, work: Path) -> None:
+        vid = target.video_id
         started = time.monotonic()
+        await ctx.checkpoint(0.0, "probing", force=True)
         src = work / "source"
         try:
-            await self.store.get_file(event.storage_key, src)
+            await self.store.get_file(target.storage_key, src)
         except ObjectNotFound as e:
             raise pipeline.MediaError(pipeline.MEDIA_UNREADABLE, "the original file is missing") from e
         info = await asyncio.to_thread(pipeline.probe, src, max_fps=self.settings.streaming_max_fps)
@@ -239,7 +271,7 @@ class MediaWorker:
             and "src" not in done
             and stream.status == "processing"
         ):
-            await reporter.update(0.0, "remuxing", force=True)
+            await ctx.checkpoint(0.0, "remuxing", force=True)
             video, audio = await asyncio.to_thread(
                 pipeline.remux_copy, src, work, info=info, gop_s=self.settings.streaming_gop_s
             )
@@ -247,7 +279,7 @@ class MediaWorker:
             for out in outs:
                 await self._publish_rendition(vid, out)
                 done.add(out.name)
-            await self._become_playable(event, job_id, [o.name for o in outs])
+            await self._become_playable(ctx, target, [o.name for o in outs])
             log.info(
                 "transcode.playable",
                 video_id=str(vid),
@@ -255,30 +287,57 @@ class MediaWorker:
                 seconds=round(time.monotonic() - started, 3),
             )
 
-        # 2. the ladder, the encoded audio, the poster and the sprite: one decode of the source
-        rungs = [
-            r
-            for r in pipeline.plan_ladder(info, max_short_side=self.settings.streaming_max_short_side)
-            if r.name not in done
-        ]
-        encode_audio = info.has_audio and "audio" not in done
+        ladder = pipeline.plan_ladder(info, max_short_side=self.settings.streaming_max_short_side)
         need_thumbs = stream.poster_key is None
         result: pipeline.LadderResult | None = None
+        results: list[pipeline.LadderResult] = []
+
+        # 2. not copyable: a first pass for the lowest rung (and the audio) alone, so the stream is playable
+        #    long before the whole ladder is (one extra decode; see docs/streaming.md "Progressive publish")
+        first = ladder[-1]
+        if (
+            self.settings.streaming_early_rung
+            and len(ladder) > 1
+            and not any(r.name in done for r in ladder)
+            and stream.status == "processing"
+            and not (self.settings.streaming_copy_first and info.copyable)
+        ):
+            encode_audio = info.has_audio and "audio" not in done
+            early = await self._encode(ctx, src, work, info, [first], encode_audio, False, share=(0.0, 25.0))
+            for out in early.renditions:
+                await self._publish_rendition(vid, out)
+                done.add(out.name)
+            await self._become_playable(ctx, target, [o.name for o in early.renditions])
+            log.info(
+                "transcode.playable",
+                video_id=str(vid),
+                via=first.name,
+                seconds=round(time.monotonic() - started, 3),
+            )
+            results.append(early)
+
+        # 3. the ladder, the encoded audio, the poster and the sprite: one decode of the source
+        rungs = [r for r in ladder if r.name not in done]
+        encode_audio = info.has_audio and "audio" not in done
         if rungs or encode_audio or need_thumbs:
-            result = await self._encode(src, work, info, rungs, encode_audio, need_thumbs, reporter)
+            share = (25.0, 100.0) if results else (0.0, 100.0)
+            result = await self._encode(
+                ctx, src, work / "ladder", info, rungs, encode_audio, need_thumbs, share=share
+            )
             for out in result.renditions:
                 await self._publish_rendition(vid, out)
                 done.add(out.name)
-                await self._become_playable(event, job_id, [out.name])
+                await self._become_playable(ctx, target, [out.name])
             if result.poster and result.sprite and result.thumbnails_vtt is not None:
                 await self._publish_thumbnails(vid, result)
+            results.append(result)
 
-        # 3. DASH, packaged from the finished renditions (remux, no re-encode)
+        # 4. DASH, packaged from the finished renditions (remux, no re-encode)
         if self.settings.streaming_dash:
-            await reporter.update(99.0, "packaging", force=True)
-            await self._publish_dash(vid, work, result, done)
+            await ctx.checkpoint(99.0, "packaging", force=True)
+            await self._publish_dash(vid, work, [o for r in results for o in r.renditions])
 
-        await self._become_ready(event, job_id, info)
+        await self._become_ready(ctx, target, info)
         elapsed = time.monotonic() - started
         ENCODE_SPEED.labels(PRODUCER, JOB_KIND).set(info.duration_s / max(elapsed, 1e-6))
         log.info(
@@ -290,18 +349,23 @@ class MediaWorker:
 
     async def _encode(
         self,
+        ctx: JobContext,
         src: Path,
         work: Path,
         info: pipeline.SourceInfo,
         rungs: Sequence[pipeline.Rung],
         encode_audio: bool,
         need_thumbs: bool,
-        reporter: jobs.ProgressReporter,
+        *,
+        share: tuple[float, float] = (0.0, 100.0),
     ) -> pipeline.LadderResult:
-        """Run the one-decode ladder in a thread, publishing progress (frames done / total) meanwhile."""
-        stop = threading.Event()
+        """Run one decode pass in a thread, publishing progress (frames done / total) within ``share`` percent.
+
+        The thread polls ``ctx.cancel`` at every packet: a cancel, a lost lease or a shutdown stops it there.
+        """
         progress = _Progress()
         total = max(1, info.total_frames * max(1, len(rungs)))
+        lo, hi = share
 
         def on_progress(n: int) -> None:
             progress.done = n
@@ -317,19 +381,15 @@ class MediaWorker:
                 thumbnails=pipeline.plan_thumbnails(info) if need_thumbs else None,
                 settings=self.encoder,
                 progress=on_progress,
-                stop=stop,
+                stop=ctx.cancel,
             )
         )
         try:
             while not task.done():
                 await asyncio.wait({task}, timeout=0.5)
-                try:
-                    await reporter.update(100.0 * progress.done / total, "transcoding")
-                except jobs.JobFailure:
-                    stop.set()
-                    raise
+                await ctx.checkpoint(lo + (hi - lo) * progress.done / total, "transcoding")
         except BaseException:
-            stop.set()
+            ctx.cancel.set()
             with contextlib.suppress(BaseException):
                 await task  # the thread stops at its next frame; never leave it writing into a deleted dir
             raise
@@ -392,9 +452,9 @@ class MediaWorker:
             )
 
     async def _publish_dash(
-        self, vid: uuid.UUID, work: Path, result: pipeline.LadderResult | None, done: set[str]
+        self, vid: uuid.UUID, work: Path, produced: Sequence[pipeline.RenditionOutput]
     ) -> None:
-        local = {r.name: r for r in (result.renditions if result else [])}
+        local = {r.name: r for r in produced}
         async with self.pool.acquire() as conn:
             stream = await store.get_stream(conn, video_id=vid)
         assert stream is not None
@@ -440,91 +500,71 @@ class MediaWorker:
             )
         return stream
 
-    async def _become_playable(self, event: VideoIngested, job_id: uuid.UUID, names: list[str]) -> None:
+    async def _become_playable(self, ctx: JobContext, target: Target, names: list[str]) -> None:
         """Rewrite the master; on the first video rendition, status ``playable`` + ``stream.playable.v1``."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            stream = await self._write_master(conn, event.video_id)
+        async with ctx.transaction() as conn:
+            stream = await self._write_master(conn, target.video_id)
             if stream.status != "processing" or not stream.video_renditions:
                 return
-            await store.set_status(conn, video_id=event.video_id, status="playable")
+            await store.set_status(conn, video_id=target.video_id, status="playable")
             await outbox_add(
                 conn,
                 StreamPlayable(
-                    video_id=event.video_id,
-                    owner_id=event.owner_id,
+                    video_id=target.video_id,
+                    owner_id=target.owner_id,
                     renditions=[r.name for r in stream.renditions],
-                    correlation_id=event.correlation_id,
+                    correlation_id=target.correlation_id,
                     producer=PRODUCER,
                 ),
             )
-            await jobs.update_job(conn, job_id, producer=PRODUCER, stage="playable", emit=False)
+            await jobs.update_job(conn, ctx.job.id, producer=PRODUCER, stage="playable", emit=False)
 
-    async def _become_ready(self, event: VideoIngested, job_id: uuid.UUID, info: pipeline.SourceInfo) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            stream = await self._write_master(conn, event.video_id)
+    async def _become_ready(self, ctx: JobContext, target: Target, info: pipeline.SourceInfo) -> None:
+        async with ctx.transaction() as conn:
+            stream = await self._write_master(conn, target.video_id)
             names = [r.name for r in stream.renditions]
-            await store.set_status(conn, video_id=event.video_id, status="ready")
+            await store.set_status(conn, video_id=target.video_id, status="ready")
             await outbox_add(
                 conn,
                 StreamReady(
-                    video_id=event.video_id,
-                    owner_id=event.owner_id,
+                    video_id=target.video_id,
+                    owner_id=target.owner_id,
                     renditions=names,
                     duration_s=info.duration_s,
-                    correlation_id=event.correlation_id,
+                    correlation_id=target.correlation_id,
                     producer=PRODUCER,
                 ),
             )
             await jobs.update_job(
                 conn,
-                job_id,
+                ctx.job.id,
                 producer=PRODUCER,
                 status=jobs.JobStatus.SUCCEEDED,
                 stage="ready",
-                result={"video_id": str(event.video_id), "renditions": names},
-                correlation_id=event.correlation_id,
+                result={"video_id": str(target.video_id), "renditions": names},
+                correlation_id=target.correlation_id,
             )
 
-    async def _fail(
-        self, event: VideoIngested, job_id: uuid.UUID, code: str, message: str, *, canceled: bool = False
-    ) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            await self._fail_in(conn, event, job_id, code, message, canceled=canceled)
-        log.info("transcode.failed", video_id=str(event.video_id), code=code, message=message)
-
-    async def _fail_in(
-        self,
-        conn: asyncpg.Connection,
-        event: VideoIngested,
-        job_id: uuid.UUID,
-        code: str,
-        message: str,
-        *,
-        canceled: bool = False,
-    ) -> None:
-        err = {"code": code, "message": message}
-        await store.set_status(conn, video_id=event.video_id, status="error", error=err)
+    async def _fail_stream(self, conn: asyncpg.Connection, target: Target, code: str, message: str) -> None:
+        """The stream ends in ``error`` with ``stream.failed.v1`` (in the caller's transaction)."""
+        stream = await store.get_stream(conn, video_id=target.video_id, for_update=True)
+        if stream is None or stream.status in ("ready", "error"):
+            return
+        await store.set_status(
+            conn, video_id=target.video_id, status="error", error={"code": code, "message": message}
+        )
         await outbox_add(
             conn,
             StreamFailed(
-                video_id=event.video_id,
-                owner_id=event.owner_id,
+                video_id=target.video_id,
+                owner_id=target.owner_id,
                 code=code,
                 message=message,
-                correlation_id=event.correlation_id,
+                correlation_id=target.correlation_id,
                 producer=PRODUCER,
             ),
         )
-        job = await jobs.get_job(conn, job_id)
-        if job is not None and not job.terminal:
-            await jobs.update_job(
-                conn,
-                job_id,
-                producer=PRODUCER,
-                status=jobs.JobStatus.CANCELED if canceled else jobs.JobStatus.FAILED,
-                error=err,
-                correlation_id=event.correlation_id,
-            )
+        log.info("transcode.failed", video_id=str(target.video_id), code=code, message=message)
 
     # ------------------------------------------------------------------------------------------------ captions
 
@@ -561,11 +601,15 @@ class MediaWorker:
     # -------------------------------------------------------------------------------------------------- cancel
 
     async def on_cancel(self, conn: asyncpg.Connection, event: Any, delivery: Delivery) -> None:
-        """Mark a transcode job for cancellation; the running pass stops at its next progress checkpoint."""
+        """Cancel a transcode: a queued one (and its stream) at once, a running one at its next frame."""
         assert isinstance(event, JobCancelRequested)
         if event.kind != JOB_KIND:
             return
         job = await jobs.get_job(conn, event.job_id)
-        if job is None or job.owner_id != event.owner_id:
+        if job is None or job.owner_id != event.owner_id or job.kind != JOB_KIND:
             return
-        await jobs.request_cancel(conn, event.job_id, producer=PRODUCER)
+        after = await jobs.request_cancel(conn, event.job_id, producer=PRODUCER)
+        if after is not None and after.status == jobs.JobStatus.CANCELED and not job.terminal:
+            await self._fail_stream(conn, Target.of(job), pipeline.CANCELED, "canceled by the user")
+        # the running job's runner hears it through NOTIFY too; this is the shortcut within one process
+        self.runner.cancel_local(event.job_id)

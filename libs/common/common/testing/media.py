@@ -37,7 +37,11 @@ def make_video(
     bitrate: int = 0,
     directory: Path | None = None,
 ) -> Path:
-    """A test video: a moving gradient with a frame counter band, and a 440 Hz tone. Cached by parameters."""
+    """A test video: a moving gradient with a frame counter band, and a 440 Hz tone. Cached by parameters.
+
+    ``rotate`` is the display matrix's counter-clockwise angle (90 = a phone shot held upright), the value
+    ``VideoFrame.rotation`` and ffprobe read back; the pixels stay ``width`` x ``height``.
+    """
     key = f"{seconds}-{width}x{height}-{fps}-{audio}-{vcodec}-{rotate}-{gop_s}-{bitrate}.{container}"
     name = hashlib.sha1(key.encode()).hexdigest()[:16] + f".{container}"
     out = (directory or media_cache_dir()) / name
@@ -56,7 +60,8 @@ def make_video(
         if bitrate:
             vs.bit_rate = bitrate
         if rotate:
-            vs.metadata["rotate"] = str(rotate)
+            # FFmpeg 7+ ignores the old ``rotate`` metadata tag when muxing: write the display matrix itself
+            vs.set_display_rotation(rotate)
         as_: Any = None
         if audio:
             as_ = c.add_stream("aac", rate=48000)

@@ -22,7 +22,12 @@ async def test_applies_in_order_once_and_records(database_url: str, schema_name:
     (tmp_path / "0001_init.sql").write_text("CREATE TABLE things (id int PRIMARY KEY, name text);")
     try:
         first = await db.migrate(database_url, schema=schema_name, directories=[tmp_path])
-        assert first == ["common/0001_outbox_inbox_jobs.sql", "0001_init.sql", "0002_more.sql"]
+        assert first == [
+            "common/0001_outbox_inbox_jobs.sql",
+            "common/0002_job_runs.sql",
+            "0001_init.sql",
+            "0002_more.sql",
+        ]
         assert await db.migrate(database_url, schema=schema_name, directories=[tmp_path]) == []
         pool = await db.create_pool(database_url, schema=schema_name)
         try:
@@ -31,7 +36,7 @@ async def test_applies_in_order_once_and_records(database_url: str, schema_name:
                     "INSERT INTO things (id, name) VALUES (1, 'a')"
                 )  # search_path = the schema
                 assert await conn.fetchval("SELECT size FROM things WHERE id = 1") == 0
-                assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 3
+                assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 4
                 assert await conn.fetchval("SELECT current_schema()") == schema_name
         finally:
             await pool.close()

@@ -22,13 +22,13 @@ from common.events.ingest import VideoIngested, VideoIngestFailed
 from common.events.jobs import JobCancelRequested, JobProgress
 from common.events.render import RenderCompleted
 from common.events.streaming import MigrationRequested
+from common.jobrunner import claim_job
 from common.jobs import JobStatus, update_job
 from common.storage import ObjectStore
 from common.storage.fs import FileStore
 from common.testing.auth import TokenFactory
 from common.testing.bus import RabbitBusFactory
 from common.testing.waiting import wait_for
-from ingest import store as ingest_store
 from ingest.config import IngestSettings
 
 from ..conftest import FIXTURES, AppFactory, MediaServer, originals, tmp_leftovers
@@ -103,14 +103,14 @@ async def test_import_of_a_plain_mp4_with_progress_on_rabbitmq(
     )
     assert await s3_store.read_bytes(f"originals/{video['id']}/source.mp4") == mp4_bytes
 
-    ingested = await wait_for(lambda: [e for e in events if isinstance(e, VideoIngested)], timeout=10)
+    ingested = await wait_for(lambda: [e for e in events if isinstance(e, VideoIngested)], timeout=30)
     assert len(ingested) == 1 and ingested[0].source == "import" and str(ingested[0].video_id) == video["id"]
 
     def job_progress() -> list[JobProgress]:
         mine = [e for e in events if isinstance(e, JobProgress) and str(e.job_id) == ids["job_id"]]
         return sorted(mine, key=lambda e: e.seq)
 
-    await wait_for(lambda: job_progress() and job_progress()[-1].status == "succeeded", timeout=10)
+    await wait_for(lambda: job_progress() and job_progress()[-1].status == "succeeded", timeout=30)
     progress = job_progress()
     assert progress[0].status == "queued" and (progress[-1].result or {})["video_id"] == video["id"]
     downloading = [e.percent for e in progress if e.stage == "downloading"]
@@ -216,7 +216,7 @@ async def test_redirects_to_internal_addresses_are_refused(
             done = await _finished(api, headers, ids["import_id"])
             assert done["status"] == "failed" and done["error"]["code"] == "source.forbidden_address", done
         assert await originals(fs_store) == [] and await _count(pool, "SELECT count(*) FROM videos") == 0
-        await wait_for(lambda: len(_published(memory_bus, VideoIngestFailed)) == len(targets), timeout=10)
+        await wait_for(lambda: len(_published(memory_bus, VideoIngestFailed)) == len(targets), timeout=30)
         failed = _published(memory_bus, VideoIngestFailed)
         assert {e.code for e in failed} == {"source.forbidden_address"}
         assert tmp_leftovers(settings) == []
@@ -303,7 +303,7 @@ async def test_cancel_stops_a_running_import(
     done = await _finished(api, headers, ids["import_id"], timeout=10)
     assert done["status"] == "canceled" and done["error"]["code"] == "job.canceled"
     assert await originals(fs_store) == [] and await _count(pool, "SELECT count(*) FROM videos") == 0
-    await wait_for(lambda: tmp_leftovers(settings) == [], timeout=5)
+    await wait_for(lambda: tmp_leftovers(settings) == [], timeout=30)
 
 
 async def test_a_job_left_by_a_dead_worker_is_finished_exactly_once(
@@ -321,7 +321,7 @@ async def test_a_job_left_by_a_dead_worker_is_finished_exactly_once(
     ids = await _import(api, headers, media_server.url("/media/clip.mp4"))
     # a worker claimed it, started, and was killed: the job is running under a lease nobody renews
     async with pool.acquire() as conn, conn.transaction():
-        claimed = await ingest_store.claim_job(conn, kinds=["import"], worker="dead-worker", lease_s=0.3)
+        claimed = await claim_job(conn, kinds=["import"], worker="dead-worker", lease_s=0.3)
         assert claimed == (uuid.UUID(ids["job_id"]), 1)
         await update_job(conn, claimed[0], producer="ingest", status=JobStatus.RUNNING, stage="downloading")
     leftover = settings.ingest_tmp / f"import-{ids['job_id']}-dead"

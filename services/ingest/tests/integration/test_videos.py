@@ -75,7 +75,7 @@ async def test_upload_creates_a_probed_video_and_announces_it(
     assert 1.9 <= video["duration_s"] <= 2.2 and video["size_bytes"] == len(mp4_bytes)
     key = f"originals/{video['id']}/source.mp4"
     assert await store.read_bytes(key) == mp4_bytes
-    await wait_for(lambda: seen, timeout=10)
+    await wait_for(lambda: seen, timeout=30)
     event = seen[0]
     assert event.video_id == uuid.UUID(video["id"]) and event.owner_id == user and event.storage_key == key
     assert (event.width, event.height, event.source, event.title) == (320, 240, "upload", "My first clip")

@@ -23,9 +23,12 @@ def test_probe_reports_what_the_file_is(mp4: Path) -> None:
     assert p.size_bytes == mp4.stat().st_size and p.content_type == "video/mp4"
 
 
-def test_rotated_video_reports_display_dimensions(tmp_path: Path) -> None:
-    p = probe(make_rotated(tmp_path / "portrait.mp4", 90), LIMITS)
-    assert (p.width, p.height, p.rotation) == (240, 320, 90)
+@pytest.mark.parametrize(("degrees", "size"), [(90, (240, 320)), (180, (320, 240)), (270, (240, 320))])
+def test_rotated_video_reports_display_dimensions(
+    tmp_path: Path, degrees: int, size: tuple[int, int]
+) -> None:
+    p = probe(make_rotated(tmp_path / "portrait.mp4", degrees), LIMITS)
+    assert ((p.width, p.height), p.rotation) == (size, degrees)
 
 
 def test_webm_is_recognised(tmp_path: Path) -> None:

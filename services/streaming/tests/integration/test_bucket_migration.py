@@ -138,7 +138,7 @@ async def test_the_command_publishes_requests_from_s3_and_a_rerun_publishes_noth
         settings, prefix="courses/", owner_id=owner, source=f"s3://{s3_store.bucket}/", out=out
     )
     assert report.published == 3 and len(report.requested) == 3
-    await wait_for(lambda: len(got) == 3, timeout=10)
+    await wait_for(lambda: len(got) == 3, timeout=30)
     assert {e.source_url for e in got} == {f"s3://{s3_store.bucket}"}
     text = out.getvalue()
     assert f"{report.total}/{report.total}" in text and "3 requested" in text
@@ -190,7 +190,7 @@ async def test_the_cli_migrates_a_filesystem_prefix_once(
             assert (
                 "] 4/4 courses/rust/01.mkv requested" in text and "3 requested, 0 already requested" in text
             )
-            await wait_for(lambda: len(got) == 3, timeout=10)
+            await wait_for(lambda: len(got) == 3, timeout=30)
         else:
             assert "0 requested, 3 already requested" in text
     await asyncio.sleep(0.5)

@@ -179,7 +179,7 @@ async def test_ingested_video_plays_over_http_with_a_token_and_the_owner_is_noti
         items: list[dict[str, Any]] = (await r.json())["items"]
         return items if items and items[0]["status"] == "delivered" else []
 
-    (delivery,) = await wait_for(delivered, timeout=5)
+    (delivery,) = await wait_for(delivered, timeout=30)
     assert [a["status_code"] for a in delivery["attempts"]] == [500, 500, 204]
 
 

@@ -99,6 +99,8 @@ async def worker_env(
         "HTTP_PORT": str(port),
         "WORKER_PORT": str(port),  # the worker role listens on WORKER_PORT
         "LOG_FORMAT": "json",
+        # a short lease: the restarted worker takes the killed one's job over soon after it died
+        "JOB_LEASE_S": "2",
         # a slower preset so there is a transcode in flight to kill
         "STREAMING_X264_PRESET": "slow",
         "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
@@ -158,7 +160,7 @@ async def test_killed_worker_resumes_and_ends_ready_without_duplicate_renditions
         assert killed is not None and killed.status == "playable"
         assert {r.name for r in killed.renditions} == {"src", "audio"}  # the ladder was not finished
 
-        await worker.start()  # the unacked message comes back to the new process
+        await worker.start()  # the new process claims the job once the dead one's lease has expired
 
         async def ready() -> bool:
             async with pool.acquire() as conn:
@@ -181,7 +183,7 @@ async def test_killed_worker_resumes_and_ends_ready_without_duplicate_renditions
             if not p.name.endswith("#meta")
         )
         assert files == ["index.m3u8", "init.mp4", "seg_00001.m4s", "seg_00002.m4s", "seg_00003.m4s"]
-        await wait_for(lambda: any(e.type == "stream.ready.v1" for e in events), timeout=10)
+        await wait_for(lambda: any(e.type == "stream.ready.v1" for e in events), timeout=30)
         await asyncio.sleep(0.5)
         assert sum(e.type == "stream.ready.v1" for e in events) == 1
         assert sum(e.type == "stream.playable.v1" for e in events) == 1

@@ -267,3 +267,61 @@ async def test_dash_presentation_when_enabled(media_env: Any, fs_store: ObjectSt
     async with env.pool.acquire() as conn:
         stream = await media_store.get_stream(conn, video_id=vid)
     assert stream is not None and stream.has_dash
+
+
+async def test_a_source_that_cannot_be_copied_is_playable_on_its_lowest_rung_before_the_ladder(
+    media_env: Any, fs_store: ObjectStore, tmp_path: Path
+) -> None:
+    env = await media_env(fs_store)
+    src = make_video(seconds=4, width=640, height=360, fps=25, vcodec="mpeg4", bitrate=800_000)
+    event = await ingest(env, src)
+    vid = event.video_id
+    await wait_for(lambda: "stream.ready.v1" in types_for(env, vid), timeout=90, interval=0.05)
+    kinds = types_for(env, vid)
+    assert kinds.index("stream.playable.v1") < kinds.index("stream.ready.v1")
+    playable = next(e for e in env.events if e.type == "stream.playable.v1" and e.video_id == vid)
+    # the first pass made only the lowest rung and the audio: 360p did not exist yet
+    assert sorted(playable.renditions) == ["240p", "audio"]
+    local = tmp_path / "stream"
+    await fetch_prefix(fs_store, f"streams/{vid}/", local)
+    assert "#EXT-X-ENDLIST" in (local / "240p" / "index.m3u8").read_text()
+    frames, w, h, keys = decode_rendition(local / "240p")
+    assert (frames, w, h, keys) == (100, 426, 240, [0.0, 2.0])  # complete, aligned with the other rungs
+    assert decode_rendition(local / "360p")[3] == keys
+    variants, _ = parse_master((local / "master.m3u8").read_text())
+    assert [v["URI"] for v in variants] == ["360p/index.m3u8", "240p/index.m3u8"]
+    async with env.pool.acquire() as conn:
+        counts = await media_store.count_renditions(conn, video_id=vid)
+        job = await conn.fetchrow("SELECT status, progress FROM jobs")
+    assert counts == {"240p": 1, "360p": 1, "audio": 1}
+    assert (job["status"], job["progress"]) == ("succeeded", 100)
+
+
+async def test_cancel_stops_a_running_transcode_and_the_stream_ends_canceled(
+    media_env: Any, fs_store: ObjectStore, token_factory: TokenFactory
+) -> None:
+    from common.events.jobs import JobCancelRequested
+
+    env = await media_env(fs_store, streaming_x264_preset="slow", streaming_copy_first=False)
+    event = await ingest(env, make_video(seconds=6, width=640, height=360, fps=30))
+    vid = event.video_id
+
+    async def transcoding() -> Any:
+        async with env.pool.acquire() as conn:
+            row = await conn.fetchrow("SELECT id, status, stage FROM jobs")
+        return row if row and row["status"] == "running" and row["stage"] == "transcoding" else None
+
+    job = await wait_for(transcoding, timeout=30, interval=0.05)
+    await env.bus.publish(JobCancelRequested(job_id=job["id"], owner_id=event.owner_id, kind="transcode"))
+    await wait_for(lambda: "stream.failed.v1" in types_for(env, vid), timeout=20, interval=0.05)
+    failed = next(e for e in env.events if e.type == "stream.failed.v1" and e.video_id == vid)
+    assert failed.code == "job.canceled"
+    async with env.pool.acquire() as conn:
+        ended = await conn.fetchrow("SELECT status, error FROM jobs")
+        stream = await media_store.get_stream(conn, video_id=vid)
+    assert ended["status"] == "canceled" and ended["error"]["code"] == "job.canceled"
+    assert stream is not None and stream.status == "error" and stream.error is not None
+    assert stream.error["code"] == "job.canceled"
+    assert "stream.ready.v1" not in types_for(env, vid)
+    resp = await env.api.get(f"/api/v1/videos/{vid}/stream", headers=token_factory.headers(event.owner_id))
+    assert (await resp.json())["status"] == "error"
