@@ -11,8 +11,9 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 . scripts/lib.sh
 
 # ffmpeg: benchmark baseline and ffprobe in tests; fonts-noto-cjk: Korean text in renders;
-# espeak-ng: generated speech fixtures. (Media work itself uses PyAV, which ships its own FFmpeg.)
-APT_PACKAGES=(ffmpeg fonts-noto-cjk espeak-ng)
+# espeak-ng: generated speech fixtures; prometheus: promtool checks the alert rules in tests (the server is
+# not started). (Media work itself uses PyAV, which ships its own FFmpeg.)
+APT_PACKAGES=(ffmpeg fonts-noto-cjk espeak-ng prometheus)
 
 # 1. System packages.
 apt_install "${APT_PACKAGES[@]}"

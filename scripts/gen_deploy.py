@@ -51,6 +51,9 @@ class Service:
     tmp: str = "1Gi"  # emptyDir size for /tmp (TMP_DIR): media scratch space
     worker_grace_s: int = 60  # SIGTERM → kill: the time a worker has to finish or requeue what it holds
     autoscale_max: int | None = None  # HPA (CPU) / KEDA (queue length) on the worker
+    # job kinds the worker claims from its jobs table (LeasedJobRunner): KEDA scales on runnable jobs in
+    # Postgres, not on the RabbitMQ queue, which such workers drain at once
+    job_kinds: tuple[str, ...] = ()
     internet: bool = False  # needs plain-HTTP egress to the internet (URL imports, webhooks)
     apt: str = ""  # EXTRA_APT_PACKAGES for its image
 
@@ -77,6 +80,7 @@ SERVICES: tuple[Service, ...] = (
         tmp="50Gi",
         worker_grace_s=300,
         autoscale_max=10,
+        job_kinds=("transcode",),
         internet=True,
     ),
     Service(
@@ -365,6 +369,28 @@ def hpas() -> str:
     return dump(*docs)
 
 
+def _work_trigger(s: Service) -> dict[str, Any]:
+    """What measures a worker's backlog: runnable jobs in its schema, or its durable RabbitMQ queue."""
+    if s.job_kinds:
+        kinds = ", ".join(f"'{k}'" for k in s.job_kinds)
+        return {
+            "type": "postgresql",
+            "metadata": {
+                # every job that needs a worker now: queued or in hand (a worker runs one transcode at a time)
+                "query": f"SELECT count(*) FROM {s.name}.jobs"
+                f" WHERE kind IN ({kinds}) AND status IN ('queued', 'running')",
+                "targetQueryValue": "1",
+            },
+            "authenticationRef": {"name": "reelforge-postgres"},
+        }
+    return {
+        "type": "rabbitmq",
+        # the service's durable work queue (one per consuming service, see its README)
+        "metadata": {"protocol": "amqp", "queueName": s.name, "mode": "QueueLength", "value": "10"},
+        "authenticationRef": {"name": "reelforge-rabbitmq"},
+    }
+
+
 def keda() -> tuple[str, str]:
     objects = []
     patches = []
@@ -393,17 +419,7 @@ def keda() -> tuple[str, str]:
                         }
                     },
                     "triggers": [
-                        {
-                            "type": "rabbitmq",
-                            # the service's durable work queue (one per consuming service, see its README)
-                            "metadata": {
-                                "protocol": "amqp",
-                                "queueName": s.name,
-                                "mode": "QueueLength",
-                                "value": "10",
-                            },
-                            "authenticationRef": {"name": "reelforge-rabbitmq"},
-                        },
+                        _work_trigger(s),
                         {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}},
                     ],
                 },
