@@ -22,6 +22,8 @@ T = TypeVar("T")
 REQUEST_ID_HEADER = "X-Request-ID"
 PROBLEM_JSON = "application/problem+json"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
+#: ``scheme://user:password@`` in a URL (a DSN inside an error message): the password is never logged
+_URL_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@/\s]*@")
 
 ReadinessCheck = Callable[[], Awaitable[None]]
 REQUEST_ID: web.RequestKey[str] = web.RequestKey("request_id", str)
@@ -215,7 +217,11 @@ async def readyz(request: web.Request) -> web.Response:
             results[name] = "ok"
         except Exception as exc:
             ok = False
-            results[name] = f"error: {type(exc).__name__}: {exc}"[:300]
+            # the message names hosts, ports, users, sometimes a whole URL: the log gets it, the (public)
+            # answer only says which dependency failed and how
+            detail = _URL_PASSWORD.sub(r"\1***@", f"{type(exc).__name__}: {exc}")[:500]
+            log.warning("readyz.check_failed", check=name, error=detail)
+            results[name] = f"error: {type(exc).__name__}"
 
     await asyncio.gather(*(run(n, c) for n, c in checks.items()))
     return json_response(

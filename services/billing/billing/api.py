@@ -7,6 +7,7 @@ import binascii
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
 import asyncpg
 import msgspec
@@ -23,6 +24,8 @@ from .models import Entry
 from .openapi import document
 
 PREFIX = "/api/v1/billing"
+#: Postgres ``bigint``: a number outside it is refused as invalid input, never sent to the database (a 500)
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 
 class TopupRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -36,7 +39,7 @@ class PaymentNotification(msgspec.Struct, rename="camel"):
 
     order_id: str
     payment_key: str
-    amount: int
+    amount: Annotated[int, msgspec.Meta(ge=BIGINT_MIN, le=BIGINT_MAX)]
     status: str
 
 
@@ -74,7 +77,10 @@ def _parse_cursor(raw: str) -> int:
         text = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)).decode()
         if not text.startswith("s"):
             raise ValueError(text)
-        return int(text[1:])
+        seq = int(text[1:])
+        if not 0 < seq <= BIGINT_MAX:
+            raise ValueError(text)
+        return seq
     except (ValueError, binascii.Error, UnicodeDecodeError) as e:
         raise Problem(422, "validation.invalid", "malformed cursor") from e
 

@@ -87,13 +87,32 @@ def route_for(method: str, path: str) -> Route | None:
 
 
 def check_path(raw_path: str) -> None:
-    """Refuse paths an upstream could resolve differently from the gateway (dot segments, encoded slashes)."""
+    """Refuse paths an upstream could resolve differently from the gateway (dot segments, encoded slashes).
+
+    Only origin-form targets (``/path?query``) are proxied: an absolute-form target (``GET http://h/api/...``)
+    is routed by its path but its raw text is what would be appended to the upstream's base URL.
+    """
+    if not raw_path.startswith("/"):
+        raise Problem(400, "request.bad_path", "the request target must be a path (origin-form)")
     lowered = raw_path.split("?", 1)[0].lower()
     if "%2f" in lowered or "%5c" in lowered or "\\" in lowered:
         raise Problem(400, "request.bad_path", "encoded slashes are not allowed in paths")
     segments = unquote(lowered).split("/")
     if any(s in (".", "..") for s in segments):
         raise Problem(400, "request.bad_path", "dot segments are not allowed in paths")
+
+
+def describe_error(exc: BaseException) -> str:
+    """An upstream client error for the logs, without the request it was about.
+
+    ``repr`` of aiohttp's ``ClientResponseError`` carries the request's URL (a ``/play`` URL holds the playback
+    token) and its headers (the caller's ``Authorization``): neither may reach a log line.
+    """
+    if isinstance(exc, aiohttp.ClientResponseError):
+        return f"{type(exc).__name__}(status={exc.status}, message={exc.message!r})"
+    if isinstance(exc, aiohttp.InvalidURL):
+        return type(exc).__name__
+    return repr(exc)
 
 
 def connection_tokens(headers: CIMultiDict[str] | web.BaseRequest | aiohttp.ClientResponse) -> set[str]:
@@ -170,7 +189,7 @@ async def forward(
             compress=None,
         )
     except aiohttp.ClientConnectorError as exc:
-        log.warning("proxy.unavailable", upstream=upstream, error=repr(exc))
+        log.warning("proxy.unavailable", upstream=upstream, error=describe_error(exc))
         raise Problem(
             503, "upstream.unavailable", f"the {upstream} service is unavailable", upstream=upstream
         ) from exc
@@ -180,7 +199,7 @@ async def forward(
             504, "upstream.timeout", f"the {upstream} service did not answer in time", upstream=upstream
         ) from exc
     except aiohttp.ClientError as exc:
-        log.warning("proxy.bad_gateway", upstream=upstream, error=repr(exc))
+        log.warning("proxy.bad_gateway", upstream=upstream, error=describe_error(exc))
         raise Problem(
             502, "upstream.bad_gateway", f"the {upstream} service failed to answer", upstream=upstream
         ) from exc
@@ -216,7 +235,7 @@ async def forward(
                     await resp.write(chunk)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 # the status line is gone already: all a proxy can do is cut the client off mid-body
-                log.warning("proxy.body_aborted", upstream=upstream, error=repr(exc))
+                log.warning("proxy.body_aborted", upstream=upstream, error=describe_error(exc))
                 if request.transport is not None:
                     request.transport.close()
                 return resp
@@ -236,7 +255,7 @@ async def _buffered(
             504, "upstream.timeout", f"the {upstream} service did not answer in time", upstream=upstream
         ) from exc
     except aiohttp.ClientError as exc:
-        log.warning("proxy.bad_gateway", upstream=upstream, error=repr(exc))
+        log.warning("proxy.bad_gateway", upstream=upstream, error=describe_error(exc))
         raise Problem(
             502, "upstream.bad_gateway", f"the {upstream} service failed to answer", upstream=upstream
         ) from exc
