@@ -16,33 +16,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
+from common.addresses import IPAddress, is_forbidden
 from common.jobs import ErrorCode, JobFailure
 from common.logging import get_logger
 
 log = get_logger(__name__)
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-
-_CGNAT = ipaddress.ip_network("100.64.0.0/10")
-_NAT64 = ipaddress.ip_network("64:ff9b::/96")
 _HEAD_LIMIT = 64 * 1024
 _CHUNK = 64 * 1024
-
-
-def is_forbidden(ip: IPAddress) -> bool:
-    """Whether ``ip`` is internal: loopback, private, ULA, link-local, CGNAT, multicast, reserved, unspecified."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        # an IPv6 spelling of an IPv4 address must be judged as that IPv4 address
-        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
-        if embedded is None and ip in _NAT64:
-            embedded = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
-        if embedded is not None:
-            return is_forbidden(embedded)
-    if ip.is_loopback or ip.is_private or ip.is_link_local or ip.is_multicast or ip.is_reserved:
-        return True
-    if ip.is_unspecified or (isinstance(ip, ipaddress.IPv4Address) and ip in _CGNAT):
-        return True
-    return not ip.is_global
 
 
 def _norm_host(host: str) -> str:

@@ -162,8 +162,11 @@ async def create_webhook(
     return _webhook(r)
 
 
-async def count_webhooks(conn: asyncpg.Connection, *, owner_id: uuid.UUID) -> int:
-    """How many endpoints a user has."""
+async def count_webhooks(conn: asyncpg.Connection, *, owner_id: uuid.UUID, lock: bool = False) -> int:
+    """How many endpoints a user has; ``lock`` serialises a user's concurrent creations until commit."""
+    if lock:
+        # without it, two concurrent POSTs both count below the cap and both insert
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('webhooks:' || $1::uuid::text))", owner_id)
     n: int = await conn.fetchval("SELECT count(*) FROM webhooks WHERE owner_id = $1", owner_id)
     return n
 

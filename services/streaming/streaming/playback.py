@@ -109,7 +109,7 @@ def verify_token(keys: PlaybackKeys, token: str, *, video_id: uuid.UUID, now: fl
         raise TokenError(TOKEN_INVALID, "the playback token was signed with an unknown key")
     if not hmac.compare_digest(sig, _mac(secret, payload_b64)):
         raise TokenError(TOKEN_INVALID, "the playback token's signature does not match")
-    if not isinstance(exp, int) or not isinstance(vid, str):
+    if type(exp) is not int or not isinstance(vid, str):  # bool is an int subclass: refuse it
         raise TokenError(TOKEN_INVALID, "malformed playback token")
     if vid != str(video_id):
         raise TokenError(TOKEN_INVALID, "the playback token is for another video")

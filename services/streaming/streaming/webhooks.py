@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from common.addresses import is_forbidden
 from common.events.base import Event
 from common.events.streaming import StreamFailed, StreamPlayable, StreamReady
 
@@ -155,18 +156,8 @@ class RetryPolicy:
 
 
 def is_forbidden_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Loopback, private, link-local (cloud metadata), multicast, reserved and unspecified addresses."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return (
-        ip.is_loopback
-        or ip.is_private
-        or ip.is_link_local
-        or ip.is_multicast
-        or ip.is_reserved
-        or ip.is_unspecified
-        or not ip.is_global
-    )
+    """Internal addresses (the shared SSRF rule, incl. IPv6 spellings of IPv4 such as 6to4 and NAT64)."""
+    return is_forbidden(ip)
 
 
 def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

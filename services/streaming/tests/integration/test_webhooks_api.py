@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 
 from common.storage.fs import FileStore
@@ -123,3 +124,15 @@ async def test_endpoints_per_account_are_limited_and_a_jwt_is_required(
     assert resp.status == 409 and (await resp.json())["code"] == "webhook.limit_reached"
     assert (await client.get("/api/v1/webhooks")).status == 401
     assert (await client.post("/api/v1/webhooks", json=HOOK)).status == 401
+
+
+async def test_concurrent_creations_cannot_exceed_the_per_account_limit(
+    delivery_app: AppFactory, fs_store: FileStore, token_factory: TokenFactory
+) -> None:
+    client = await delivery_app(fs_store, webhook_max_per_user=2)
+    h = token_factory.headers(uuid.uuid4())
+    responses = await asyncio.gather(
+        *(client.post("/api/v1/webhooks", json=HOOK, headers=h) for _ in range(8))
+    )
+    assert sorted(r.status for r in responses) == [201, 201] + [409] * 6
+    assert len((await (await client.get("/api/v1/webhooks", headers=h)).json())["items"]) == 2

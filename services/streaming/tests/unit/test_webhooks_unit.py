@@ -124,6 +124,11 @@ def test_public_http_urls_are_accepted(url: str) -> None:
         ("http://169.254.169.254/latest/meta-data/", "webhook.forbidden_address"),
         ("http://[::1]/hook", "webhook.forbidden_address"),
         ("http://[::ffff:127.0.0.1]/hook", "webhook.forbidden_address"),
+        ("http://[2002:7f00:1::]/hook", "webhook.forbidden_address"),  # 6to4 spelling of 127.0.0.1
+        (
+            "http://[64:ff9b::a9fe:a9fe]/hook",
+            "webhook.forbidden_address",
+        ),  # NAT64 spelling of 169.254.169.254
         ("http://0.0.0.0/hook", "webhook.forbidden_address"),
         ("http://localhost/hook", "webhook.forbidden_address"),
     ],
