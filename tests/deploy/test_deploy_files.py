@@ -549,3 +549,19 @@ def test_overlay_builds_and_validates(overlay: str) -> None:
         assert "Secret" not in kinds, "prod must not ship the Secret templates"
     if overlay == "prod-keda":
         assert "HorizontalPodAutoscaler" not in kinds and kinds.count("ScaledObject") == len(HPA_WORKERS)
+
+
+def test_ingress_exposes_only_the_public_surface() -> None:
+    """Metrics and health endpoints are for the cluster: the ingress routes only the page, JWKS, API and /play."""
+    (ingress,) = [d for d in load_all(K8S / "base/ingress.yaml") if d["kind"] == "Ingress"]
+    paths = {(p["path"], p["pathType"]) for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
+    assert paths == {
+        ("/", "Exact"),
+        ("/static/", "Prefix"),
+        ("/.well-known/", "Prefix"),
+        ("/api/", "Prefix"),
+        ("/play/", "Prefix"),
+    }
+    for path, kind in paths:
+        for internal in ("/metrics", "/healthz", "/readyz"):
+            assert not (kind == "Prefix" and internal.startswith(path)) and path != internal
