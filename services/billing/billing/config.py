@@ -32,6 +32,9 @@ class BillingSettings(ServiceSettings):
     worker_port: int = 9106
     signup_grant: int = 100  # credits every new account starts with (0 disables the grant)
     prices: tuple[str, ...] = DEFAULT_PRICES
+    # a hold for an account not opened yet (its user.registered still in flight) is retried by the bus on
+    # its first deliveries (back-off 1 s, 5 s, 30 s by default) before it is rejected as credits.no_account
+    hold_account_wait_attempts: int = 3
     hold_default_ttl_s: int = 3600  # used when a hold request carries no (or a non-positive) ttl_s
     hold_max_ttl_s: int = 24 * 3600
     hold_sweep_interval_s: float = 5.0

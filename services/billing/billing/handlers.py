@@ -16,6 +16,12 @@ from . import ledger
 from .config import BillingSettings
 
 CONSUMER = "billing"
+
+
+class AccountNotOpenYet(Exception):
+    """A hold arrived before its account's ``user.registered``: let the bus retry it with back-off."""
+
+
 EVENT_TYPES: list[type[Event]] = [UserRegistered, CreditsHoldRequested, CreditsSettleRequested]
 
 
@@ -37,6 +43,11 @@ class EventHandlers:
                 )
                 answers: list[Event] = []
             elif isinstance(event, CreditsHoldRequested):
+                if (
+                    delivery.attempt <= self.settings.hold_account_wait_attempts
+                    and not await ledger.account_exists(conn, account_id=event.account_id)
+                ):
+                    raise AccountNotOpenYet(str(event.account_id))
                 answers = await ledger.place_hold(conn, event, now=datetime.now(UTC), policy=self.policy)
             elif isinstance(event, CreditsSettleRequested):
                 answers = await ledger.settle(conn, event)

@@ -77,6 +77,11 @@ async def open_account(conn: Conn, *, account_id: uuid.UUID, email: str, signup_
     return entry
 
 
+async def account_exists(conn: Conn, *, account_id: uuid.UUID) -> bool:
+    """Whether the account was opened (its signup processed)."""
+    return await store.get_account(conn, account_id=account_id) is not None
+
+
 # --- holds --------------------------------------------------------------------------------------------
 
 

@@ -68,9 +68,9 @@ class Books:
         self.pool, self.settings = pool, settings
         self.handler = idempotent_handler(pool, settings)
 
-    async def deliver(self, event: Event) -> None:
-        """Deliver one event as the bus would."""
-        await self.handler(event, Delivery(routing_key=event.type))
+    async def deliver(self, event: Event, *, attempt: int = 1) -> None:
+        """Deliver one event as the bus would (``attempt`` > 1: a retry)."""
+        await self.handler(event, Delivery(routing_key=event.type, attempt=attempt))
 
     async def register(self, user_id: uuid.UUID | None = None) -> uuid.UUID:
         """A registered user (signup grant posted)."""

@@ -190,10 +190,32 @@ async def test_a_capture_above_the_hold_is_clamped_to_the_hold(books) -> None:
     assert (await books.account(user)).balance == 90
 
 
-async def test_a_hold_for_an_unknown_account_is_rejected(books) -> None:
-    ref = await books.hold(uuid.uuid4(), 1)
-    [answer] = await books.answers(hold_ref=ref)
+async def test_a_hold_for_an_unknown_account_is_retried_then_rejected(books) -> None:
+    from billing.handlers import AccountNotOpenYet
+    from common.events.billing import CreditsHoldRequested
+
+    req = CreditsHoldRequested(hold_ref=f"hold-{uuid.uuid4().hex[:12]}", account_id=uuid.uuid4(), amount=1)
+    for attempt in (1, 2, 3):  # the signup may still be in flight: the bus retries with back-off
+        with pytest.raises(AccountNotOpenYet):
+            await books.deliver(req, attempt=attempt)
+        assert await books.answers(hold_ref=req.hold_ref) == []
+    await books.deliver(req, attempt=4)
+    [answer] = await books.answers(hold_ref=req.hold_ref)
     assert answer.code == "credits.no_account"
+
+
+async def test_a_hold_that_overtook_the_signup_is_granted_on_retry(books) -> None:
+    from billing.handlers import AccountNotOpenYet
+    from common.events.billing import CreditsHoldGranted, CreditsHoldRequested
+
+    user = uuid.uuid4()
+    req = CreditsHoldRequested(hold_ref=f"hold-{uuid.uuid4().hex[:12]}", account_id=user, amount=5)
+    with pytest.raises(AccountNotOpenYet):
+        await books.deliver(req)
+    await books.register(user)
+    await books.deliver(req, attempt=2)
+    [answer] = await books.answers(hold_ref=req.hold_ref)
+    assert isinstance(answer, CreditsHoldGranted) and answer.amount == 5
 
 
 async def test_a_negative_settle_is_dead_lettered_not_applied(books) -> None:

@@ -107,7 +107,11 @@ async def test_random_histories_keep_every_invariant(database_url: str, steps: l
     await db.migrate(database_url, schema=schema, directories=[MIGRATIONS])
     pool = await db.create_pool(database_url, schema=schema, max_size=4)
     try:
-        cfg = BillingSettings(database_url=database_url, db_schema=schema, signup_grant=GRANT)
+        # the model rejects a hold for an unopened account at once; the bus-retry window for that case is
+        # covered by test_ledger's retry tests
+        cfg = BillingSettings(
+            database_url=database_url, db_schema=schema, signup_grant=GRANT, hold_account_wait_attempts=0
+        )
         handler = idempotent_handler(pool, cfg)
         model = Model()
 
