@@ -70,6 +70,7 @@ SERVICES: tuple[Service, ...] = (
         tmp="20Gi",
         worker_grace_s=120,
         internet=True,
+        job_kinds=("import", "search"),
     ),
     Service(
         "streaming",

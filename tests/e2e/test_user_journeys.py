@@ -82,6 +82,8 @@ async def test_new_user_gets_an_account_with_the_signup_grant(
         return body if status == 200 and body.get("balance", 0) > 0 else None
 
     body = await poll(balance, timeout=30, what="the signup grant")
+    async with http.get(f"{e2e_stack.gateway_url}/api/v1/billing/prices") as r:  # public, like a pricing page
+        assert r.status == 200 and (await r.json())
     assert body["held"] == 0 and body["available"] == body["balance"]
     status, ledger = await user.get("/api/v1/billing/ledger")
     assert status == 200

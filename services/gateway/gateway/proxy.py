@@ -65,6 +65,8 @@ _PREFIXES: tuple[tuple[str, str], ...] = (
     ("/api/v1/billing", "billing"),
 )
 PAYMENT_WEBHOOK = "/api/v1/billing/payments/webhook"
+#: the price list is public, like any pricing page (billing serves it without a token)
+PRICES = "/api/v1/billing/prices"
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -77,6 +79,8 @@ def route_for(method: str, path: str) -> Route | None:
         return Route("streaming", auth=False, rate_class="play")
     if path == PAYMENT_WEBHOOK and method in ("POST", "*"):
         return Route("billing", auth=False)  # authenticated by its HMAC signature at billing
+    if path == PRICES and method in ("GET", "HEAD", "*"):
+        return Route("billing", auth=False)
     m = _VIDEO_SUB.match(path)
     if m:
         return Route("captions" if m.group(1) == "captions" else "streaming")

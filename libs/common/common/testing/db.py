@@ -41,7 +41,7 @@ async def make_schema(database_url: str) -> AsyncIterator[SchemaFactory]:
 
 @pytest.fixture
 async def fresh_schema(make_schema: SchemaFactory) -> str:
-    """A unique schema with only the common tables (outbox, inbox, jobs)."""
+    """A unique schema with only the common tables (outbox, inbox, jobs, job_runs)."""
     return await make_schema("t")
 
 
