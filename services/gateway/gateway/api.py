@@ -239,8 +239,8 @@ async def aggregated_openapi(request: web.Request) -> web.Response:
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    """GET /: the live jobs page."""
-    return web.FileResponse(STATIC_DIR / "index.html")
+    """GET /: the live page (headers: ``_PAGE_HEADERS``)."""
+    return web.FileResponse(STATIC_DIR / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 # --- rate limiting ----------------------------------------------------------------------------------------------
@@ -306,8 +306,15 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     return await handler(request)
 
 
+# The page and its assets: same-origin files only, no inline script or style, no plugins, not framable.
+# connect-src names ws:/wss: because not every browser lets 'self' cover the page's own WebSocket.
+PAGE_CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+    "connect-src 'self' ws: wss:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
 _PAGE_HEADERS = {
-    "Content-Security-Policy": "default-src 'self'; connect-src 'self' ws: wss:; frame-ancestors 'none'; base-uri 'none'",
+    "Content-Security-Policy": PAGE_CSP,
+    "Cache-Control": "no-cache",  # unversioned asset names: revalidate (ETag) so an upgrade never mixes old and new
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
 }
