@@ -4,36 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from common import openapi
+from common.openapi import json_body, json_content, problem_response
 
-def _problem(description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
-    }
-
-
-def _json(schema_ref: str, description: str) -> dict[str, Any]:
-    return {
-        "description": description,
-        "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{schema_ref}"}}},
-    }
-
-
-_AUTH_ERRORS = {"401": _problem("missing, invalid or expired access token (auth.*)")}
+_AUTH_ERRORS = {"401": problem_response("missing, invalid or expired access token (auth.*)")}
 
 _SCHEMAS: dict[str, Any] = {
-    "Problem": {
-        "type": "object",
-        "required": ["type", "title", "status", "code"],
-        "properties": {
-            "type": {"type": "string"},
-            "title": {"type": "string"},
-            "status": {"type": "integer"},
-            "code": {"type": "string", "description": "stable machine-readable error code"},
-            "detail": {"type": "string"},
-            "request_id": {"type": "string"},
-        },
-    },
     "Balance": {
         "type": "object",
         "required": ["account_id", "balance", "held", "available"],
@@ -135,119 +111,95 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
+_PATHS: dict[str, Any] = {
+    "/api/v1/billing/balance": {
+        "get": {
+            "operationId": "billing_balance",
+            "summary": "The caller's balance, held and available credits",
+            "responses": {"200": json_content("Balance", "the balance"), **_AUTH_ERRORS},
+        }
+    },
+    "/api/v1/billing/ledger": {
+        "get": {
+            "operationId": "billing_ledger",
+            "summary": "The caller's immutable ledger entries, newest first",
+            "parameters": [
+                {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
+                {"name": "cursor", "in": "query", "schema": {"type": "string"}},
+            ],
+            "responses": {
+                "200": json_content("LedgerPage", "a page of entries"),
+                "422": problem_response("bad limit or cursor (validation.invalid)"),
+                **_AUTH_ERRORS,
+            },
+        }
+    },
+    "/api/v1/billing/prices": {
+        "get": {
+            "operationId": "billing_prices",
+            "summary": "The price list in credits (public)",
+            "security": [],
+            "responses": {"200": json_content("PriceList", "the prices")},
+        }
+    },
+    "/api/v1/billing/topups": {
+        "post": {
+            "operationId": "billing_create_topup",
+            "summary": "Create a pending top-up order for the payment provider",
+            "requestBody": json_body("TopupRequest"),
+            "responses": {
+                "201": json_content("Order", "the pending order"),
+                "422": problem_response("amount out of range (billing.invalid_amount, validation.invalid)"),
+                **_AUTH_ERRORS,
+            },
+        }
+    },
+    "/api/v1/billing/topups/{order_id}": {
+        "get": {
+            "operationId": "billing_get_topup",
+            "summary": "One of the caller's top-up orders",
+            "parameters": [
+                {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}
+            ],
+            "responses": {
+                "200": json_content("Order", "the order"),
+                "404": problem_response("no such order (not_found)"),
+                **_AUTH_ERRORS,
+            },
+        }
+    },
+    "/api/v1/billing/payments/webhook": {
+        "post": {
+            "operationId": "billing_payment_webhook",
+            "summary": "The payment provider's confirmation (HMAC-signed, no user token)",
+            "description": (
+                "Headers X-Payment-Timestamp (unix seconds) and X-Payment-Signature: "
+                "v1=hex(HMAC-SHA256(secret, timestamp + '.' + raw body)). Idempotent by paymentKey."
+            ),
+            "security": [{"paymentSignature": []}],
+            "requestBody": json_body("PaymentNotification"),
+            "responses": {
+                "200": json_content("PaymentResult", "applied (or a repeat of an applied notification)"),
+                "401": problem_response("payment.signature_missing / _invalid / _expired"),
+                "404": problem_response("payment.unknown_order"),
+                "409": problem_response("payment.order_already_paid"),
+                "422": problem_response("payment.amount_mismatch, validation.invalid"),
+                "503": problem_response("payment.webhook_not_configured"),
+            },
+        }
+    },
+}
+
+
 def document() -> dict[str, Any]:
     """The OpenAPI document."""
-    bearer: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Reelforge billing",
-            "version": "1.0.0",
-            "description": "Credit balance, ledger, prices and top-ups.",
+    return openapi.document(
+        title="Reelforge billing",
+        version="1.0.0",
+        description="Credit balance, ledger, prices and top-ups.",
+        paths=_PATHS,
+        schemas=_SCHEMAS,
+        security_schemes={
+            "paymentSignature": {"type": "apiKey", "in": "header", "name": "X-Payment-Signature"}
         },
-        "paths": {
-            "/api/v1/billing/balance": {
-                "get": {
-                    "operationId": "billing_balance",
-                    "summary": "The caller's balance, held and available credits",
-                    "security": bearer,
-                    "responses": {"200": _json("Balance", "the balance"), **_AUTH_ERRORS},
-                }
-            },
-            "/api/v1/billing/ledger": {
-                "get": {
-                    "operationId": "billing_ledger",
-                    "summary": "The caller's immutable ledger entries, newest first",
-                    "security": bearer,
-                    "parameters": [
-                        {
-                            "name": "limit",
-                            "in": "query",
-                            "schema": {"type": "integer", "minimum": 1, "maximum": 200},
-                        },
-                        {"name": "cursor", "in": "query", "schema": {"type": "string"}},
-                    ],
-                    "responses": {
-                        "200": _json("LedgerPage", "a page of entries"),
-                        "422": _problem("bad limit or cursor (validation.invalid)"),
-                        **_AUTH_ERRORS,
-                    },
-                }
-            },
-            "/api/v1/billing/prices": {
-                "get": {
-                    "operationId": "billing_prices",
-                    "summary": "The price list in credits (public)",
-                    "security": [],
-                    "responses": {"200": _json("PriceList", "the prices")},
-                }
-            },
-            "/api/v1/billing/topups": {
-                "post": {
-                    "operationId": "billing_create_topup",
-                    "summary": "Create a pending top-up order for the payment provider",
-                    "security": bearer,
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {"schema": {"$ref": "#/components/schemas/TopupRequest"}}
-                        },
-                    },
-                    "responses": {
-                        "201": _json("Order", "the pending order"),
-                        "422": _problem("amount out of range (billing.invalid_amount, validation.invalid)"),
-                        **_AUTH_ERRORS,
-                    },
-                }
-            },
-            "/api/v1/billing/topups/{order_id}": {
-                "get": {
-                    "operationId": "billing_get_topup",
-                    "summary": "One of the caller's top-up orders",
-                    "security": bearer,
-                    "parameters": [
-                        {"name": "order_id", "in": "path", "required": True, "schema": {"type": "string"}}
-                    ],
-                    "responses": {
-                        "200": _json("Order", "the order"),
-                        "404": _problem("no such order (not_found)"),
-                        **_AUTH_ERRORS,
-                    },
-                }
-            },
-            "/api/v1/billing/payments/webhook": {
-                "post": {
-                    "operationId": "billing_payment_webhook",
-                    "summary": "The payment provider's confirmation (HMAC-signed, no user token)",
-                    "description": (
-                        "Headers X-Payment-Timestamp (unix seconds) and X-Payment-Signature: "
-                        "v1=hex(HMAC-SHA256(secret, timestamp + '.' + raw body)). Idempotent by paymentKey."
-                    ),
-                    "security": [{"paymentSignature": []}],
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {"$ref": "#/components/schemas/PaymentNotification"}
-                            }
-                        },
-                    },
-                    "responses": {
-                        "200": _json("PaymentResult", "applied (or a repeat of an applied notification)"),
-                        "401": _problem("payment.signature_missing / _invalid / _expired"),
-                        "404": _problem("payment.unknown_order"),
-                        "409": _problem("payment.order_already_paid"),
-                        "422": _problem("payment.amount_mismatch, validation.invalid"),
-                        "503": _problem("payment.webhook_not_configured"),
-                    },
-                }
-            },
-        },
-        "components": {
-            "schemas": _SCHEMAS,
-            "securitySchemes": {
-                "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"},
-                "paymentSignature": {"type": "apiKey", "in": "header", "name": "X-Payment-Signature"},
-            },
-        },
-    }
+    )

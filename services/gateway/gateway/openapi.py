@@ -11,60 +11,114 @@ from typing import Any
 
 import aiohttp
 
+from common import openapi
 from common.logging import get_logger
+from common.openapi import json_body, json_content, problem_ref, schema_ref, uuid_path_param
 
 from .proxy import route_for
 
 log = get_logger(__name__)
-
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
-_BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
-
-
-def _json_body(schema_ref: str) -> dict[str, Any]:
-    return {"required": True, "content": {"application/json": {"schema": {"$ref": schema_ref}}}}
-
-
-def _ok(description: str, schema_ref: str | None = None) -> dict[str, Any]:
-    out: dict[str, Any] = {"description": description}
-    if schema_ref:
-        out["content"] = {"application/json": {"schema": {"$ref": schema_ref}}}
-    return out
 
 
 def _op(summary: str, op_id: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
     return {"summary": summary, "operationId": op_id, "tags": ["gateway"], "responses": responses, **extra}
 
 
-def _job_param(
-    name: str, where: str, schema: dict[str, Any], description: str, required: bool = False
-) -> dict[str, Any]:
-    return {"name": name, "in": where, "required": required, "schema": schema, "description": description}
+def _query_param(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"name": name, "in": "query", "required": False, "schema": schema, "description": description}
 
 
-_JOB_ID = _job_param("id", "path", {"type": "string", "format": "uuid"}, "job id", required=True)
+_JOB_ID = {**uuid_path_param("id"), "description": "job id"}
+
+_SCHEMAS: dict[str, Any] = {
+    "Credentials": {
+        "type": "object",
+        "required": ["email", "password"],
+        "properties": {
+            "email": {"type": "string", "format": "email"},
+            "password": {"type": "string", "minLength": 10, "maxLength": 1024},
+        },
+    },
+    "RefreshRequest": {
+        "type": "object",
+        "required": ["refresh_token"],
+        "properties": {"refresh_token": {"type": "string"}},
+    },
+    "User": {
+        "type": "object",
+        "required": ["id", "email", "created_at"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "email": {"type": "string"},
+            "created_at": {"type": "string", "format": "date-time"},
+        },
+    },
+    "TokenPair": {
+        "type": "object",
+        "required": ["access_token", "refresh_token", "token_type", "expires_in"],
+        "properties": {
+            "access_token": {"type": "string"},
+            "refresh_token": {"type": "string"},
+            "token_type": {"const": "Bearer"},
+            "expires_in": {"type": "integer"},
+        },
+    },
+    "Job": {
+        "type": "object",
+        "required": ["id", "kind", "status", "progress"],
+        "properties": {
+            "id": {"type": "string", "format": "uuid"},
+            "kind": {"type": "string"},
+            "owner_id": {"type": "string", "format": "uuid"},
+            "status": {"enum": ["queued", "running", "succeeded", "failed", "canceled"]},
+            "progress": {"type": "number", "minimum": 0, "maximum": 100},
+            "stage": {"type": "string"},
+            "error": {
+                "oneOf": [
+                    {"type": "null"},
+                    {
+                        "type": "object",
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
+                    },
+                ]
+            },
+            "result": {"type": ["object", "null"]},
+            "cancel_requested": {"type": "boolean"},
+            "created_at": {"type": ["string", "null"], "format": "date-time"},
+            "updated_at": {"type": ["string", "null"], "format": "date-time"},
+        },
+    },
+    "JobPage": {
+        "type": "object",
+        "required": ["items", "next_cursor"],
+        "properties": {
+            "items": {"type": "array", "items": schema_ref("Job")},
+            "next_cursor": {"type": ["string", "null"]},
+        },
+    },
+    "JWKS": {
+        "type": "object",
+        "required": ["keys"],
+        "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
+    },
+}
 
 
 def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
     """The gateway's own paths (auth, me, jobs, ws, jwks)."""
-    s = "#/components/schemas/"
-    problems = {"default": _PROBLEM}
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Reelforge gateway",
-            "version": "1.0.0",
-            "description": "Accounts, tokens, jobs and live progress. Errors are application/problem+json.",
-        },
-        "servers": [{"url": server_url}],
-        "tags": [{"name": "gateway", "description": "accounts, tokens, jobs"}],
-        "paths": {
+    problems = {"default": problem_ref()}
+    doc = openapi.document(
+        title="Reelforge gateway",
+        version="1.0.0",
+        description="Accounts, tokens, jobs and live progress. Errors are application/problem+json.",
+        schemas=_SCHEMAS,
+        paths={
             "/api/v1/auth/register": {
                 "post": _op(
                     "Create an account",
                     "register",
-                    {"201": _ok("the account", s + "User"), **problems},
-                    requestBody=_json_body(s + "Credentials"),
+                    {"201": json_content("User", "the account"), **problems},
+                    requestBody=json_body("Credentials"),
                     security=[],
                 )
             },
@@ -72,8 +126,8 @@ def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
                 "post": _op(
                     "Log in: a new session",
                     "login",
-                    {"200": _ok("a token pair", s + "TokenPair"), **problems},
-                    requestBody=_json_body(s + "Credentials"),
+                    {"200": json_content("TokenPair", "a token pair"), **problems},
+                    requestBody=json_body("Credentials"),
                     security=[],
                 )
             },
@@ -82,10 +136,12 @@ def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
                     "Rotate a refresh token",
                     "refresh",
                     {
-                        "200": _ok("a new token pair; the presented refresh token is spent", s + "TokenPair"),
+                        "200": json_content(
+                            "TokenPair", "a new token pair; the presented refresh token is spent"
+                        ),
                         **problems,
                     },
-                    requestBody=_json_body(s + "RefreshRequest"),
+                    requestBody=json_body("RefreshRequest"),
                     security=[],
                 )
             },
@@ -94,39 +150,30 @@ def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
                     "Revoke the calling token and its session",
                     "logout",
                     {"204": {"description": "logged out"}, **problems},
-                    requestBody={
-                        "required": False,
-                        "content": {"application/json": {"schema": {"$ref": s + "RefreshRequest"}}},
-                    },
-                    security=_BEARER,
+                    requestBody=json_body("RefreshRequest", required=False),
                 )
             },
             "/api/v1/me": {
-                "get": _op(
-                    "The caller", "me", {"200": _ok("the account", s + "User"), **problems}, security=_BEARER
-                )
+                "get": _op("The caller", "me", {"200": json_content("User", "the account"), **problems})
             },
             "/api/v1/jobs": {
                 "get": _op(
                     "The caller's jobs, newest first",
                     "listJobs",
-                    {"200": _ok("a page of jobs", s + "JobPage"), **problems},
-                    security=_BEARER,
+                    {"200": json_content("JobPage", "a page of jobs"), **problems},
                     parameters=[
-                        _job_param(
+                        _query_param(
                             "status",
-                            "query",
                             {"type": "string"},
                             "comma-separated: queued,running,succeeded,failed,canceled",
                         ),
-                        _job_param("kind", "query", {"type": "string"}, "comma-separated job kinds"),
-                        _job_param(
+                        _query_param("kind", {"type": "string"}, "comma-separated job kinds"),
+                        _query_param(
                             "limit",
-                            "query",
                             {"type": "integer", "minimum": 1, "maximum": 100, "default": 20},
                             "page size",
                         ),
-                        _job_param("cursor", "query", {"type": "string"}, "next_cursor of the previous page"),
+                        _query_param("cursor", {"type": "string"}, "next_cursor of the previous page"),
                     ],
                 )
             },
@@ -134,8 +181,7 @@ def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
                 "get": _op(
                     "One of the caller's jobs",
                     "getJob",
-                    {"200": _ok("the job", s + "Job"), **problems},
-                    security=_BEARER,
+                    {"200": json_content("Job", "the job"), **problems},
                     parameters=[_JOB_ID],
                 )
             },
@@ -143,8 +189,7 @@ def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
                 "post": _op(
                     "Ask the owning service to cancel a job",
                     "cancelJob",
-                    {"202": _ok("cancel requested", s + "Job"), **problems},
-                    security=_BEARER,
+                    {"202": json_content("Job", "cancel requested"), **problems},
                     parameters=[_JOB_ID],
                 )
             },
@@ -153,11 +198,9 @@ def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
                     "WebSocket of live job updates: messages {type: 'job', job: Job}",
                     "jobsSocket",
                     {"101": {"description": "switching protocols"}, **problems},
-                    security=_BEARER,
                     parameters=[
-                        _job_param(
+                        _query_param(
                             "access_token",
-                            "query",
                             {"type": "string"},
                             "the access token, for clients that cannot set headers",
                         )
@@ -168,7 +211,7 @@ def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
                 "get": _op(
                     "Public keys that verify access tokens",
                     "jwks",
-                    {"200": _ok("a JWKS document", s + "JWKS")},
+                    {"200": json_content("JWKS", "a JWKS document")},
                     security=[],
                 )
             },
@@ -181,100 +224,10 @@ def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
                 )
             },
         },
-        "components": {
-            "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "responses": {
-                "Problem": {
-                    "description": "an error (RFC 9457)",
-                    "content": {"application/problem+json": {"schema": {"$ref": s + "Problem"}}},
-                }
-            },
-            "schemas": {
-                "Problem": {
-                    "type": "object",
-                    "required": ["type", "title", "status", "code"],
-                    "properties": {
-                        "type": {"type": "string"},
-                        "title": {"type": "string"},
-                        "status": {"type": "integer"},
-                        "code": {"type": "string", "description": "stable machine-readable code"},
-                        "detail": {"type": "string"},
-                        "request_id": {"type": "string"},
-                    },
-                },
-                "Credentials": {
-                    "type": "object",
-                    "required": ["email", "password"],
-                    "properties": {
-                        "email": {"type": "string", "format": "email"},
-                        "password": {"type": "string", "minLength": 10, "maxLength": 1024},
-                    },
-                },
-                "RefreshRequest": {
-                    "type": "object",
-                    "required": ["refresh_token"],
-                    "properties": {"refresh_token": {"type": "string"}},
-                },
-                "User": {
-                    "type": "object",
-                    "required": ["id", "email", "created_at"],
-                    "properties": {
-                        "id": {"type": "string", "format": "uuid"},
-                        "email": {"type": "string"},
-                        "created_at": {"type": "string", "format": "date-time"},
-                    },
-                },
-                "TokenPair": {
-                    "type": "object",
-                    "required": ["access_token", "refresh_token", "token_type", "expires_in"],
-                    "properties": {
-                        "access_token": {"type": "string"},
-                        "refresh_token": {"type": "string"},
-                        "token_type": {"const": "Bearer"},
-                        "expires_in": {"type": "integer"},
-                    },
-                },
-                "Job": {
-                    "type": "object",
-                    "required": ["id", "kind", "status", "progress"],
-                    "properties": {
-                        "id": {"type": "string", "format": "uuid"},
-                        "kind": {"type": "string"},
-                        "owner_id": {"type": "string", "format": "uuid"},
-                        "status": {"enum": ["queued", "running", "succeeded", "failed", "canceled"]},
-                        "progress": {"type": "number", "minimum": 0, "maximum": 100},
-                        "stage": {"type": "string"},
-                        "error": {
-                            "oneOf": [
-                                {"type": "null"},
-                                {
-                                    "type": "object",
-                                    "properties": {"code": {"type": "string"}, "message": {"type": "string"}},
-                                },
-                            ]
-                        },
-                        "result": {"type": ["object", "null"]},
-                        "cancel_requested": {"type": "boolean"},
-                        "created_at": {"type": ["string", "null"], "format": "date-time"},
-                        "updated_at": {"type": ["string", "null"], "format": "date-time"},
-                    },
-                },
-                "JobPage": {
-                    "type": "object",
-                    "required": ["items", "next_cursor"],
-                    "properties": {
-                        "items": {"type": "array", "items": {"$ref": s + "Job"}},
-                        "next_cursor": {"type": ["string", "null"]},
-                    },
-                },
-                "JWKS": {
-                    "type": "object",
-                    "required": ["keys"],
-                    "properties": {"keys": {"type": "array", "items": {"type": "object"}}},
-                },
-            },
-        },
-        "security": _BEARER,
+    )
+    return doc | {
+        "servers": [{"url": server_url}],
+        "tags": [{"name": "gateway", "description": "accounts, tokens, jobs"}],
     }
 
 

@@ -4,17 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-_PROBLEM = {"$ref": "#/components/responses/Problem"}
+from common import openapi
+from common.openapi import json_body, json_content, problem_ref, schema_ref, uuid_path_param
+
+_PROBLEM = problem_ref()
 _ERRORS = {"401": _PROBLEM, "404": _PROBLEM, "422": _PROBLEM}
-
-
-def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
-
-
-def _id_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
-
 
 _NULLABLE_INT = {"type": ["integer", "null"]}
 _JOB_ERROR = {
@@ -101,18 +95,14 @@ def spec() -> dict[str, Any]:
             "error": _JOB_ERROR,
             "sort": {"type": "string"},
             "created_at": {"type": "string", "format": "date-time"},
-            "results": {"type": "array", "items": {"$ref": "#/components/schemas/SearchResult"}},
+            "results": {"type": "array", "items": schema_ref("SearchResult")},
         },
     }
-    return {
-        "openapi": "3.1.0",
-        "info": {
-            "title": "Reelforge ingest",
-            "version": "1.0.0",
-            "description": "Uploads, URL imports and platform searches; the video catalogue.",
-        },
-        "security": [{"bearer": []}],
-        "paths": {
+    return openapi.document(
+        title="Reelforge ingest",
+        version="1.0.0",
+        description="Uploads, URL imports and platform searches; the video catalogue.",
+        paths={
             "/api/v1/videos": {
                 "get": {
                     "operationId": "listVideos",
@@ -126,13 +116,13 @@ def spec() -> dict[str, Any]:
                         {"name": "cursor", "in": "query", "schema": {"type": "string"}},
                     ],
                     "responses": {
-                        "200": _json(
+                        "200": json_content(
                             {
                                 "type": "object",
                                 "properties": {
                                     "items": {
                                         "type": "array",
-                                        "items": {"$ref": "#/components/schemas/Video"},
+                                        "items": schema_ref("Video"),
                                     },
                                     "next_cursor": {"type": ["string", "null"]},
                                 },
@@ -165,7 +155,7 @@ def spec() -> dict[str, Any]:
                         },
                     },
                     "responses": {
-                        "201": _json({"$ref": "#/components/schemas/Video"}, "the stored, probed video"),
+                        "201": json_content("Video", "the stored, probed video"),
                         "401": _PROBLEM,
                         "413": _PROBLEM,
                         "415": _PROBLEM,
@@ -174,12 +164,12 @@ def spec() -> dict[str, Any]:
                 },
             },
             "/api/v1/videos/{video_id}": {
-                "parameters": [_id_param("video_id")],
+                "parameters": [uuid_path_param("video_id")],
                 "get": {
                     "operationId": "getVideo",
                     "summary": "One of the caller's videos",
                     "responses": {
-                        "200": _json({"$ref": "#/components/schemas/Video"}, "the video"),
+                        "200": json_content("Video", "the video"),
                         **_ERRORS,
                     },
                 },
@@ -193,67 +183,57 @@ def spec() -> dict[str, Any]:
                 "post": {
                     "operationId": "createImport",
                     "summary": "Import a video from an http(s) URL with yt-dlp (a job of kind import)",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["url"],
-                                    "properties": {
-                                        "url": {"type": "string", "format": "uri"},
-                                        "title": {"type": "string"},
-                                        "allow_audio_only": {"type": "boolean"},
-                                    },
-                                }
-                            }
-                        },
-                    },
+                    "requestBody": json_body(
+                        {
+                            "type": "object",
+                            "required": ["url"],
+                            "properties": {
+                                "url": {"type": "string", "format": "uri"},
+                                "title": {"type": "string"},
+                                "allow_audio_only": {"type": "boolean"},
+                            },
+                        }
+                    ),
                     "responses": {
-                        "202": _json(job_ref, "the import job was queued"),
-                        "200": _json(job_ref, "the same URL is already being imported: that job"),
+                        "202": json_content(job_ref, "the import job was queued"),
+                        "200": json_content(job_ref, "the same URL is already being imported: that job"),
                         **_ERRORS,
                     },
                 },
             },
             "/api/v1/imports/{import_id}": {
-                "parameters": [_id_param("import_id")],
+                "parameters": [uuid_path_param("import_id")],
                 "get": {
                     "operationId": "getImport",
                     "summary": "An import and its job state",
-                    "responses": {"200": _json(imp, "the import"), **_ERRORS},
+                    "responses": {"200": json_content(imp, "the import"), **_ERRORS},
                 },
             },
             "/api/v1/searches": {
                 "post": {
                     "operationId": "createSearch",
                     "summary": "Search YouTube (keywords) or TikTok (#tag or @user) without downloading",
-                    "requestBody": {
-                        "required": True,
-                        "content": {
-                            "application/json": {
-                                "schema": {
-                                    "type": "object",
-                                    "required": ["platform", "query"],
-                                    "properties": {
-                                        "platform": {"type": "string", "enum": ["youtube", "tiktok"]},
-                                        "query": {"type": "string", "maxLength": 200},
-                                        "limit": {
-                                            "type": "integer",
-                                            "minimum": 1,
-                                            "maximum": 50,
-                                            "default": 20,
-                                        },
-                                    },
-                                }
-                            }
-                        },
-                    },
-                    "responses": {"202": _json(job_ref, "the search job was queued"), **_ERRORS},
+                    "requestBody": json_body(
+                        {
+                            "type": "object",
+                            "required": ["platform", "query"],
+                            "properties": {
+                                "platform": {"type": "string", "enum": ["youtube", "tiktok"]},
+                                "query": {"type": "string", "maxLength": 200},
+                                "limit": {
+                                    "type": "integer",
+                                    "minimum": 1,
+                                    "maximum": 50,
+                                    "default": 20,
+                                },
+                            },
+                        }
+                    ),
+                    "responses": {"202": json_content(job_ref, "the search job was queued"), **_ERRORS},
                 },
             },
             "/api/v1/searches/{search_id}": {
-                "parameters": [_id_param("search_id")],
+                "parameters": [uuid_path_param("search_id")],
                 "get": {
                     "operationId": "getSearch",
                     "summary": "A search and its results, sorted",
@@ -267,33 +247,9 @@ def spec() -> dict[str, Any]:
                             },
                         }
                     ],
-                    "responses": {"200": _json(search, "the search"), **_ERRORS},
+                    "responses": {"200": json_content(search, "the search"), **_ERRORS},
                 },
             },
         },
-        "components": {
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-            "schemas": {"Video": video, "SearchResult": result},
-            "responses": {
-                "Problem": {
-                    "description": "an RFC 9457 problem with a stable code",
-                    "content": {
-                        "application/problem+json": {
-                            "schema": {
-                                "type": "object",
-                                "required": ["code", "status"],
-                                "properties": {
-                                    "type": {"type": "string"},
-                                    "title": {"type": "string"},
-                                    "status": {"type": "integer"},
-                                    "code": {"type": "string"},
-                                    "detail": {"type": "string"},
-                                    "request_id": {"type": "string"},
-                                },
-                            }
-                        }
-                    },
-                },
-            },
-        },
-    }
+        schemas={"Video": video, "SearchResult": result},
+    )

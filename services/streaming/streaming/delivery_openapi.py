@@ -4,23 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.openapi import json_body, json_content, problem_response, schema_ref, uuid_path_param
+
 from .webhooks import EVENTS
-
-_PROBLEM = {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}}
-_BEARER: list[dict[str, list[str]]] = [{"bearer": []}]
-
-
-def _json(ref: str) -> dict[str, Any]:
-    return {"application/json": {"schema": {"$ref": f"#/components/schemas/{ref}"}}}
-
-
-def _problem(description: str) -> dict[str, Any]:
-    return {"description": description, "content": _PROBLEM}
-
-
-def _uuid_param(name: str) -> dict[str, Any]:
-    return {"name": name, "in": "path", "required": True, "schema": {"type": "string", "format": "uuid"}}
-
 
 _NULLABLE_URL = {"type": ["string", "null"], "format": "uri"}
 _TIME = {"type": "string", "format": "date-time"}
@@ -78,7 +64,7 @@ SCHEMAS: dict[str, Any] = {
     },
     "WebhookCreated": {
         "allOf": [
-            {"$ref": "#/components/schemas/Webhook"},
+            schema_ref("Webhook"),
             {
                 "type": "object",
                 "required": ["secret"],
@@ -94,7 +80,7 @@ SCHEMAS: dict[str, Any] = {
     "WebhookList": {
         "type": "object",
         "required": ["items"],
-        "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/Webhook"}}},
+        "properties": {"items": {"type": "array", "items": schema_ref("Webhook")}},
     },
     "DeliveryAttempt": {
         "type": "object",
@@ -129,22 +115,22 @@ SCHEMAS: dict[str, Any] = {
             "last_error": {"type": ["string", "null"]},
             "created_at": _TIME,
             "delivered_at": _NULLABLE_TIME,
-            "attempts": {"type": "array", "items": {"$ref": "#/components/schemas/DeliveryAttempt"}},
+            "attempts": {"type": "array", "items": schema_ref("DeliveryAttempt")},
         },
     },
     "DeliveryList": {
         "type": "object",
         "required": ["items"],
         "properties": {
-            "items": {"type": "array", "items": {"$ref": "#/components/schemas/Delivery"}},
+            "items": {"type": "array", "items": schema_ref("Delivery")},
             "next_before": {**_NULLABLE_TIME, "description": "pass as ?before= for the next page"},
         },
     },
 }
 
-_WEBHOOK_ID = _uuid_param("webhook_id")
-_401 = _problem("no or bad access token")
-_404_HOOK = _problem("no such webhook (or not yours)")
+_WEBHOOK_ID = uuid_path_param("webhook_id")
+_401 = problem_response("no or bad access token")
+_404_HOOK = problem_response("no such webhook (or not yours)")
 
 PATHS: dict[str, Any] = {
     "/api/v1/videos/{video_id}/playback": {
@@ -152,15 +138,14 @@ PATHS: dict[str, Any] = {
             "operationId": "createPlayback",
             "summary": "A signed, short-lived playback token and the HLS/DASH/poster/thumbnail URLs using it",
             "tags": ["streaming"],
-            "security": _BEARER,
-            "parameters": [_uuid_param("video_id")],
-            "requestBody": {"required": False, "content": _json("PlaybackRequest")},
+            "parameters": [uuid_path_param("video_id")],
+            "requestBody": json_body("PlaybackRequest", required=False),
             "responses": {
-                "201": {"description": "the token and URLs", "content": _json("Playback")},
+                "201": json_content("Playback", "the token and URLs"),
                 "401": _401,
-                "404": _problem("no such video (or not yours)"),
-                "409": _problem("stream.not_ready: the video is still processing or failed"),
-                "422": _problem("validation.invalid"),
+                "404": problem_response("no such video (or not yours)"),
+                "409": problem_response("stream.not_ready: the video is still processing or failed"),
+                "422": problem_response("validation.invalid"),
             },
         }
     },
@@ -177,7 +162,7 @@ PATHS: dict[str, Any] = {
             "tags": ["streaming"],
             "security": [],
             "parameters": [
-                _uuid_param("video_id"),
+                uuid_path_param("video_id"),
                 {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}},
                 {"name": "token", "in": "query", "required": True, "schema": {"type": "string"}},
                 {"name": "Range", "in": "header", "required": False, "schema": {"type": "string"}},
@@ -187,9 +172,9 @@ PATHS: dict[str, Any] = {
                 "206": {"description": "the requested byte range"},
                 "302": {"description": "redirect to a presigned storage URL (redirect delivery)"},
                 "304": {"description": "not modified (If-None-Match)"},
-                "403": _problem("playback.token_invalid or playback.token_expired"),
-                "404": _problem("no such file"),
-                "416": _problem("playback.range_not_satisfiable"),
+                "403": problem_response("playback.token_invalid or playback.token_expired"),
+                "404": problem_response("no such file"),
+                "416": problem_response("playback.range_not_satisfiable"),
             },
         }
     },
@@ -198,13 +183,12 @@ PATHS: dict[str, Any] = {
             "operationId": "createWebhook",
             "summary": "Register an endpoint; the response carries its signing secret, shown only once",
             "tags": ["webhooks"],
-            "security": _BEARER,
-            "requestBody": {"required": True, "content": _json("WebhookCreate")},
+            "requestBody": json_body("WebhookCreate"),
             "responses": {
-                "201": {"description": "registered", "content": _json("WebhookCreated")},
+                "201": json_content("WebhookCreated", "registered"),
                 "401": _401,
-                "409": _problem("webhook.limit_reached"),
-                "422": _problem(
+                "409": problem_response("webhook.limit_reached"),
+                "422": problem_response(
                     "webhook.invalid_url, webhook.forbidden_address, webhook.unresolvable_host,"
                     " webhook.invalid_events, validation.invalid"
                 ),
@@ -214,8 +198,7 @@ PATHS: dict[str, Any] = {
             "operationId": "listWebhooks",
             "summary": "The caller's endpoints (no secrets), with whether each is enabled",
             "tags": ["webhooks"],
-            "security": _BEARER,
-            "responses": {"200": {"description": "endpoints", "content": _json("WebhookList")}, "401": _401},
+            "responses": {"200": json_content("WebhookList", "endpoints"), "401": _401},
         },
     },
     "/api/v1/webhooks/{webhook_id}": {
@@ -223,10 +206,9 @@ PATHS: dict[str, Any] = {
             "operationId": "getWebhook",
             "summary": "One endpoint",
             "tags": ["webhooks"],
-            "security": _BEARER,
             "parameters": [_WEBHOOK_ID],
             "responses": {
-                "200": {"description": "the endpoint", "content": _json("Webhook")},
+                "200": json_content("Webhook", "the endpoint"),
                 "401": _401,
                 "404": _404_HOOK,
             },
@@ -235,7 +217,6 @@ PATHS: dict[str, Any] = {
             "operationId": "deleteWebhook",
             "summary": "Delete an endpoint (its pending deliveries stop)",
             "tags": ["webhooks"],
-            "security": _BEARER,
             "parameters": [_WEBHOOK_ID],
             "responses": {"204": {"description": "deleted"}, "401": _401, "404": _404_HOOK},
         },
@@ -245,10 +226,9 @@ PATHS: dict[str, Any] = {
             "operationId": "enableWebhook",
             "summary": "Re-enable an endpoint that was disabled for failing",
             "tags": ["webhooks"],
-            "security": _BEARER,
             "parameters": [_WEBHOOK_ID],
             "responses": {
-                "200": {"description": "the endpoint", "content": _json("Webhook")},
+                "200": json_content("Webhook", "the endpoint"),
                 "401": _401,
                 "404": _404_HOOK,
             },
@@ -259,15 +239,14 @@ PATHS: dict[str, Any] = {
             "operationId": "listWebhookDeliveries",
             "summary": "Deliveries, newest first, with every attempt (status code, latency, error, next retry)",
             "tags": ["webhooks"],
-            "security": _BEARER,
             "parameters": [
                 _WEBHOOK_ID,
                 {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 200}},
                 {"name": "before", "in": "query", "schema": {"type": "string", "format": "date-time"}},
             ],
             "responses": {
-                "200": {"description": "deliveries", "content": _json("DeliveryList")},
-                "400": _problem("request.bad_query"),
+                "200": json_content("DeliveryList", "deliveries"),
+                "400": problem_response("request.bad_query"),
                 "401": _401,
                 "404": _404_HOOK,
             },

@@ -115,7 +115,7 @@ MEDIA_PATHS: dict[str, Any] = {
             "operationId": "getStream",
             "summary": "Status and renditions of a video's stream",
             "tags": ["streaming"],
-            "security": [{"bearer": []}],
+            "security": [{"bearerAuth": []}],
             "parameters": [
                 {
                     "name": "video_id",

@@ -8,22 +8,10 @@ from typing import Any
 
 from aiohttp import web
 
+from common import openapi
 from common.http import json_response
 
 OPENAPI_PARTS: web.AppKey[dict[str, Any]] = web.AppKey("openapi_parts", dict)
-
-PROBLEM_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "required": ["type", "title", "status", "code"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "code": {"type": "string", "description": "stable machine-readable error code"},
-        "detail": {"type": "string"},
-        "request_id": {"type": "string"},
-    },
-}
 
 
 def add_openapi(
@@ -32,7 +20,7 @@ def add_openapi(
     """Add paths (and component schemas) to the service's document; the route is registered once."""
     parts = app.get(OPENAPI_PARTS)
     if parts is None:
-        parts = {"paths": {}, "schemas": {"Problem": PROBLEM_SCHEMA}}
+        parts = {"paths": {}, "schemas": {}}
         app[OPENAPI_PARTS] = parts
         app.router.add_get("/openapi.json", openapi_handler)
     parts["paths"].update(copy.deepcopy(dict(paths)))
@@ -42,15 +30,12 @@ def add_openapi(
 def openapi_document(app: web.Application) -> dict[str, Any]:
     """The assembled OpenAPI 3.1 document."""
     parts = app.get(OPENAPI_PARTS) or {"paths": {}, "schemas": {}}
-    return {
-        "openapi": "3.1.0",
-        "info": {"title": "Reelforge streaming", "version": "1.0.0"},
-        "paths": parts["paths"],
-        "components": {
-            "schemas": parts["schemas"],
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
-        },
-    }
+    return openapi.document(
+        title="Reelforge streaming",
+        version="1.0.0",
+        paths=parts["paths"],
+        schemas=parts["schemas"],
+    )
 
 
 async def openapi_handler(request: web.Request) -> web.Response:
