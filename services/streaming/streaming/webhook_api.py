@@ -55,7 +55,10 @@ async def create_webhook(request: web.Request) -> web.Response:
         raise Problem(422, e.code, e.message) from e
     secret = new_secret()
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        if await dstore.count_webhooks(conn, owner_id=principal.user_id, lock=True) >= settings.webhook_max_per_user:
+        if (
+            await dstore.count_webhooks(conn, owner_id=principal.user_id, lock=True)
+            >= settings.webhook_max_per_user
+        ):
             raise Problem(
                 409, "webhook.limit_reached", f"at most {settings.webhook_max_per_user} endpoints per account"
             )
