@@ -216,15 +216,17 @@ async def apply_job_snapshot(
     created_at: datetime | None,
     updated_at: datetime | None,
 ) -> bool:
-    """Upsert a job snapshot unless it is stale (lower or equal ``seq``) or the job already ended."""
+    """Upsert a job snapshot unless the job already ended or the snapshot is older and not an ending one."""
     row = await conn.fetchval(
         "INSERT INTO jobs (id, kind, owner_id, status, progress, stage, error, result, seq, created_at, updated_at)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, now()), COALESCE($11, now()))"
         " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, progress = EXCLUDED.progress,"
         "   stage = EXCLUDED.stage, error = EXCLUDED.error, result = EXCLUDED.result, seq = EXCLUDED.seq,"
         "   updated_at = EXCLUDED.updated_at"
-        " WHERE jobs.seq < EXCLUDED.seq AND jobs.owner_id = EXCLUDED.owner_id"
-        "   AND jobs.status NOT IN ('succeeded', 'failed', 'canceled')"
+        # snapshots may be handled out of order (concurrent consumers): an ended job never changes again, and
+        # an ending snapshot wins over any running one whatever its seq; otherwise the newest seq wins
+        " WHERE jobs.owner_id = EXCLUDED.owner_id AND jobs.status NOT IN ('succeeded', 'failed', 'canceled')"
+        "   AND (jobs.seq < EXCLUDED.seq OR EXCLUDED.status IN ('succeeded', 'failed', 'canceled'))"
         " RETURNING true",
         job_id,
         kind,

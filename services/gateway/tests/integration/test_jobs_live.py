@@ -12,6 +12,7 @@ import aiohttp
 from common.bus import Delivery
 from common.events.base import Event
 from common.events.jobs import JobCancelRequested, JobError, JobProgress
+from common.service import POOL
 from common.testing.bus import RabbitBusFactory, unique_name
 from common.testing.waiting import wait_for
 from gateway.api import HUB
@@ -264,3 +265,30 @@ async def test_websocket_refuses_bad_tokens_and_closes_on_shutdown(
     await closing
     assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
     assert ws.close_code == aiohttp.WSCloseCode.GOING_AWAY
+
+
+async def test_an_ending_snapshot_wins_even_when_handled_after_a_later_one(
+    start_gateway: GatewayFactory, rabbit_bus_factory: RabbitBusFactory
+) -> None:
+    """Consumers handle snapshots concurrently: a 'succeeded' applied after a higher-seq 'running' still ends it."""
+    from gateway import readmodel, store
+
+    a = await start_gateway(bus=await rabbit_bus_factory())
+    user = await register_and_login(a)
+    owner, job_id = uuid.UUID(user["user"]["id"]), uuid.uuid4()
+    pool = a.server.app[POOL]
+
+    def snap(seq: int, status: str, pct: float) -> JobProgress:
+        return JobProgress(
+            job_id=job_id, owner_id=owner, kind="transcode", status=status, percent=pct, seq=seq
+        )
+
+    async with store.transaction(pool) as conn:
+        assert await readmodel.apply_snapshot(conn, snap(5, "running", 10))
+        assert await readmodel.apply_snapshot(
+            conn, snap(4, "succeeded", 100)
+        )  # arrives late, still ends the job
+        assert not await readmodel.apply_snapshot(conn, snap(6, "running", 20))  # nothing reopens it
+        assert not await readmodel.apply_snapshot(conn, snap(7, "failed", 0))  # nor ends it twice
+    job = await (await a.get(f"/api/v1/jobs/{job_id}", headers=bearer(user["access_token"]))).json()
+    assert (job["status"], job["progress"]) == ("succeeded", 100)
