@@ -84,6 +84,11 @@ _SCHEMAS: dict[str, Any] = {
             },
             "result": {"type": ["object", "null"]},
             "cancel_requested": {"type": "boolean"},
+            "seq": {
+                "type": "integer",
+                "description": "grows with every change of the job: a client ignores a pushed update with a"
+                " lower seq unless it ends the job, and never changes an ended job",
+            },
             "created_at": {"type": ["string", "null"], "format": "date-time"},
             "updated_at": {"type": ["string", "null"], "format": "date-time"},
         },

@@ -20,8 +20,8 @@ MAX_PAGE = 100
 
 
 def job_view(job: Job) -> dict[str, Any]:
-    """The job as the API and the WebSocket show it (ARCHITECTURE §4, plus ``cancel_requested``)."""
-    return {**job.public(), "cancel_requested": job.cancel_requested}
+    """The job as the API and the WebSocket show it (ARCHITECTURE §4, plus ``cancel_requested`` and ``seq``)."""
+    return {**job.public(), "cancel_requested": job.cancel_requested, "seq": job.seq}
 
 
 def snapshot_view(event: JobProgress) -> dict[str, Any]:
@@ -37,6 +37,8 @@ def snapshot_view(event: JobProgress) -> dict[str, Any]:
         "result": event.result,
         "created_at": event.created_at.isoformat() if event.created_at else None,
         "updated_at": event.updated_at.isoformat() if event.updated_at else None,
+        # lets a client apply pushes that arrive out of order (the same rule as the read model)
+        "seq": event.seq,
     }
 
 

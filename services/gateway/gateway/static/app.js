@@ -14,6 +14,14 @@ const API = {
   imports: "/api/v1/imports",
 };
 const ACTIVE = ["queued", "running"];
+
+// Pushes may arrive out of order: an ended job never changes again, and otherwise only a newer seq applies.
+function isStale(known, incoming) {
+  if (!known) return false;
+  if (!ACTIVE.includes(known.status)) return true;
+  if (!ACTIVE.includes(incoming.status)) return false;
+  return known.seq !== undefined && incoming.seq !== undefined && incoming.seq <= known.seq;
+}
 const REFRESH_KEY = "reelforge.refresh";
 
 const state = {
@@ -261,6 +269,7 @@ function connect() {
     try { msg = JSON.parse(m.data); } catch { return; }
     if (msg.type !== "job" || !msg.job) return;
     const known = state.jobs.get(msg.job.id);
+    if (isStale(known, msg.job)) return;
     const job = { ...known, ...msg.job, cancel_requested: msg.job.cancel_requested ?? known?.cancel_requested ?? false };
     state.jobs.set(job.id, job);
     renderJobs();
