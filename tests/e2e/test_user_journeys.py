@@ -123,7 +123,10 @@ async def test_upload_becomes_playable_through_signed_urls_with_live_progress(
             return body if status == 200 and body["status"] == "ready" else None
 
         stream = await poll(ready, timeout=180, what="stream ready")
-        assert stream["renditions"], stream
+        videos = [r for r in stream["renditions"] if r["kind"] == "video"]
+        audio = [r for r in stream["renditions"] if r["kind"] == "audio"]
+        assert videos and all(r["width"] <= 640 and r["height"] <= 360 for r in videos), stream
+        assert len(audio) == 1 and audio[0]["channels"] == 2 and audio[0]["width"] is None, stream
 
         status, pb = await user.post(f"/api/v1/videos/{vid}/playback", {"expires_in": 600})
         assert status in (200, 201), pb

@@ -54,12 +54,13 @@ _RENDITION = {
     "properties": {
         "name": {"type": "string", "examples": ["720p", "src", "audio"]},
         "kind": {"type": "string", "enum": ["video", "audio"]},
-        "width": {"type": "integer", "description": "pixels (video) or channels (audio)"},
-        "height": {"type": "integer"},
+        "width": {"type": ["integer", "null"], "description": "pixels (null for audio)"},
+        "height": {"type": ["integer", "null"], "description": "pixels (null for audio)"},
+        "channels": {"type": ["integer", "null"], "description": "audio channels (null for video)"},
         "bandwidth": {"type": "integer", "description": "peak segment bitrate, bits/s"},
         "average_bandwidth": {"type": "integer", "description": "mean bitrate, bits/s"},
         "codecs": {"type": "string", "examples": ["avc1.64001F"]},
-        "frame_rate": {"type": "number"},
+        "frame_rate": {"type": ["number", "null"]},
     },
 }
 _STREAM = {
