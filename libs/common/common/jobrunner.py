@@ -92,15 +92,24 @@ def channel_for(schema: str) -> str:
 
 
 async def claim_job(
-    conn: asyncpg.Connection, *, kinds: Sequence[str], worker: str, lease_s: float
+    conn: asyncpg.Connection,
+    *,
+    kinds: Sequence[str],
+    worker: str,
+    lease_s: float,
+    exclude: Sequence[uuid.UUID] = (),
 ) -> tuple[uuid.UUID, int] | None:
     """Lease the oldest runnable job of ``kinds``: queued, or running under an expired lease (its worker died).
+
+    ``exclude``: jobs the caller still runs itself. A lease that expired while the database was unreachable must
+    not be claimed again by the same worker: both runs would hold the lease under one worker id, and the final
+    transaction's check could not tell them apart.
 
     Returns ``(job_id, attempt)``; the caller's transaction holds the job row locked until it commits.
     The lease is re-checked by the upsert itself: a row locked after another worker's claim committed passes
     the first query's re-check with the lease row of the old snapshot, so only the upsert sees the truth.
     """
-    skipped: list[uuid.UUID] = []
+    skipped: list[uuid.UUID] = list(exclude)
     while True:
         r = await conn.fetchrow(
             "SELECT j.id FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"
@@ -222,6 +231,10 @@ class JobContext:
             self.cancel_requested = True
             self.cancel.set()
             raise
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError, TimeoutError) as exc:
+            # progress is best-effort: a database blip must not fail the job. Who owns the job is decided by
+            # the lease (renewed in the background) and proved again in the job's final transaction.
+            log.warning("job.progress_not_recorded", job_id=str(self.job.id), error=type(exc).__name__)
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
@@ -325,9 +338,20 @@ class LeasedJobRunner:
 
     # -- claiming ----------------------------------------------------------------------------------------
 
+    def _listening(self) -> bool:
+        conn = self._listen_conn
+        if conn is None:
+            return False
+        try:
+            return not conn.is_closed()
+        except asyncpg.InterfaceError:
+            # its connection died and the pool took the (now detached) proxy back: every call on it raises
+            return False
+
     async def _listen(self) -> None:
-        if self.schema is None or (self._listen_conn is not None and not self._listen_conn.is_closed()):
+        if self.schema is None or self._listening():
             return
+        await self._unlisten()  # a dead LISTEN connection: drop it (a no-op for a proxy the pool took back)
         try:
             conn: asyncpg.Connection = await self.pool.acquire()
         except (OSError, asyncpg.PostgresError) as exc:
@@ -359,14 +383,14 @@ class LeasedJobRunner:
 
     async def _loop(self) -> None:
         while not self._stopping:
-            await self._listen()
             claimed: tuple[JobContext, int] | None = None
-            if len(self._runs) < self.concurrency:
-                try:
+            try:
+                await self._listen()
+                if len(self._runs) < self.concurrency:
                     claimed = await self.claim_one()
-                except (OSError, asyncpg.PostgresError) as exc:
-                    log.warning("jobrunner.claim_failed", error=repr(exc))
-                    await self._unlisten()
+            except Exception as exc:  # the loop must outlive any database outage, or no job is claimed again
+                log.warning("jobrunner.claim_failed", error=repr(exc))
+                await self._unlisten()
             if claimed is not None:
                 ctx, _ = claimed
                 task = asyncio.create_task(self._execute(ctx), name=f"{self.name}-job-{ctx.job.id}")
@@ -385,7 +409,9 @@ class LeasedJobRunner:
         """Lease one runnable job and mark it ``running``: its context and attempt, or None when idle."""
         while True:
             async with self.pool.acquire() as conn, conn.transaction():
-                claimed = await claim_job(conn, kinds=self.kinds, worker=self.worker, lease_s=self.lease_s)
+                claimed = await claim_job(
+                    conn, kinds=self.kinds, worker=self.worker, lease_s=self.lease_s, exclude=list(self._runs)
+                )
                 if claimed is None:
                     return None
                 job_id, attempt = claimed
