@@ -31,12 +31,19 @@ from .config import StreamingSettings
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
-def source(seconds: int) -> Path:
-    """The cached 1080p30 H.264/AAC benchmark source."""
+def source(seconds: int, *, vcodec: str = "libx264") -> Path:
+    """The cached 1080p30 benchmark source: H.264/AAC (stream-copyable) or e.g. MPEG-4 Part 2 (not)."""
     cache = Path("var/cache/streaming-bench").resolve()
     cache.mkdir(parents=True, exist_ok=True)
     return make_video(
-        seconds=seconds, width=1920, height=1080, fps=30, audio=True, bitrate=6_000_000, directory=cache
+        seconds=seconds,
+        width=1920,
+        height=1080,
+        fps=30,
+        audio=True,
+        bitrate=6_000_000 if vcodec == "libx264" else 10_000_000,
+        vcodec=vcodec,
+        directory=cache,
     )
 
 
@@ -234,6 +241,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument(
         "--skip-e2e", action="store_true", help="skip time-to-playable (needs Postgres and RabbitMQ)"
     )
+    p.add_argument(
+        "--skip-noncopyable",
+        action="store_true",
+        help="skip time-to-playable of a source that cannot be stream-copied (MPEG-4 Part 2)",
+    )
     args = p.parse_args(argv)
     settings = StreamingSettings.from_env(log_level="WARNING")
     enc = pipeline.EncoderSettings(
@@ -253,6 +265,15 @@ def main(argv: list[str] | None = None) -> int:
             f"    baseline in the same run, time-to-ready (first encoded rendition, no copy): {ready:.2f}s "
             f"-> copy is {ready / playable:.0f}x sooner"
         )
+        if not args.skip_noncopyable:
+            other = source(args.seconds, vcodec="mpeg4")
+            playable2, ready2 = asyncio.run(
+                time_to_playable(other, settings.with_(streaming_x264_preset=enc.preset))
+            )
+            print(
+                f"(1b) time-to-playable, {args.seconds}s 1080p MPEG-4 Part 2 source (no copy: lowest rung first): "
+                f"{playable2:.2f}s; ready {ready2:.2f}s -> playable at {100 * playable2 / ready2:.0f}% of the way"
+            )
     with tempfile.TemporaryDirectory(prefix="ladder-") as d:
         wall, cpu, info = pyav_ladder(src, Path(d) / "pyav", enc)
         ff_wall, ff_cpu = ffmpeg_ladder(src, Path(d) / "ffmpeg", info, enc)
