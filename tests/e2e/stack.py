@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,17 +17,11 @@ from pathlib import Path
 
 import aiohttp
 
+from common.testing.process import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ["gateway", "ingest", "streaming", "captions", "analysis", "render", "billing"]
 WORKERS = ["ingest", "streaming", "captions", "analysis", "render", "billing"]
-
-
-def free_port() -> int:
-    """A TCP port nothing listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 @dataclass

@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
-import socket
-import sys
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 
 import aio_pika
-import aiohttp
 import pytest
 
 from common.bus.base import Delivery
@@ -27,56 +23,13 @@ from common.events.billing import (
 )
 from common.events.gateway import UserRegistered
 from common.testing.bus import unique_name
+from common.testing.process import ServiceProcess, free_port
 from common.testing.waiting import wait_for
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class WorkerProcess:
-    """The billing worker as a real subprocess."""
-
-    def __init__(self, env: dict[str, str], port: int) -> None:
-        self.env, self.port = env, port
-        self.proc: asyncio.subprocess.Process | None = None
-
-    async def start(self) -> None:
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "billing",
-            "worker",
-            env=self.env,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )
-
-        async def ready() -> bool:
-            assert self.proc is not None and self.proc.returncode is None, "the worker exited"
-            try:
-                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.port}/readyz") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(ready, timeout=60, interval=0.1)
-
-    async def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        await asyncio.wait_for(self.proc.wait(), timeout=30)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            await self.kill9()
-
-
 @pytest.fixture
-async def worker(billing_settings, rabbit_bus_factory, amqp_url) -> AsyncIterator[WorkerProcess]:
-    port = _free_port()
+async def worker(billing_settings, rabbit_bus_factory, amqp_url, tmp_path) -> AsyncIterator[ServiceProcess]:
+    port = free_port()
     queue = billing_settings.queue
     env = {
         **os.environ,
@@ -91,9 +44,9 @@ async def worker(billing_settings, rabbit_bus_factory, amqp_url) -> AsyncIterato
         "LOG_FORMAT": "json",
         "JWKS_URL": "http://127.0.0.1:9/jwks.json",
     }
-    proc = WorkerProcess(env, port)
+    proc = ServiceProcess("billing", env, port, tmp_path / "worker.log")
     yield proc
-    await proc.stop()
+    proc.stop()
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel()
@@ -129,7 +82,7 @@ async def test_killing_the_worker_between_hold_and_settle_loses_nothing(
     await requester.publish(CreditsHoldRequested(hold_ref="job-1", account_id=user, amount=40))
     await wait_for(lambda: any(isinstance(a, CreditsHoldGranted) for a in answers), timeout=20)
 
-    await worker.kill9()  # between hold and settle
+    worker.kill()  # between hold and settle
     settle = CreditsSettleRequested(hold_ref="job-1", account_id=user, capture=25)
     await requester.publish(settle)
     await requester.publish(settle)  # and the requester's relay re-published it
@@ -142,7 +95,7 @@ async def test_killing_the_worker_between_hold_and_settle_loses_nothing(
         await requester.publish(CreditsHoldRequested(hold_ref=ref, account_id=user, amount=1))
         await requester.publish(CreditsSettleRequested(hold_ref=ref, account_id=user, capture=1))
     await asyncio.sleep(0.05)
-    await worker.kill9()
+    worker.kill()
     await worker.start()
 
     async def all_settled() -> bool:

@@ -6,9 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -16,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-import aiohttp
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
@@ -28,6 +24,7 @@ from common.jobs import create_job
 from common.storage.fs import FileStore
 from common.testing.bus import RabbitBusFactory
 from common.testing.media import make_video
+from common.testing.process import ServiceProcess, free_port
 from common.testing.waiting import wait_for
 from ingest import store as ingest_store
 
@@ -37,51 +34,6 @@ pytestmark = pytest.mark.timeout(90)
 
 REPO = Path(__file__).resolve().parents[4]
 LEASE_S = 2.0
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Worker:
-    """``python -m ingest worker`` as a real subprocess (its log appended to one file)."""
-
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
-            [sys.executable, "-m", "ingest", "worker"], env=self.env, cwd=REPO, stdout=out, stderr=out
-        )
-
-        async def ready() -> bool:
-            assert self.proc is not None
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.port}/readyz") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(ready, timeout=30, interval=0.1)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)  # no graceful hand-back: the job stays running under its lease
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -100,7 +52,7 @@ async def worker_env(
 ) -> AsyncIterator[dict[str, str]]:
     schema = await make_schema("ingest", MIGRATIONS)
     queue = f"ingest-crash-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -178,7 +130,7 @@ async def test_a_killed_worker_mid_download_is_taken_over_and_the_import_ends_on
     await observer.subscribe(f"{env['BUS_QUEUE']}.observer", [VideoIngested, JobProgress], collect)
     scratch = Path(env["TMP_DIR"]) / "ingest"
     pool: asyncpg.Pool = await db.create_pool(database_url, schema=env["DB_SCHEMA"], max_size=2)
-    worker = Worker(env, int(env["WORKER_PORT"]), tmp_path / "worker.log")
+    worker = ServiceProcess("ingest", env, int(env["WORKER_PORT"]), tmp_path / "worker.log", cwd=REPO)
     try:
         await worker.start()
         slow_media.chunk_delay_s = 0.1  # ~4 s for the whole file: plenty of time to kill it mid-way

@@ -5,9 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -15,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
-import aiohttp
 import asyncpg
 import pytest
 
@@ -24,6 +20,7 @@ from common.events.ingest import VideoIngested
 from common.events.streaming import StreamPlayable, StreamReady
 from common.storage.fs import FileStore
 from common.testing.media import make_video
+from common.testing.process import ServiceProcess, free_port
 from common.testing.waiting import wait_for
 from streaming import store as media_store
 
@@ -33,50 +30,6 @@ MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 REPO = Path(__file__).resolve().parents[4]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Worker:
-    """A worker subprocess with its own schema, exchange and queue."""
-
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    async def start(self) -> None:
-        out = self.log.open("ab")
-        self.proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
-            [sys.executable, "-m", "streaming", "worker"], env=self.env, cwd=REPO, stdout=out, stderr=out
-        )
-
-        async def ready() -> bool:
-            assert self.proc is not None
-            assert self.proc.poll() is None, self.log.read_text()[-3000:]
-            try:
-                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.port}/readyz") as r:
-                    return r.status == 200
-            except aiohttp.ClientError:
-                return False
-
-        await wait_for(ready, timeout=60, interval=0.2)
-
-    def kill(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)  # no graceful shutdown: the message is never acked
-        self.proc.wait(timeout=10)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-
-
 @pytest.fixture
 async def worker_env(
     make_schema: Any, database_url: str, amqp_url: str, rabbit_bus_factory: Any, tmp_path: Path
@@ -84,7 +37,7 @@ async def worker_env(
     schema = await make_schema("streaming", MIGRATIONS_DIR)
     bus = await rabbit_bus_factory()
     queue = f"streaming-crash-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
@@ -141,7 +94,7 @@ async def test_killed_worker_resumes_and_ends_ready_without_duplicate_renditions
     key = f"originals/{vid}/source.mp4"
     await store.put_file(key, make_video(seconds=6, width=640, height=360, fps=30))
     pool: asyncpg.Pool = await db.create_pool(database_url, schema=env["DB_SCHEMA"], max_size=2)
-    worker = Worker(env, int(env["HTTP_PORT"]), tmp_path / "worker.log")
+    worker = ServiceProcess("streaming", env, int(env["WORKER_PORT"]), tmp_path / "worker.log", cwd=REPO)
     try:
         await worker.start()
         await bus.publish(VideoIngested(video_id=vid, owner_id=owner, storage_key=key, duration_s=6.0))

@@ -1,0 +1,90 @@
+"""A service process for crash tests: ``python -m <service> <role>`` as a real subprocess, killed for real."""
+
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from .waiting import wait_for
+
+__all__ = ["ServiceProcess", "free_port"]
+
+
+def free_port() -> int:
+    """A TCP port nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+class ServiceProcess:
+    """One service process; ``start`` returns once its ``/readyz`` answers 200 on ``port``.
+
+    The environment must make the process listen on ``port`` (``WORKER_PORT`` for a worker, ``HTTP_PORT`` for an
+    api). Its output is appended to ``log`` so a failure can show what the process said.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        env: dict[str, str],
+        port: int,
+        log: Path,
+        *,
+        role: str = "worker",
+        cwd: Path | None = None,
+    ) -> None:
+        self.service, self.env, self.port, self.log, self.role, self.cwd = service, env, port, log, role, cwd
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    async def start(self, timeout: float = 60.0) -> None:
+        """Start the process and wait until it is ready."""
+        out = self.log.open("ab")
+        self.proc = subprocess.Popen(  # noqa: ASYNC220 - a long-lived child, not awaited
+            [sys.executable, "-m", self.service, self.role],
+            env=self.env,
+            cwd=self.cwd,
+            stdout=out,
+            stderr=out,
+        )
+        out.close()
+
+        async def ready() -> bool:
+            assert self.proc is not None
+            assert self.proc.poll() is None, f"{self.service} {self.role} exited:\n{self.tail()}"
+            try:
+                async with aiohttp.ClientSession() as s, s.get(f"http://127.0.0.1:{self.port}/readyz") as r:
+                    return r.status == 200
+            except aiohttp.ClientError:
+                return False
+
+        await wait_for(ready, timeout=timeout, interval=0.1, message=f"{self.service} {self.role} ready")
+
+    def kill(self) -> None:
+        """SIGKILL: no graceful shutdown, nothing in hand is acked or handed back."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        """SIGTERM (graceful), then SIGKILL if it does not end within 20 s."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def tail(self, chars: int = 3000) -> str:
+        """The end of what the process logged."""
+        try:
+            return self.log.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
