@@ -10,10 +10,23 @@ from common import db
 from common.settings import ServiceSettings
 
 from . import ledger, store
+from .models import Entry
 
 
 def _out(doc: object) -> None:
     sys.stdout.write(json.dumps(doc, default=str) + "\n")
+
+
+def _entry_json(entry: Entry) -> dict[str, object]:
+    """What the commands print for a ledger entry they wrote."""
+    return {
+        "entry_id": entry.id,
+        "account_id": entry.account_id,
+        "kind": entry.kind,
+        "amount": entry.amount,
+        "balance_after": entry.balance_after,
+        "reference": entry.reference,
+    }
 
 
 async def adjust_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
@@ -33,16 +46,7 @@ async def adjust_command(settings: ServiceSettings, args: argparse.Namespace) ->
         return 1
     finally:
         await pool.close()
-    _out(
-        {
-            "entry_id": entry.id,
-            "account_id": entry.account_id,
-            "kind": entry.kind,
-            "amount": entry.amount,
-            "balance_after": entry.balance_after,
-            "reference": entry.reference,
-        }
-    )
+    _out(_entry_json(entry))
     return 0
 
 
@@ -57,16 +61,7 @@ async def refund_command(settings: ServiceSettings, args: argparse.Namespace) ->
         return 1
     finally:
         await pool.close()
-    _out(
-        {
-            "entry_id": entry.id,
-            "account_id": entry.account_id,
-            "kind": entry.kind,
-            "amount": entry.amount,
-            "balance_after": entry.balance_after,
-            "reference": entry.reference,
-        }
-    )
+    _out(_entry_json(entry))
     return 0
 
 

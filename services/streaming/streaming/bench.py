@@ -138,6 +138,15 @@ def pyav_ladder(
     return time.perf_counter() - t0, _cpu_self() - cpu0, info
 
 
+def _hls_output(directory: Path, enc: pipeline.EncoderSettings) -> list[str]:
+    """ffmpeg's CMAF HLS output options for one rendition, as the PyAV ladder writes them."""
+    return [
+        "-f", "hls", "-hls_time", f"{enc.gop_s:g}", "-hls_playlist_type", "vod",
+        "-hls_segment_type", "fmp4", "-hls_fmp4_init_filename", "init.mp4",
+        "-hls_segment_filename", str(directory / "seg_%05d.m4s"), str(directory / "index.m3u8"),
+    ]  # fmt: skip
+
+
 def ffmpeg_ladder_command(
     src: Path, work: Path, info: pipeline.SourceInfo, enc: pipeline.EncoderSettings
 ) -> list[str]:
@@ -181,19 +190,7 @@ def ffmpeg_ladder_command(
             "1",
             "-x264-params",
             f"keyint={gop + 1}:min-keyint={gop}:scenecut=0:open-gop=0",
-            "-f",
-            "hls",
-            "-hls_time",
-            f"{enc.gop_s:g}",
-            "-hls_playlist_type",
-            "vod",
-            "-hls_segment_type",
-            "fmp4",
-            "-hls_fmp4_init_filename",
-            "init.mp4",
-            "-hls_segment_filename",
-            str(d / "seg_%05d.m4s"),
-            str(d / "index.m3u8"),
+            *_hls_output(d, enc),
         ]
     a = work / "audio"
     a.mkdir(parents=True, exist_ok=True)
@@ -206,19 +203,7 @@ def ffmpeg_ladder_command(
         str(enc.audio_bitrate),
         "-ar",
         str(enc.audio_rate),
-        "-f",
-        "hls",
-        "-hls_time",
-        f"{enc.gop_s:g}",
-        "-hls_playlist_type",
-        "vod",
-        "-hls_segment_type",
-        "fmp4",
-        "-hls_fmp4_init_filename",
-        "init.mp4",
-        "-hls_segment_filename",
-        str(a / "seg_%05d.m4s"),
-        str(a / "index.m3u8"),
+        *_hls_output(a, enc),
     ]
     return cmd
 
