@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
@@ -12,7 +13,7 @@ import aiohttp
 
 from .waiting import wait_for
 
-__all__ = ["ServiceProcess", "free_port"]
+__all__ = ["ServiceProcess", "free_port", "process_env"]
 
 
 def free_port() -> int:
@@ -21,6 +22,36 @@ def free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def process_env(
+    *,
+    database_url: str,
+    schema: str,
+    amqp_url: str,
+    exchange: str,
+    dlx: str,
+    queue: str,
+    port: int,
+    **extra: str,
+) -> dict[str, str]:
+    """The environment of a service process with private names (schema, exchanges, queue) listening on ``port``.
+
+    ``extra`` adds or overrides variables by their names (``STORAGE_URL=...``, ``JOB_LEASE_S="2"``).
+    """
+    return {
+        **os.environ,
+        "DATABASE_URL": database_url,
+        "DB_SCHEMA": schema,
+        "AMQP_URL": amqp_url,
+        "BUS_EXCHANGE": exchange,
+        "BUS_DLX": dlx,
+        "BUS_QUEUE": queue,
+        "HTTP_PORT": str(port),
+        "WORKER_PORT": str(port),  # the worker role listens on WORKER_PORT
+        "LOG_FORMAT": "json",
+        **extra,
+    }
 
 
 class ServiceProcess:

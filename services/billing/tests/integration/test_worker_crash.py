@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -23,7 +22,7 @@ from common.events.billing import (
 )
 from common.events.gateway import UserRegistered
 from common.testing.bus import unique_name
-from common.testing.process import ServiceProcess, free_port
+from common.testing.process import ServiceProcess, free_port, process_env
 from common.testing.waiting import wait_for
 
 
@@ -31,19 +30,17 @@ from common.testing.waiting import wait_for
 async def worker(billing_settings, rabbit_bus_factory, amqp_url, tmp_path) -> AsyncIterator[ServiceProcess]:
     port = free_port()
     queue = billing_settings.queue
-    env = {
-        **os.environ,
-        "DATABASE_URL": billing_settings.database_url,
-        "DB_SCHEMA": billing_settings.schema,
-        "AMQP_URL": amqp_url,
-        "BUS_EXCHANGE": rabbit_bus_factory.exchange,
-        "BUS_DLX": rabbit_bus_factory.dlx,
-        "BUS_QUEUE": queue,
-        "BUS_RETRY_DELAYS_MS": "50,200",
-        "WORKER_PORT": str(port),
-        "LOG_FORMAT": "json",
-        "JWKS_URL": "http://127.0.0.1:9/jwks.json",
-    }
+    env = process_env(
+        database_url=billing_settings.database_url,
+        schema=billing_settings.schema,
+        amqp_url=amqp_url,
+        exchange=rabbit_bus_factory.exchange,
+        dlx=rabbit_bus_factory.dlx,
+        queue=queue,
+        port=port,
+        BUS_RETRY_DELAYS_MS="50,200",
+        JWKS_URL="http://127.0.0.1:9/jwks.json",
+    )
     proc = ServiceProcess("billing", env, port, tmp_path / "worker.log")
     yield proc
     proc.stop()

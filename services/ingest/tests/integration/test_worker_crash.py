@@ -24,7 +24,7 @@ from common.jobs import create_job
 from common.storage.fs import FileStore
 from common.testing.bus import RabbitBusFactory
 from common.testing.media import make_video
-from common.testing.process import ServiceProcess, free_port
+from common.testing.process import ServiceProcess, free_port, process_env
 from common.testing.waiting import wait_for
 from ingest import store as ingest_store
 
@@ -53,30 +53,27 @@ async def worker_env(
     schema = await make_schema("ingest", MIGRATIONS)
     queue = f"ingest-crash-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DB_SCHEMA": schema,
-        "AMQP_URL": amqp_url,
-        "BUS_EXCHANGE": rabbit_bus_factory.exchange,
-        "BUS_DLX": rabbit_bus_factory.dlx,
-        "BUS_QUEUE": queue,
-        "BUS_RETRY_DELAYS_MS": "200",
-        "STORAGE_URL": f"file://{tmp_path / 'store'}",
-        "TMP_DIR": str(tmp_path / "scratch"),
-        "IMPORT_ALLOW_PRIVATE": "true",  # the media server is on 127.0.0.1
-        "HTTP_PORT": str(port),
-        "WORKER_PORT": str(port),  # the worker role listens on WORKER_PORT
-        "LOG_FORMAT": "json",
+    env = process_env(
+        database_url=database_url,
+        schema=schema,
+        amqp_url=amqp_url,
+        exchange=rabbit_bus_factory.exchange,
+        dlx=rabbit_bus_factory.dlx,
+        queue=queue,
+        port=port,
+        BUS_RETRY_DELAYS_MS="200",
+        STORAGE_URL=f"file://{tmp_path / 'store'}",
+        TMP_DIR=str(tmp_path / "scratch"),
+        IMPORT_ALLOW_PRIVATE="true",  # the media server is on 127.0.0.1
         # a short lease: the new worker takes the killed one's job over soon after it died
-        "JOB_LEASE_S": str(LEASE_S),
-        "JOB_POLL_INTERVAL_S": "0.2",
-        "PROGRESS_INTERVAL_S": "0.1",
+        JOB_LEASE_S=str(LEASE_S),
+        JOB_POLL_INTERVAL_S="0.2",
+        PROGRESS_INTERVAL_S="0.1",
         # the killed worker's half download is swept soon; a live download touches its file every chunk
-        "TMP_MAX_AGE_S": "2",
-        "TMP_SWEEP_INTERVAL_S": "0.5",
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-    }
+        TMP_MAX_AGE_S="2",
+        TMP_SWEEP_INTERVAL_S="0.5",
+        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+    )
     yield env
     conn = await aio_pika.connect(amqp_url)
     try:

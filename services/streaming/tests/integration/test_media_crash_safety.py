@@ -20,7 +20,7 @@ from common.events.ingest import VideoIngested
 from common.events.streaming import StreamPlayable, StreamReady
 from common.storage.fs import FileStore
 from common.testing.media import make_video
-from common.testing.process import ServiceProcess, free_port
+from common.testing.process import ServiceProcess, free_port, process_env
 from common.testing.waiting import wait_for
 from streaming import store as media_store
 
@@ -38,26 +38,23 @@ async def worker_env(
     bus = await rabbit_bus_factory()
     queue = f"streaming-crash-{uuid.uuid4().hex[:8]}"
     port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "DB_SCHEMA": schema,
-        "AMQP_URL": amqp_url,
-        "BUS_EXCHANGE": rabbit_bus_factory.exchange,
-        "BUS_DLX": rabbit_bus_factory.dlx,
-        "BUS_QUEUE": queue,
-        "BUS_RETRY_DELAYS_MS": "200",
-        "STORAGE_URL": f"file://{tmp_path / 'store'}",
-        "TMP_DIR": str(tmp_path / "scratch"),
-        "HTTP_PORT": str(port),
-        "WORKER_PORT": str(port),  # the worker role listens on WORKER_PORT
-        "LOG_FORMAT": "json",
+    env = process_env(
+        database_url=database_url,
+        schema=schema,
+        amqp_url=amqp_url,
+        exchange=rabbit_bus_factory.exchange,
+        dlx=rabbit_bus_factory.dlx,
+        queue=queue,
+        port=port,
+        BUS_RETRY_DELAYS_MS="200",
+        STORAGE_URL=f"file://{tmp_path / 'store'}",
+        TMP_DIR=str(tmp_path / "scratch"),
         # a short lease: the restarted worker takes the killed one's job over soon after it died
-        "JOB_LEASE_S": "2",
+        JOB_LEASE_S="2",
         # a slower preset so there is a transcode in flight to kill
-        "STREAMING_X264_PRESET": "slow",
-        "PYTHONPATH": os.pathsep.join(p for p in sys.path if p),
-    }
+        STREAMING_X264_PRESET="slow",
+        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
+    )
     yield env, bus, queue
     conn = await aio_pika.connect(amqp_url)
     try:
