@@ -192,21 +192,8 @@ async def forward(
             skip_auto_headers=("Accept-Encoding", "User-Agent", "Content-Type"),
             compress=None,
         )
-    except aiohttp.ClientConnectorError as exc:
-        log.warning("proxy.unavailable", upstream=upstream, error=describe_error(exc))
-        raise Problem(
-            503, "upstream.unavailable", f"the {upstream} service is unavailable", upstream=upstream
-        ) from exc
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-        log.warning("proxy.timeout", upstream=upstream)
-        raise Problem(
-            504, "upstream.timeout", f"the {upstream} service did not answer in time", upstream=upstream
-        ) from exc
-    except aiohttp.ClientError as exc:
-        log.warning("proxy.bad_gateway", upstream=upstream, error=describe_error(exc))
-        raise Problem(
-            502, "upstream.bad_gateway", f"the {upstream} service failed to answer", upstream=upstream
-        ) from exc
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise upstream_problem(exc, upstream) from exc
 
     async with upstream_resp:
         resp_headers: CIMultiDict[str] = CIMultiDict()
@@ -247,20 +234,28 @@ async def forward(
         return resp
 
 
+def upstream_problem(exc: BaseException, upstream: str) -> Problem:
+    """Log a transport failure talking to ``upstream`` and name it: 503 unreachable, 504 too slow, 502 otherwise."""
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        log.warning("proxy.unavailable", upstream=upstream, error=describe_error(exc))
+        return Problem(
+            503, "upstream.unavailable", f"the {upstream} service is unavailable", upstream=upstream
+        )
+    if isinstance(exc, TimeoutError):  # aiohttp.ServerTimeoutError is one too
+        log.warning("proxy.timeout", upstream=upstream)
+        return Problem(
+            504, "upstream.timeout", f"the {upstream} service did not answer in time", upstream=upstream
+        )
+    log.warning("proxy.bad_gateway", upstream=upstream, error=describe_error(exc))
+    return Problem(502, "upstream.bad_gateway", f"the {upstream} service failed to answer", upstream=upstream)
+
+
 async def _buffered(
     upstream_resp: aiohttp.ClientResponse, headers: CIMultiDict[str], *, upstream: str
 ) -> web.Response:
     try:
         body = await upstream_resp.read()
-    except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         # nothing has been sent yet, so a broken answer can still be reported as a problem
-        log.warning("proxy.timeout", upstream=upstream)
-        raise Problem(
-            504, "upstream.timeout", f"the {upstream} service did not answer in time", upstream=upstream
-        ) from exc
-    except aiohttp.ClientError as exc:
-        log.warning("proxy.bad_gateway", upstream=upstream, error=describe_error(exc))
-        raise Problem(
-            502, "upstream.bad_gateway", f"the {upstream} service failed to answer", upstream=upstream
-        ) from exc
+        raise upstream_problem(exc, upstream) from exc
     return web.Response(status=upstream_resp.status, reason=upstream_resp.reason, body=body, headers=headers)
