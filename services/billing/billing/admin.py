@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Awaitable, Callable
+
+import asyncpg
 
 from common import db
 from common.settings import ServiceSettings
@@ -29,18 +32,14 @@ def _entry_json(entry: Entry) -> dict[str, object]:
     }
 
 
-async def adjust_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
-    """Post an adjustment; print the entry as JSON; exit 1 with the error code when refused."""
+async def _post_entry(
+    settings: ServiceSettings, write: Callable[[asyncpg.Connection], Awaitable[Entry]]
+) -> int:
+    """Write one ledger entry in a transaction; print it as JSON, or the error code and exit 1 when refused."""
     pool = await db.create_pool(settings.database_url, schema=settings.schema, min_size=1, max_size=1)
     try:
         async with db.transaction(pool) as conn:
-            entry = await ledger.adjust(
-                conn,
-                account_id=args.account,
-                amount=args.amount,
-                reason=args.reason,
-                reference=args.reference,
-            )
+            entry = await write(conn)
     except ledger.BillingError as e:
         _out({"error": e.code, "message": e.message})
         return 1
@@ -48,21 +47,24 @@ async def adjust_command(settings: ServiceSettings, args: argparse.Namespace) ->
         await pool.close()
     _out(_entry_json(entry))
     return 0
+
+
+async def adjust_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
+    """Post an adjustment; print the entry as JSON; exit 1 with the error code when refused."""
+    return await _post_entry(
+        settings,
+        lambda conn: ledger.adjust(
+            conn, account_id=args.account, amount=args.amount, reason=args.reason, reference=args.reference
+        ),
+    )
 
 
 async def refund_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
     """Refund a captured hold; print the entry as JSON; exit 1 with the error code when refused."""
-    pool = await db.create_pool(settings.database_url, schema=settings.schema, min_size=1, max_size=1)
-    try:
-        async with db.transaction(pool) as conn:
-            entry = await ledger.refund(conn, hold_ref=args.hold_ref, amount=args.amount, reason=args.reason)
-    except ledger.BillingError as e:
-        _out({"error": e.code, "message": e.message})
-        return 1
-    finally:
-        await pool.close()
-    _out(_entry_json(entry))
-    return 0
+    return await _post_entry(
+        settings,
+        lambda conn: ledger.refund(conn, hold_ref=args.hold_ref, amount=args.amount, reason=args.reason),
+    )
 
 
 async def check_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
