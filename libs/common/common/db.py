@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import re
 from collections.abc import AsyncIterator
@@ -45,6 +47,72 @@ async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int
     )
     assert pool is not None
     return pool
+
+
+async def close_pool(pool: asyncpg.Pool, *, timeout_s: float = 10.0) -> None:
+    """Close gracefully, but never hang a shutdown: a connection still held after ``timeout_s`` is terminated."""
+    held = pool.get_size() - pool.get_idle_size()
+    try:
+        await asyncio.wait_for(pool.close(), timeout=timeout_s)
+    except TimeoutError:
+        log.error("db.pool_close_timeout", timeout_s=timeout_s, held_at_close=held)
+        pool.terminate()
+
+
+class PoolListener:
+    """One pooled connection that LISTENs on a channel, re-opened after it dies, never leaked.
+
+    A connection is acquired for as long as it listens; ``close()`` gives it back. Whatever interrupts opening it
+    (an error, a cancel during ``stop()``) gives it back too: a connection kept by accident would make
+    ``pool.close()`` wait forever.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, channel: str, callback: Any) -> None:
+        self.pool, self.channel, self.callback = pool, channel, callback
+        self._conn: asyncpg.Connection | None = None
+
+    @property
+    def listening(self) -> bool:
+        """Whether the listening connection is alive."""
+        if self._conn is None:
+            return False
+        try:
+            return not self._conn.is_closed()
+        except asyncpg.InterfaceError:
+            # its connection died and the pool took the (now detached) proxy back: every call on it raises
+            return False
+
+    async def ensure(self) -> bool:
+        """Listen (again, if the connection died); False, logged, when the database cannot be reached."""
+        if self.listening:
+            return True
+        await self.close()  # a dead connection: drop it (a no-op for a proxy the pool took back)
+        try:
+            conn: asyncpg.Connection = await self.pool.acquire()
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            log.warning("db.listen_failed", channel=self.channel, error=repr(exc))
+            return False
+        try:
+            await conn.add_listener(self.channel, self.callback)
+        except BaseException as exc:
+            await asyncio.shield(self.pool.release(conn))
+            if not isinstance(exc, Exception):
+                raise
+            log.warning("db.listen_failed", channel=self.channel, error=repr(exc))
+            return False
+        self._conn = conn
+        return True
+
+    async def close(self) -> None:
+        """Stop listening and give the connection back."""
+        conn, self._conn = self._conn, None
+        if conn is None:
+            return
+        with contextlib.suppress(Exception):
+            # the same callback that was added: a pooled connection must not keep listening
+            await conn.remove_listener(self.channel, self.callback)
+        with contextlib.suppress(Exception):
+            await asyncio.shield(self.pool.release(conn))
 
 
 @asynccontextmanager

@@ -44,7 +44,7 @@ import asyncpg
 from structlog.contextvars import bound_contextvars
 
 from .bus.base import Bus
-from .db import check_ident
+from .db import PoolListener, check_ident
 from .jobs import (
     ErrorCode,
     InvalidTransition,
@@ -290,7 +290,7 @@ class LeasedJobRunner:
         self._stopping = False
         self._wake = asyncio.Event()
         self._loop_task: asyncio.Task[None] | None = None
-        self._listen_conn: asyncpg.Connection | None = None
+        self._listener: PoolListener | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------------------
 
@@ -338,40 +338,16 @@ class LeasedJobRunner:
 
     # -- claiming ----------------------------------------------------------------------------------------
 
-    def _listening(self) -> bool:
-        conn = self._listen_conn
-        if conn is None:
-            return False
-        try:
-            return not conn.is_closed()
-        except asyncpg.InterfaceError:
-            # its connection died and the pool took the (now detached) proxy back: every call on it raises
-            return False
-
     async def _listen(self) -> None:
-        if self.schema is None or self._listening():
+        if self.schema is None:
             return
-        await self._unlisten()  # a dead LISTEN connection: drop it (a no-op for a proxy the pool took back)
-        try:
-            conn: asyncpg.Connection = await self.pool.acquire()
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("jobrunner.listen_failed", error=repr(exc))
-            return
-        try:
-            await conn.add_listener(channel_for(self.schema), self._notified)
-        except (OSError, asyncpg.PostgresError) as exc:
-            log.warning("jobrunner.listen_failed", error=repr(exc))
-            await self.pool.release(conn)
-            return
-        self._listen_conn = conn
+        if self._listener is None:
+            self._listener = PoolListener(self.pool, channel_for(self.schema), self._notified)
+        await self._listener.ensure()
 
     async def _unlisten(self) -> None:
-        conn, self._listen_conn = self._listen_conn, None
-        if conn is not None and self.schema is not None:
-            with contextlib.suppress(Exception):
-                await conn.remove_listener(channel_for(self.schema), self._notified)
-            with contextlib.suppress(Exception):
-                await self.pool.release(conn)
+        if self._listener is not None:
+            await self._listener.close()
 
     def _notified(self, _conn: object, _pid: int, _channel: str, payload: str) -> None:
         what, _, arg = payload.partition(" ")

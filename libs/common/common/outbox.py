@@ -11,7 +11,7 @@ from typing import Any
 import asyncpg
 
 from .bus.base import Bus
-from .db import check_ident
+from .db import PoolListener, check_ident
 from .events.base import Event, encode
 from .logging import get_logger
 from .metrics import ERRORS, OUTBOX_LAG, OUTBOX_PENDING
@@ -61,7 +61,7 @@ class OutboxRelay:
         self._wake = asyncio.Event()
         self._stopping = False
         self._task: asyncio.Task[None] | None = None
-        self._listen_conn: asyncpg.Connection | None = None
+        self._listener = PoolListener(pool, channel_for(self.schema), self._notified)
 
     async def start(self) -> None:
         """Start the relay loop in the background."""
@@ -79,24 +79,13 @@ class OutboxRelay:
         await self._unlisten()
 
     async def _listen(self) -> None:
-        if self._listen_conn is not None and not self._listen_conn.is_closed():
-            return
-        with contextlib.suppress(Exception):
-            conn: asyncpg.Connection = await self.pool.acquire()
-            await conn.add_listener(channel_for(self.schema), self._notified)
-            self._listen_conn = conn
+        await self._listener.ensure()
 
     def _notified(self, *_: object) -> None:
         self._wake.set()
 
     async def _unlisten(self) -> None:
-        conn, self._listen_conn = self._listen_conn, None
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                # the same callback that was added: a pooled connection must not keep listening
-                await conn.remove_listener(channel_for(self.schema), self._notified)
-            with contextlib.suppress(Exception):
-                await self.pool.release(conn)
+        await self._listener.close()
 
     async def run(self) -> None:
         """Loop: publish what is pending, then wait for a NOTIFY or the poll interval."""

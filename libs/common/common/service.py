@@ -70,7 +70,7 @@ def build_app(
             app[POOL] = pool
             add_readiness_check(app, "postgres", lambda: db.ping(pool))
             yield
-            await pool.close()
+            await db.close_pool(pool)
 
         app.cleanup_ctx.append(db_ctx)
 

@@ -61,8 +61,11 @@ def gateway_settings(gateway_schema: str, keys_dir: Path, database_url: str) -> 
 
 
 @pytest.fixture
-def start_gateway(aiohttp_client: Any, gateway_settings: GatewaySettings) -> GatewayFactory:
-    """Start a gateway over real HTTP: ``await start_gateway(settings=..., bus=..., limiter=...)``."""
+def start_gateway(gateway_settings: GatewaySettings, aiohttp_client: Any) -> GatewayFactory:
+    """Start a gateway over real HTTP: ``await start_gateway(settings=..., bus=..., limiter=...)``.
+
+    The settings (so the schema) come first: the servers stop before the schema is dropped.
+    """
 
     async def start(
         settings: GatewaySettings | None = None, **kw: Any

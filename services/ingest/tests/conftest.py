@@ -67,9 +67,15 @@ AppFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 @pytest.fixture
 def start_app(
-    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]], token_factory: TokenFactory
+    schema: str,
+    aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
+    token_factory: TokenFactory,
 ) -> AppFactory:
-    """Start an ingest app (``role`` api or worker) on a test server; stopped at teardown."""
+    """Start an ingest app (``role`` api or worker) on a test server; stopped at teardown.
+
+    ``schema`` comes first so that it is set up before the test servers and dropped after they stopped (a
+    worker still running on a dropped schema logs errors and can keep a connection that ``pool.close()`` waits for).
+    """
 
     async def start(
         settings: IngestSettings,

@@ -45,13 +45,13 @@ async def db_proxy(database_url: str) -> AsyncIterator[TcpProxy]:
 
 @pytest.fixture
 async def client(
-    aiohttp_client,
     database_url: str,
     amqp_url: str,
     fresh_schema: str,
     db_proxy: TcpProxy,
     token_factory: TokenFactory,
     tmp_path: Path,
+    aiohttp_client,  # last: the app stops before its schema and proxy go away
 ) -> TestClient:
     dsn = str(URL(database_url).with_host("127.0.0.1").with_port(db_proxy.port))
     tag = uuid.uuid4().hex[:10]

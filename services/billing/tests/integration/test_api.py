@@ -18,7 +18,7 @@ SECRET = "whsec_test_0123456789"  # = conftest.WEBHOOK_SECRET
 
 
 @pytest.fixture
-async def client(aiohttp_client, billing_settings, memory_bus, token_factory):
+async def client(billing_settings, aiohttp_client, memory_bus, token_factory):
     app = create_app(billing_settings, role="api", bus=memory_bus, verifier=token_factory.verifier())
     return await aiohttp_client(app)
 
@@ -90,7 +90,7 @@ async def test_ledger_is_newest_first_and_paginated(client, books, token_factory
 
 
 async def test_prices_come_from_settings_and_need_no_token(
-    aiohttp_client, billing_settings, memory_bus
+    billing_settings, aiohttp_client, memory_bus
 ) -> None:
     settings = billing_settings.with_(
         prices=("captions_per_minute=3", "analysis_per_video=7", "dubbing_per_minute=9")
@@ -224,7 +224,7 @@ async def test_an_aborted_payment_fails_the_order(client, books, token_factory) 
 
 
 async def test_the_webhook_refuses_everything_without_a_configured_secret(
-    aiohttp_client, billing_settings, memory_bus
+    billing_settings, aiohttp_client, memory_bus
 ) -> None:
     app = create_app(
         billing_settings.with_(payment_webhook_secret=""), role="api", bus=memory_bus, use_auth=False

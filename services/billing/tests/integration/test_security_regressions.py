@@ -16,7 +16,7 @@ SECRET = "whsec_test_0123456789"  # = conftest.WEBHOOK_SECRET
 
 
 @pytest.fixture
-async def client(aiohttp_client, billing_settings, memory_bus, token_factory):
+async def client(billing_settings, aiohttp_client, memory_bus, token_factory):
     app = create_app(billing_settings, role="api", bus=memory_bus, verifier=token_factory.verifier())
     return await aiohttp_client(app)
 

@@ -158,7 +158,7 @@ AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 @pytest.fixture
 def delivery_app(
     delivery_settings: StreamingSettings, memory_bus: Any, token_factory: TokenFactory, aiohttp_client: Any
-) -> AppFactory:
+) -> AppFactory:  # the settings (so the schema) first: the servers stop before the schema is dropped
     """``await delivery_app(store, role="api", bus=..., **setting_changes)`` → a test client of the streaming app."""
 
     async def make(
@@ -273,8 +273,8 @@ MediaEnvFactory = Callable[..., Awaitable[MediaEnv]]
 
 @pytest.fixture
 async def media_env(
+    make_schema: Callable[..., Awaitable[str]],  # before aiohttp_client: servers stop before schemas drop
     aiohttp_client: Any,
-    make_schema: Callable[..., Awaitable[str]],
     database_url: str,
     rabbit_bus: Any,
     token_factory: TokenFactory,
