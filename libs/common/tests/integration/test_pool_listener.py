@@ -52,7 +52,9 @@ async def test_a_cancel_while_opening_the_listener_leaks_no_connection(
     await asyncio.wait_for(pool.close(), timeout=5)  # before the fix: waits forever for the kept connection
 
 
-async def test_close_pool_terminates_a_connection_nobody_gives_back(database_url: str, fresh_schema: str) -> None:
+async def test_close_pool_terminates_a_connection_nobody_gives_back(
+    database_url: str, fresh_schema: str
+) -> None:
     pool = await _pool(database_url, fresh_schema)
     kept = await pool.acquire()  # a bug elsewhere: never released
     await asyncio.wait_for(db.close_pool(pool, timeout_s=0.5), timeout=5)
