@@ -426,9 +426,16 @@ async def confirm_payment(
     amount is not the order's price, or for an order another payment already paid, credits nothing and
     is recorded (operators refund it at the provider). The outcome is recorded in the caller's transaction.
     """
+    # one payment key at a time: two notifications of one key naming two orders must not both pass the checks
+    await store.lock_payment_key(conn, payment_key=payment_key)
     order = await store.get_order(conn, order_id=order_id, for_update=True)
     if order is None:
         raise BillingError(404, "payment.unknown_order", f"no order {order_id!r}")
+    if (await store.payment_orders(conn, payment_key=payment_key)) - {order_id}:
+        # a provider's payment key belongs to one order: a notification naming another is not this payment
+        metrics.WEBHOOKS.labels("key_conflict").inc()
+        log.warning("billing.payment_key_conflict", order_id=order_id, payment_key=payment_key)
+        raise BillingError(409, "payment.key_conflict", "this payment key already belongs to another order")
     previous = await store.payment_outcome(conn, payment_key=payment_key, status=status)
     if previous is not None:
         metrics.WEBHOOKS.labels("duplicate").inc()

@@ -182,7 +182,7 @@ _PATHS: dict[str, Any] = {
                 "200": json_content("PaymentResult", "applied (or a repeat of an applied notification)"),
                 "401": problem_response("payment.signature_missing / _invalid / _expired"),
                 "404": problem_response("payment.unknown_order"),
-                "409": problem_response("payment.order_already_paid"),
+                "409": problem_response("payment.order_already_paid, payment.key_conflict"),
                 "422": problem_response("payment.amount_mismatch, validation.invalid"),
                 "503": problem_response("payment.webhook_not_configured"),
             },

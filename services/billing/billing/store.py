@@ -311,6 +311,17 @@ async def record_payment(
     return bool(ok)
 
 
+async def lock_payment_key(conn: Conn, *, payment_key: str) -> None:
+    """Serialize notifications of one payment key until the transaction ends (they may name different orders)."""
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('payment:' || $1, 0))", payment_key)
+
+
+async def payment_orders(conn: Conn, *, payment_key: str) -> set[str]:
+    """The orders earlier notifications of this payment key named."""
+    rows = await conn.fetch("SELECT DISTINCT order_id FROM payments WHERE payment_key = $1", payment_key)
+    return {str(r["order_id"]) for r in rows}
+
+
 async def payment_outcome(conn: Conn, *, payment_key: str, status: str) -> str | None:
     """What was done with an earlier delivery of this payment key and status."""
     outcome: str | None = await conn.fetchval(

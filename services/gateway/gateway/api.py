@@ -39,7 +39,9 @@ RATE_DECISION: web.RequestKey[tuple[Decision, int]] = web.RequestKey("rate_decis
 ROUTE: web.RequestKey[Route] = web.RequestKey("proxy_route", Route)
 
 STATIC_DIR = Path(__file__).parent / "static"
-AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login", "/api/v1/auth/refresh"})
+AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login"})
+# its own class: a refresh token cannot be guessed, and many users behind one NAT refresh every hour
+REFRESH_PATH = "/api/v1/auth/refresh"
 
 
 def _settings(request: web.Request) -> GatewaySettings:
@@ -253,6 +255,8 @@ def rate_class(request: web.Request) -> str | None:
     path = request.path
     if path in AUTH_PATHS:
         return "auth"
+    if path == REFRESH_PATH:
+        return "refresh"
     if path == "/play" or path.startswith("/play/"):
         return "play"
     if path.startswith("/api/"):
@@ -282,9 +286,11 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     if klass is None:
         return await handler(request)
     settings = _settings(request)
-    limit = {"auth": settings.rate_limit_auth, "play": settings.rate_limit_play}.get(
-        klass, settings.rate_limit_default
-    )
+    limit = {
+        "auth": settings.rate_limit_auth,
+        "refresh": settings.rate_limit_refresh,
+        "play": settings.rate_limit_play,
+    }.get(klass, settings.rate_limit_default)
     key = f"{klass}:{await _identity(request, klass, settings.trusted_proxy_hops)}"
     window = settings.rate_limit_window_s
     try:

@@ -168,7 +168,13 @@ def create_app(
                 fanout_handler(hub),
                 exclusive=True,
             )
+        watcher = asyncio.create_task(
+            hub.watch_revocations(settings.ws_revocation_check_s), name="ws-revocations"
+        )
         yield
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
 
     async def close_sockets(app: web.Application) -> None:
         hub = app.get(api.HUB)

@@ -36,6 +36,7 @@ class GatewaySettings(ServiceSettings):
     rate_limit_window_s: int = 60
     rate_limit_default: int = 100
     rate_limit_auth: int = 10
+    rate_limit_refresh: int = 60
     rate_limit_play: int = 1200
     rate_limit_key_prefix: str = "reelforge:rl"
     #: how many reverse proxies in front of the gateway append to X-Forwarded-For (0: trust none of it)
@@ -57,6 +58,8 @@ class GatewaySettings(ServiceSettings):
 
     ws_send_timeout_s: float = 5.0
     ws_heartbeat_s: float = 30.0
+    #: how often open sockets are checked against revocations (a logout closes them within this)
+    ws_revocation_check_s: float = 15.0
 
     def upstream_url(self, name: str) -> str:
         """The base URL of upstream ``name``."""

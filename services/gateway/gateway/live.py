@@ -102,6 +102,32 @@ class SocketHub:
                 await ws.close(code=WSCloseCode.POLICY_VIOLATION, message=b"too slow")
             return False
 
+    async def close_revoked(self) -> int:
+        """Close (4003) every socket whose token was revoked, e.g. by a logout on another replica; how many."""
+        if self.is_revoked is None:
+            return 0
+        closed = 0
+        for ws in list(self.sockets):
+            principal = self._principal.get(ws)
+            if ws.closed or principal is None or not await self.is_revoked(principal):
+                continue
+            with contextlib.suppress(Exception):
+                await ws.close(code=CLOSE_TOKEN_REVOKED, message=b"token revoked")
+            closed += 1
+        return closed
+
+    async def watch_revocations(self, interval_s: float) -> None:
+        """Run ``close_revoked`` every ``interval_s`` until cancelled (a logged-out socket must not keep listening)."""
+        while True:
+            await asyncio.sleep(interval_s)
+            try:
+                n = await self.close_revoked()
+            except Exception as exc:  # the revocation store is unreachable: try again next round
+                log.warning("ws.revocation_check_failed", error=repr(exc))
+                continue
+            if n:
+                log.info("ws.revoked_sockets_closed", count=n)
+
     async def close_all(self) -> None:
         """Close every socket with GOING_AWAY (shutdown: clients reconnect to another replica)."""
         for ws in list(self.sockets):

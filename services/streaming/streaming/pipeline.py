@@ -562,7 +562,11 @@ class _AudioEncoder:
     container: Any
     stream: Any
     resampler: Any
+    layout: str = "stereo"
+    rate: int = 48000
     samples: int = 0
+    #: samples given to the resampler so far, at the output rate: where the next input frame lands in the output
+    fed: float = 0.0
 
 
 def transcode_ladder(
@@ -629,9 +633,15 @@ def transcode_ladder(
                 resampler=av.AudioResampler(
                     format="fltp", layout=layout, rate=settings.audio_rate, frame_size=1024
                 ),
+                layout=layout,
+                rate=settings.audio_rate,
             )
 
         t0: float | None = None
+        # audio that arrives before the first video frame is placed against the video stream's start
+        video_start = (
+            float(ivs.start_time * ivs.time_base) if ivs.start_time is not None and ivs.time_base else 0.0
+        )
         graph: Any | None = None
         held: VideoFrame | None = None
         held_t = 0.0
@@ -688,7 +698,7 @@ def transcode_ladder(
                     held, held_t = up, t
                     last_upright = up
                 elif audio_enc is not None:
-                    _encode_audio(audio_enc, frame, t0 or 0.0)
+                    _encode_audio(audio_enc, frame, video_start if t0 is None else t0)
         if held is not None:
             if thumbs is not None:
                 thumbs.offer(held, held_t, float("inf"))
@@ -750,12 +760,44 @@ def transcode_ladder(
     )
 
 
+#: how far (seconds) audio may sit from its timestamp before silence is inserted or a frame dropped
+AUDIO_SYNC_TOLERANCE_S = 0.04
+
+
 def _encode_audio(enc: _AudioEncoder, frame: Any, t0: float) -> None:
-    if frame.time is not None and frame.time - t0 < -(frame.samples / max(frame.sample_rate, 1)):
+    """Encode one decoded audio frame where its timestamp says, relative to the first video frame.
+
+    The output is a gapless sample count (what AAC in HLS needs), so timing is kept by the count itself: audio
+    that starts late or has a hole gets silence in front of it, audio that overlaps what was already written is
+    dropped. Without this a late-starting track would play early, out of sync with the picture.
+    """
+    duration = frame.samples / max(frame.sample_rate, 1)
+    start = (frame.time - t0) if frame.time is not None else enc.fed / enc.rate
+    if start + duration <= 0:
         return  # entirely before the first video frame
+    want = max(0.0, start) * enc.rate
+    if want - enc.fed > AUDIO_SYNC_TOLERANCE_S * enc.rate:
+        gap = round(want - enc.fed)
+        for at in range(0, gap, enc.rate):  # a second at a time: a long hole must not become one huge frame
+            _feed(enc, _silence(enc, min(enc.rate, gap - at)))
+    elif enc.fed - (want + duration * enc.rate) > AUDIO_SYNC_TOLERANCE_S * enc.rate:
+        return  # all of it was already played: a repeated or overlapping frame
     frame.pts = None  # the resampler restamps; we count samples ourselves
+    _feed(enc, frame)
+
+
+def _feed(enc: _AudioEncoder, frame: Any) -> None:
+    enc.fed += frame.samples * enc.rate / max(frame.sample_rate, 1)
     for af in enc.resampler.resample(frame):
         _encode_resampled(enc, af)
+
+
+def _silence(enc: _AudioEncoder, samples: int) -> AudioFrame:
+    frame = AudioFrame(format="fltp", layout=enc.layout, samples=samples)
+    for plane in frame.planes:
+        plane.update(bytes(plane.buffer_size))
+    frame.sample_rate = enc.rate
+    return frame
 
 
 def _encode_resampled(enc: _AudioEncoder, af: Any) -> None:

@@ -166,6 +166,46 @@ async def test_a_valid_webhook_credits_exactly_once(client, books, token_factory
     assert await books.violations() == []
 
 
+async def test_a_payment_key_pays_one_order_only_even_when_notifications_race(
+    client, books, token_factory
+) -> None:
+    user = await books.register()
+    first, second = [await new_order(client, token_factory, user, 500) for _ in range(2)]
+
+    def note(order: dict) -> dict:
+        return {"orderId": order["order_id"], "paymentKey": "pk_shared", "amount": 5000, "status": "DONE"}
+
+    # two orders named with one payment key at the same moment: one is credited, the other refused, none is a 500
+    results = await asyncio.gather(
+        *(
+            client.post("/api/v1/billing/payments/webhook", data=raw, headers=headers)
+            for raw, headers in (signed(note(first)), signed(note(second)))
+        )
+    )
+    assert sorted(r.status for r in results) == [200, 409]
+    [refused] = [await r.json() for r in results if r.status == 409]
+    assert refused["code"] == "payment.key_conflict"
+    # a later notification naming the other order with that key is refused the same way, not answered "credited"
+    paid = next(o for o, r in zip((first, second), results, strict=True) if r.status == 200)
+    other = second if paid is first else first
+    raw, headers = signed(note(other))
+    again = await client.post("/api/v1/billing/payments/webhook", data=raw, headers=headers)
+    assert (again.status, (await again.json())["code"]) == (409, "payment.key_conflict")
+    assert (await books.account(user)).balance == 600 and await books.entries(user, "topup") == 1
+    statuses = {
+        o["order_id"]: (
+            await (
+                await client.get(
+                    f"/api/v1/billing/topups/{o['order_id']}", headers=token_factory.headers(user)
+                )
+            ).json()
+        )["status"]
+        for o in (first, second)
+    }
+    assert statuses == {paid["order_id"]: "paid", other["order_id"]: "pending"}
+    assert await books.violations() == []
+
+
 async def test_forged_replayed_or_mismatched_webhooks_credit_nothing(client, books, token_factory) -> None:
     user = await books.register()
     order = await new_order(client, token_factory, user, 100)

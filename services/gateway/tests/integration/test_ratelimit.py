@@ -181,6 +181,9 @@ async def test_login_is_limited_per_address(start_gateway: GatewayFactory) -> No
     # the limit is per route class: other endpoints are still open to this address
     r = await client.get("/api/v1/me")
     assert r.status == 401
+    # refreshing has its own, larger budget: users behind one address are not locked out of their sessions
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": "not-a-token"})
+    assert r.status == 401 and r.headers["RateLimit-Limit"] == "60"
 
 
 async def test_redis_limiter_selected_from_settings(

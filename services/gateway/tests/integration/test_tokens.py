@@ -8,6 +8,7 @@ import time
 import uuid
 from pathlib import Path
 
+import aiohttp
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -174,6 +175,33 @@ async def test_logout_revocation_across_two_gateway_instances(
     assert time.monotonic() - started <= settings.revocation_cache_ttl_s + 1.0
     r = await b.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert r.status == 401 and (await r.json())["code"] == "auth.token_revoked"
+
+
+async def test_logout_on_one_replica_closes_the_sessions_socket_on_another(
+    start_gateway: GatewayFactory, gateway_settings: GatewaySettings
+) -> None:
+    settings = gateway_settings.with_(revocation_cache_ttl_s=1.0, ws_revocation_check_s=0.2)
+    a = await start_gateway(settings)
+    b = await start_gateway(settings)
+    pair = await register_and_login(a)
+    other = await register_and_login(a)
+    ws = await b.ws_connect("/api/v1/ws", headers=bearer(pair["access_token"]))
+    bystander = await b.ws_connect("/api/v1/ws", headers=bearer(other["access_token"]))
+    for sock in (ws, bystander):
+        assert (await sock.receive_json(timeout=30))["type"] == "hello"
+
+    r = await a.post(
+        "/api/v1/auth/logout",
+        json={"refresh_token": pair["refresh_token"]},
+        headers=bearer(pair["access_token"]),
+    )
+    assert r.status == 204
+    msg = await ws.receive(timeout=settings.revocation_cache_ttl_s + 10)
+    assert msg.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED) and ws.close_code == 4003
+    # another user's socket on the same replica stays open
+    await bystander.send_str("ping")
+    assert (await bystander.receive_json(timeout=30))["type"] == "pong"
+    await bystander.close()
 
 
 async def test_tokens_from_a_foreign_issuer_key_are_refused(start_gateway: GatewayFactory) -> None:
