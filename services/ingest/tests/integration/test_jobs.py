@@ -261,14 +261,17 @@ async def test_import_limits_on_duration_and_size(
     pool: asyncpg.Pool,
 ) -> None:
     headers = token_factory.headers(uuid.uuid4())
-    for extra, code in (
-        ({"max_duration_s": 1.0}, "media.too_long"),
-        ({"import_max_bytes": 20_000}, "source.too_large"),
+    for path, extra, code in (
+        # a plain file says nothing of its length before it is downloaded: the probe refuses it
+        ("/media/clip.mp4", {"max_duration_s": 1.0}, "media.too_long"),
+        # a page that declares its video's duration (JSON-LD "PT2S") is refused before the download
+        ("/page", {"max_duration_s": 1.0}, "source.too_long"),
+        ("/media/clip.mp4", {"import_max_bytes": 20_000}, "source.too_large"),
     ):
         s = settings.with_(import_allowed_hosts=(media_server.hostport,), **extra)
         api = await start_app(s, bus=memory_bus, store=fs_store)
         worker = await start_app(s, bus=memory_bus, store=fs_store, role="worker")
-        ids = await _import(api, headers, media_server.url("/media/clip.mp4"))
+        ids = await _import(api, headers, media_server.url(path))
         done = await _finished(api, headers, ids["import_id"])
         assert done["status"] == "failed" and done["error"]["code"] == code, done
         await worker.close()
