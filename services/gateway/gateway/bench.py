@@ -357,6 +357,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(json.dumps(result))
     else:
         _print(result)
+    failed = {name: result[name]["errors"] for name in ("direct", "gateway") if result[name]["errors"]}
+    if failed:
+        # a run whose requests were refused (401, 429, 5xx) measured the refusal, not the proxy
+        print(f"gateway bench: INVALID, non-200 answers: {failed}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -152,7 +152,8 @@ def forward_headers(request: web.Request, *, trusted_hops: int) -> CIMultiDict[s
         out["Content-Length"] = str(request.content_length)
     out[REQUEST_ID_HEADER] = request[REQUEST_ID]
     peer = request.remote or "unknown"
-    prior = request.headers.get("X-Forwarded-For", "") if trusted_hops > 0 else ""
+    # every X-Forwarded-For header, as client_ip reads them: upstreams see the chain the limiter judged
+    prior = ", ".join(request.headers.getall("X-Forwarded-For", [])) if trusted_hops > 0 else ""
     out["X-Forwarded-For"] = f"{prior}, {peer}" if prior else peer
     proto = request.headers.get("X-Forwarded-Proto", "") if trusted_hops > 0 else ""
     out["X-Forwarded-Proto"] = proto or request.scheme

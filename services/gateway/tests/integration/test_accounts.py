@@ -177,3 +177,30 @@ async def test_revocation_survives_restart(
     restarted = await start_gateway()
     r = await restarted.get("/api/v1/me", headers=bearer(pair["access_token"]))
     assert r.status == 401 and (await r.json())["code"] == "auth.token_revoked"
+
+
+async def test_refresh_tokens_live_30_days_are_stored_hashed_and_then_expire(
+    start_gateway: GatewayFactory, gateway_settings: GatewaySettings
+) -> None:
+    import hashlib
+    from datetime import UTC, datetime, timedelta
+
+    assert gateway_settings.refresh_token_ttl_s == 30 * 86400
+    client = await start_gateway()
+    pair = await register_and_login(client)
+    dsn, schema = gateway_settings.database_url, gateway_settings.schema
+    conn = await asyncpg.connect(dsn)
+    try:
+        rows = await conn.fetch(f"SELECT token_hash, expires_at FROM {schema}.refresh_tokens")
+        assert len(rows) == 1
+        [row] = rows
+        # only the SHA-256 of the token is kept: a leaked table cannot be replayed
+        assert bytes(row["token_hash"]) == hashlib.sha256(pair["refresh_token"].encode()).digest()
+        lifetime = row["expires_at"] - datetime.now(UTC)
+        assert timedelta(days=30) - timedelta(minutes=1) < lifetime <= timedelta(days=30)
+        # thirty days later
+        await conn.execute(f"UPDATE {schema}.refresh_tokens SET expires_at = now() - interval '1 second'")
+    finally:
+        await conn.close()
+    r = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+    assert r.status == 401 and (await r.json())["code"] == "auth.refresh_expired"

@@ -205,3 +205,23 @@ async def test_redis_limiter_selected_from_settings(
     keys = [k async for k in lim.redis.scan_iter(match=f"{gateway_settings.rate_limit_key_prefix}:*")]
     assert keys  # the login attempt was counted in Redis
     await lim.redis.delete(*keys)
+
+
+async def test_anonymous_calls_are_limited_per_address_and_apart_from_users(
+    start_gateway: GatewayFactory, gateway_settings: object
+) -> None:
+    from gateway.config import GatewaySettings
+
+    assert isinstance(gateway_settings, GatewaySettings)
+    client = await start_gateway(gateway_settings.with_(rate_limit_default=5, trusted_proxy_hops=1))
+    user = await register_and_login(client)
+
+    def from_ip(ip: str) -> dict[str, str]:
+        return {"X-Forwarded-For": ip}
+
+    statuses = [(await client.get("/api/v1/me", headers=from_ip("203.0.113.7"))).status for _ in range(6)]
+    assert statuses == [401] * 5 + [429]
+    # another address has its own budget, and a signed-in user behind the limited address is counted as themself
+    assert (await client.get("/api/v1/me", headers=from_ip("203.0.113.8"))).status == 401
+    r = await client.get("/api/v1/me", headers={**from_ip("203.0.113.7"), **bearer(user["access_token"])})
+    assert r.status == 200
