@@ -160,7 +160,6 @@ def ffmpeg_ladder_command(
         + ";".join(f"[s{i}]scale={r.width}:{r.height}[o{i}]" for i, r in enumerate(rungs))
     )
     fps = f"{info.fps.numerator}/{info.fps.denominator}"
-    gop = int(enc.gop_s * info.fps)
     cmd = ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(src), "-filter_complex", graph]
     for i, r in enumerate(rungs):
         d = work / r.name
@@ -189,7 +188,7 @@ def ffmpeg_ladder_command(
             "-forced-idr",
             "1",
             "-x264-params",
-            f"keyint={gop + 1}:min-keyint={gop}:scenecut=0:open-gop=0",
+            enc.x264_options(r, info.fps)["x264-params"],  # the very parameters the PyAV ladder uses
             *_hls_output(d, enc),
         ]
     a = work / "audio"

@@ -285,7 +285,9 @@ class EncoderSettings:
             "profile": "high",
             "forced-idr": "1",
             # keyint one past the boundary: x264 never places a keyframe itself, the forced ones land exactly
-            "x264-params": f"keyint={gop_frames + 1}:min-keyint={gop_frames}:scenecut=0:open-gop=0",
+            # vbv-init: start with a near-empty VBV buffer (x264 starts at 90%), else the first segment may spend
+            # almost twice the cap and the measured peak (BANDWIDTH) of the whole rendition with it
+            "x264-params": f"keyint={gop_frames + 1}:min-keyint={gop_frames}:scenecut=0:open-gop=0:vbv-init=0.1",
         }
         if self.threads:
             opts["threads"] = str(self.threads)

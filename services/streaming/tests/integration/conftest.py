@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -266,6 +266,8 @@ class MediaEnv:
     pool: asyncpg.Pool
     events: list[Any]
     api: TestClient[web.Request, web.Application]
+    #: every job.progress.v1 snapshot the worker published (real RabbitMQ), in arrival order
+    progress: list[Any] = field(default_factory=list)
 
 
 MediaEnvFactory = Callable[..., Awaitable[MediaEnv]]
@@ -281,6 +283,7 @@ async def media_env(
     tmp_path: Path,
 ) -> AsyncIterator[MediaEnvFactory]:
     """``await media_env(store, **setting_changes)``: a worker app + an api app on a fresh schema and queue."""
+    from common.events.jobs import JobProgress
     from common.events.streaming import StreamFailed, StreamPlayable, StreamReady
 
     pools: list[asyncpg.Pool] = []
@@ -311,8 +314,20 @@ async def media_env(
         api_client: TestClient[web.Request, web.Application] = await aiohttp_client(api)
         pool = await db.create_pool(database_url, schema=schema, max_size=3)
         pools.append(pool)
+        progress: list[Any] = []
+
+        async def collect_progress(event: Any, delivery: Any) -> None:
+            progress.append(event)
+
+        await rabbit_bus.subscribe(f"{settings.queue}.progress", [JobProgress], collect_progress)
         return MediaEnv(
-            settings=settings, store=store, bus=rabbit_bus, pool=pool, events=events, api=api_client
+            settings=settings,
+            store=store,
+            bus=rabbit_bus,
+            pool=pool,
+            events=events,
+            api=api_client,
+            progress=progress,
         )
 
     yield make

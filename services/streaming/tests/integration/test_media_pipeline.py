@@ -96,6 +96,17 @@ async def test_ingested_video_becomes_playable_then_ready_and_every_rendition_de
     playable = next(e for e in env.events if e.type == "stream.playable.v1" and e.video_id == vid)
     assert "src" in playable.renditions  # H.264/AAC source: the stream copy made it playable
 
+    # the job's progress went out on the bus as it ran: to its owner, rising, ending at 100 %
+    async def finished() -> bool:
+        return any(p.owner_id == event.owner_id and p.status == "succeeded" for p in env.progress)
+
+    await wait_for(finished, timeout=30, interval=0.1)
+    snaps = sorted((p for p in env.progress if p.owner_id == event.owner_id), key=lambda p: p.seq)
+    assert {p.kind for p in snaps} == {"transcode"} and len({p.job_id for p in snaps}) == 1
+    assert "running" in [p.status for p in snaps] and (snaps[-1].status, snaps[-1].percent) == ("succeeded", 100)
+    percents = [p.percent for p in snaps]
+    assert percents == sorted(percents) and any(0 < p < 100 for p in percents), percents
+
     local = tmp_path / "stream"
     await fetch_prefix(store, f"streams/{vid}/", local)
     variants, media = parse_master((local / "master.m3u8").read_text())

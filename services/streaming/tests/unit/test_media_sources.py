@@ -302,3 +302,40 @@ def test_late_starting_and_interrupted_audio_stays_in_sync_with_the_picture(tmp_
     assert len(spans) == 2, spans
     for (got_a, got_b), (want_a, want_b) in zip(spans, [(1.0, 2.0), (3.0, 4.0)], strict=True):
         assert abs(got_a - want_a) <= 0.1 and abs(got_b - want_b) <= 0.1, spans
+
+
+def test_a_rungs_bitrate_stays_under_its_cap_even_on_noise(tmp_path: Path) -> None:
+    rng = np.random.default_rng(7)
+    src = tmp_path / "noise.mp4"
+    with av.open(str(src), "w") as c:
+        s = c.add_stream("libx264", rate=25)
+        s.width, s.height, s.pix_fmt = 320, 240, "yuv420p"
+        s.options = {"preset": "ultrafast", "crf": "10"}
+        for i in range(100):  # 4 s of pure noise: what an uncapped CRF encode spends megabits on
+            f = av.VideoFrame.from_ndarray(
+                rng.integers(0, 256, (240, 320, 3), dtype=np.uint8), format="rgb24"
+            )
+            f.pts = i
+            for p in s.encode(f):
+                c.mux(p)
+        for p in s.encode():
+            c.mux(p)
+    info = pipeline.probe(src)
+    rung = pipeline.Rung(name="capped", width=320, height=240, maxrate_kbps=400)
+    res = pipeline.transcode_ladder(
+        src,
+        tmp_path / "out",
+        info=info,
+        rungs=[rung],
+        encode_audio=False,
+        thumbnails=None,
+        settings=pipeline.EncoderSettings(preset="ultrafast"),
+    )
+    [out] = res.renditions
+    _, segments = parse_media_playlist((out.directory / "index.m3u8").read_text())
+    rates = [(out.directory / seg.uri).stat().st_size * 8 / seg.duration_s for seg in segments]
+    cap = rung.maxrate_kbps * 1000
+    # VBV (maxrate, bufsize = 2 s of it) holds every 2-s segment near the cap; the encoder is pressing on it
+    assert max(rates) <= cap * 1.25, rates
+    assert sum(rates) / len(rates) >= cap * 0.5, rates
+    assert out.measured.bandwidth <= cap * 1.25  # what the master playlist declares
