@@ -123,7 +123,6 @@ def download(
         # like the page's. ffmpeg as a downloader would read the proxy from the environment, where NO_PROXY
         # could exempt hosts; it stays a last resort of yt-dlp's for HLS features it cannot do natively.
         "external_downloader": {"default": "native"},
-        "hls_prefer_native": True,
     }
     try:
         with yt_dlp.YoutubeDL(opts) as ydl:
