@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -84,6 +85,8 @@ class KeyRing:
         self.directory = Path(directory)
         self._keys: dict[str, SigningKey] = {}
         self._active: str | None = None
+        #: since when the active key has signed alone (its file's age, or the manifest's if that chose it later)
+        self.active_since = 0.0
         self.loaded_at = 0.0
 
     def load(self) -> None:
@@ -102,6 +105,7 @@ class KeyRing:
                     continue
                 keys[kid] = SigningKey(kid=kid, private_key=key, created_at=path.stat().st_mtime)
         active: str | None = None
+        chosen_at = 0.0
         manifest = self.directory / MANIFEST
         if manifest.is_file():
             try:
@@ -111,11 +115,15 @@ class KeyRing:
                 named = None
             if isinstance(named, str) and named in keys:
                 active = named
+                # a manifest edited to name an older key (a rollback): newer keys signed until that moment
+                with contextlib.suppress(OSError):
+                    chosen_at = manifest.stat().st_mtime
             elif named:
                 log.warning("keys.manifest_names_missing_key", kid=named)
         if active is None and keys:
             active = max(keys.values(), key=lambda k: (k.created_at, k.kid)).kid
         self._keys, self._active, self.loaded_at = keys, active, time.monotonic()
+        self.active_since = max(keys[active].created_at, chosen_at) if active is not None else 0.0
 
     @property
     def kids(self) -> frozenset[str]:
@@ -142,12 +150,12 @@ class KeyRing:
     def prunable(self, *, now: float, token_ttl_s: int, leeway_s: int = 300) -> list[str]:
         """Inactive keys no unexpired token can still name: the active key has signed for longer than a token lives.
 
-        Every other key stopped signing when the active one took over, so once ``token_ttl_s`` (+ leeway) has
-        passed since the active key appeared, their tokens have all expired.
+        Every other key stopped signing when the active one took over (its file appeared, or ``keys.json`` named
+        it), so once ``token_ttl_s`` (+ leeway) has passed since then, their tokens have all expired.
         """
         if self._active is None:
             return []
-        if now - self._keys[self._active].created_at < token_ttl_s + leeway_s:
+        if now - self.active_since < token_ttl_s + leeway_s:
             return []
         return sorted(k for k in self._keys if k != self._active)
 

@@ -58,6 +58,20 @@ def test_prune_waits_for_old_tokens_to_expire(tmp_path: Path) -> None:
     assert ring.kids == {new}
 
 
+def test_prune_after_a_rollback_keeps_the_newer_key_until_its_tokens_expire(tmp_path: Path) -> None:
+    old = generate_key(tmp_path)
+    new = generate_key(tmp_path)
+    long_ago = time.time() - 3 * 3600
+    for kid in (old, new):  # both keys were made hours ago; `new` signed until the rollback just now
+        os.utime(tmp_path / f"{kid}.pem", (long_ago, long_ago))
+    (tmp_path / "keys.json").write_text(json.dumps({"active": old}))
+    ring = KeyRing(tmp_path)
+    ring.load()
+    assert ring.active.kid == old
+    assert ring.prunable(now=time.time(), token_ttl_s=3600) == []
+    assert ring.prunable(now=time.time() + 3600 + 301, token_ttl_s=3600) == [new]
+
+
 def _cli(*args: str, keys_dir: Path) -> dict[str, object]:
     env = {**os.environ, "GATEWAY_KEYS_DIR": str(keys_dir), "LOG_LEVEL": "WARNING"}
     out = subprocess.run(

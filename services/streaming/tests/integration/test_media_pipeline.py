@@ -103,7 +103,10 @@ async def test_ingested_video_becomes_playable_then_ready_and_every_rendition_de
     await wait_for(finished, timeout=30, interval=0.1)
     snaps = sorted((p for p in env.progress if p.owner_id == event.owner_id), key=lambda p: p.seq)
     assert {p.kind for p in snaps} == {"transcode"} and len({p.job_id for p in snaps}) == 1
-    assert "running" in [p.status for p in snaps] and (snaps[-1].status, snaps[-1].percent) == ("succeeded", 100)
+    assert "running" in [p.status for p in snaps] and (snaps[-1].status, snaps[-1].percent) == (
+        "succeeded",
+        100,
+    )
     percents = [p.percent for p in snaps]
     assert percents == sorted(percents) and any(0 < p < 100 for p in percents), percents
 
