@@ -78,11 +78,16 @@ class MemoryLimiter(RateLimiter):
         # drop keys whose newest hit left the window, so idle clients cost no memory
         for key in [k for k, q in self._hits.items() if not q or q[-1] <= now - window_s]:
             del self._hits[key]
+        # still too many live keys (a flood of addresses): forget the longest-known ones; memory stays bounded
+        # and the sweep is not repeated on every request (it is O(keys))
+        for key in list(itertools.islice(self._hits, max(0, len(self._hits) - self.max_keys))):
+            del self._hits[key]
         self._last_sweep = now
 
     async def hit(self, key: str, *, limit: int, window_s: int) -> Decision:
         now = time.monotonic()
-        if now - self._last_sweep > window_s or len(self._hits) > self.max_keys:
+        since = now - self._last_sweep
+        if since > window_s or (len(self._hits) > self.max_keys and since > 1.0):
             self._sweep(now, window_s)
         q = self._hits.get(key)
         if q is None:

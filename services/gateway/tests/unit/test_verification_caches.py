@@ -173,3 +173,16 @@ async def test_a_failed_lookup_fails_every_waiter_and_is_retried() -> None:
     results = await asyncio.gather(*(cache.is_revoked("j", "s") for _ in range(5)), return_exceptions=True)
     assert all(isinstance(r, ConnectionError) for r in results) and calls == 1
     assert await cache.is_revoked("j", "s") is True and calls == 2
+
+
+async def test_the_in_process_limiter_stays_bounded_under_a_flood_of_addresses() -> None:
+    from gateway.ratelimit import MemoryLimiter
+
+    lim = MemoryLimiter(max_keys=100)
+    for i in range(1000):
+        await lim.hit(f"ip:{i}", limit=5, window_s=60)
+    # the O(keys) sweep runs at most once a second (not on every request), so for up to a second new keys pile up
+    lim._last_sweep -= 2  # a second later
+    await lim.hit("ip:latest", limit=5, window_s=60)
+    assert len(lim._hits) <= lim.max_keys + 1 and "ip:latest" in lim._hits
+    assert "ip:0" not in lim._hits and "ip:999" in lim._hits  # the longest-known keys were forgotten first
