@@ -139,9 +139,12 @@ async def test_import_of_a_json_ld_page_and_the_same_url_twice(
     assert {k: v for k, v in (await again.json()).items() if k != "deduplicated"} == {
         k: v for k, v in first.items() if k != "deduplicated"
     }
-    # another user importing the same URL gets their own job
-    other = await _import(api, token_factory.headers(uuid.uuid4()), url)
+    # another user importing the same URL gets their own job, and cannot see this one
+    stranger = token_factory.headers(uuid.uuid4())
+    other = await _import(api, stranger, url)
     assert other["job_id"] != first["job_id"]
+    peek = await api.get(f"/api/v1/imports/{first['import_id']}", headers=stranger)
+    assert peek.status == 404 and peek.content_type == "application/problem+json"
 
     await start_app(settings, bus=memory_bus, store=fs_store, role="worker")
     done = await _finished(api, headers, first["import_id"])
