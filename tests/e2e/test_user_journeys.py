@@ -226,3 +226,54 @@ async def test_bad_requests_get_stable_problem_codes(e2e_stack: Stack, http: aio
     form.add_field("file", b"definitely not a video", filename="x.mp4", content_type="video/mp4")
     async with http.post(f"{base}/api/v1/videos", data=form, headers=user.auth) as r:
         assert r.status == 422 and (await r.json())["code"] == "media.unreadable"
+
+
+async def test_an_existing_bucket_is_migrated_once_and_its_videos_play(
+    e2e_stack: Stack, http: aiohttp.ClientSession, tmp_path: Path
+) -> None:
+    """The operator's command lists a legacy bucket; the owner sees each video ingested and streamed, once."""
+    import subprocess
+    import sys
+
+    user = await register(http, e2e_stack.gateway_url)
+    status, me = await user.get("/api/v1/me")
+    assert status == 200
+    legacy = tmp_path / "legacy-bucket"
+    (legacy / "courses").mkdir(parents=True)
+    sample = make_video(seconds=2, width=320, height=240, fps=25)
+    for name in ("intro_lesson.mp4", "week-1.mp4"):
+        (legacy / "courses" / name).write_bytes(sample.read_bytes())
+    (legacy / "elsewhere.mp4").write_bytes(sample.read_bytes())  # outside the prefix: not migrated
+
+    def run_migration() -> str:
+        out = subprocess.run(
+            [sys.executable, "-m", "streaming", "migrate", "--prefix", "courses/", "--owner", me["id"]]
+            + ["--source", f"file://{legacy}"],
+            env=e2e_stack.service_env("streaming"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        return out.stdout
+
+    first = run_migration()
+    assert "2 requested" in first, first
+
+    async def both_ready() -> Any:
+        status, body = await user.get("/api/v1/videos")
+        items = body.get("items", []) if status == 200 else []
+        if len(items) < 2:
+            return None
+        streams = [await user.get(f"/api/v1/videos/{v['id']}/stream") for v in items]
+        return items if all(s == 200 and b["status"] == "ready" for s, b in streams) else None
+
+    videos = await poll(both_ready, timeout=180, what="both migrated videos ready")
+    assert sorted(v["title"] for v in videos) == ["intro lesson", "week 1"]
+    assert {v["source"] for v in videos} == {"migration"}
+
+    again = run_migration()
+    assert "0 requested" in again and "2 already requested" in again, again
+    await asyncio.sleep(2)  # anything a second run wrongly requested would have been ingested by now
+    status, body = await user.get("/api/v1/videos")
+    assert status == 200 and len(body["items"]) == 2
