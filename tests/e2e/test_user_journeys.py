@@ -247,8 +247,18 @@ async def test_an_existing_bucket_is_migrated_once_and_its_videos_play(
 
     def run_migration() -> str:
         out = subprocess.run(
-            [sys.executable, "-m", "streaming", "migrate", "--prefix", "courses/", "--owner", me["id"]]
-            + ["--source", f"file://{legacy}"],
+            [
+                sys.executable,
+                "-m",
+                "streaming",
+                "migrate",
+                "--prefix",
+                "courses/",
+                "--owner",
+                me["id"],
+                "--source",
+                f"file://{legacy}",
+            ],
             env=e2e_stack.service_env("streaming"),
             capture_output=True,
             text=True,
