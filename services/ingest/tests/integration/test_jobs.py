@@ -388,6 +388,18 @@ async def test_search_job_stores_results_sorted(
 
     result = await wait_for(finished, timeout=20, interval=0.1)
     assert result["status"] == "succeeded" and calls == [("ytsearch5:cat fails compilation", 5)]
+    # the search job's progress went out as job.progress.v1 snapshots for its owner, ending at 100 %
+
+    def search_snapshots() -> list[Any]:
+        return sorted(
+            (p for p in _published(memory_bus, JobProgress) if p.owner_id == user and p.kind == "search"),
+            key=lambda p: p.seq,
+        )
+
+    await wait_for(lambda: any(p.status == "succeeded" for p in search_snapshots()), timeout=20)
+    snaps = search_snapshots()
+    assert [p.status for p in snaps][0] == "queued" and "running" in [p.status for p in snaps]
+    assert (snaps[-1].status, snaps[-1].percent) == ("succeeded", 100)
     views = [r["view_count"] for r in result["results"]]
     assert views == [12450987, 2501337, 1843210, 96231, None]
     top = result["results"][0]
