@@ -311,6 +311,30 @@ async def test_a_source_that_cannot_be_copied_is_playable_on_its_lowest_rung_bef
     assert (job["status"], job["progress"]) == ("succeeded", 100)
 
 
+async def test_a_phone_video_held_upright_streams_upright_through_the_worker(
+    media_env: Any, fs_store: ObjectStore, tmp_path: Path, token_factory: TokenFactory
+) -> None:
+    """640x360 pixels with a 90° display matrix: players ignore rotation in fMP4, so the ladder is 9:16 pixels."""
+    env = await media_env(fs_store)
+    src = make_video(seconds=2, width=640, height=360, fps=25, rotate=90)
+    event = await ingest(env, src)
+    vid = event.video_id
+    await wait_for(lambda: "stream.ready.v1" in types_for(env, vid), timeout=90, interval=0.05)
+    playable = next(e for e in env.events if e.type == "stream.playable.v1" and e.video_id == vid)
+    assert "src" not in playable.renditions  # a rotated source is never stream-copied
+    local = tmp_path / "stream"
+    await fetch_prefix(fs_store, f"streams/{vid}/", local)
+    variants, _ = parse_master((local / "master.m3u8").read_text())
+    assert [v["RESOLUTION"] for v in variants] == ["360x640", "240x426"]
+    for v in variants:
+        _, w, h, _ = decode_rendition(local / v["URI"].rsplit("/", 1)[0])
+        assert f"{w}x{h}" == v["RESOLUTION"]
+    doc = await (
+        await env.api.get(f"/api/v1/videos/{vid}/stream", headers=token_factory.headers(event.owner_id))
+    ).json()
+    assert (doc["width"], doc["height"]) == (360, 640)
+
+
 async def test_cancel_stops_a_running_transcode_and_the_stream_ends_canceled(
     media_env: Any, fs_store: ObjectStore, token_factory: TokenFactory
 ) -> None:
