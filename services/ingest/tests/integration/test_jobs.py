@@ -398,7 +398,8 @@ async def test_search_job_stores_results_sorted(
 
     await wait_for(lambda: any(p.status == "succeeded" for p in search_snapshots()), timeout=20)
     snaps = search_snapshots()
-    assert [p.status for p in snaps][0] == "queued" and "running" in [p.status for p in snaps]
+    statuses = [p.status for p in snaps]
+    assert statuses[0] == "queued" and "running" in statuses
     assert (snaps[-1].status, snaps[-1].percent) == ("succeeded", 100)
     views = [r["view_count"] for r in result["results"]]
     assert views == [12450987, 2501337, 1843210, 96231, None]
