@@ -1,4 +1,4 @@
-"""Property: random sequences of grants, holds, settles, expiries, adjustments and duplicate deliveries,
+"""Property: random sequences of grants, holds, settles, expiries, adjustments, top-ups, refunds and duplicates,
 applied to the real Postgres through the handler code path, keep every invariant and match a simple model."""
 
 from __future__ import annotations
@@ -31,8 +31,11 @@ hold = st.tuples(st.just("hold"), st.integers(0, 2), st.integers(0, 5), st.integ
 settle = st.tuples(st.just("settle"), st.integers(0, 2), st.integers(0, 5), st.integers(0, 45))
 expire = st.tuples(st.just("expire"))
 adjust = st.tuples(st.just("adjust"), st.integers(0, 2), st.integers(-30, 30))
+topup = st.tuples(st.just("topup"), st.integers(0, 2), st.integers(10, 60))
+refund = st.tuples(st.just("refund"), st.integers(0, 5))
 step = st.tuples(
-    st.one_of(register, hold, settle, expire, adjust), st.sampled_from(["once", "redeliver", "resend"])
+    st.one_of(register, hold, settle, expire, adjust, topup, refund),
+    st.sampled_from(["once", "redeliver", "resend"]),
 )
 
 
@@ -41,7 +44,8 @@ class Ref:
     account: int
     state: str  # awaiting | held | final | rejected
     amount: int = 0
-    capture: int = 0
+    capture: int = 0  # requested while awaiting the hold; what was captured once final
+    refunded: bool = False
 
 
 @dataclass
@@ -69,7 +73,8 @@ class Model:
                 self.refs[r] = Ref(u, "rejected")
         elif ref.state == "awaiting" and ref.account == u:
             if self.available(u) >= amount:
-                self.balance[u] -= min(ref.capture, amount)
+                ref.capture = min(ref.capture, amount)
+                self.balance[u] -= ref.capture
                 ref.state = "final"
             else:
                 ref.state = "rejected"
@@ -79,7 +84,8 @@ class Model:
         if ref is None:
             self.refs[r] = Ref(u, "awaiting", capture=capture)
         elif ref.state == "held" and ref.account == u:
-            self.balance[u] -= min(capture, ref.amount)
+            ref.capture = min(capture, ref.amount)
+            self.balance[u] -= ref.capture
             self.held[u] -= ref.amount
             ref.state = "final"
 
@@ -87,7 +93,20 @@ class Model:
         for ref in self.refs.values():
             if ref.state == "held":
                 self.held[ref.account] -= ref.amount
-                ref.state = "final"
+                ref.state, ref.capture = "final", 0
+
+    def topup(self, u: int, credits: int) -> None:
+        self.balance[u] += credits
+
+    def refund(self, r: int) -> bool:
+        """A full refund of what the hold captured, once; False when there is nothing to refund."""
+        ref = self.refs.get(r)
+        if ref is None or ref.state != "final" or ref.capture == 0:
+            return False
+        if not ref.refunded:
+            self.balance[ref.account] += ref.capture
+            ref.refunded = True
+        return True
 
     def adjust(self, u: int, amount: int) -> bool:
         if u not in self.balance or amount == 0 or self.balance[u] + amount < self.held[u]:
@@ -97,7 +116,7 @@ class Model:
 
 
 @settings(
-    max_examples=30,
+    max_examples=40,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -151,6 +170,40 @@ async def test_random_histories_keep_every_invariant(database_url: str, steps: l
             elif kind == "expire":
                 await HoldSweeper(pool, interval_s=1, batch=3).sweep(datetime.now(UTC) + timedelta(hours=2))
                 model.expire()
+            elif kind == "topup":
+                _, u, credits = op
+                if u in model.balance:  # a paid order of a registered user; the provider may notify twice
+                    async with db.transaction(pool) as conn:
+                        order = await ledger.create_order(
+                            conn, account_id=USERS[u], credits=credits, policy=ledger.TopupPolicy()
+                        )
+                    key = f"pk_{uuid.uuid4().hex}"
+
+                    async def pay(
+                        order_id: str = order.order_id, price: int = order.price, key: str = key
+                    ) -> None:
+                        async with db.transaction(pool) as conn:
+                            await ledger.confirm_payment(
+                                conn, order_id=order_id, payment_key=key, amount=price, status="DONE"
+                            )
+
+                    if how == "redeliver":
+                        await asyncio.gather(pay(), pay())
+                    else:
+                        await pay()
+                        if how == "resend":
+                            await pay()
+                    model.topup(u, credits)
+            elif kind == "refund":
+                _, r = op
+                expected = model.refund(r)
+                for _ in range(1 if how == "once" else 2):  # a refund asked twice gives back once
+                    try:
+                        async with db.transaction(pool) as conn:
+                            await ledger.refund(conn, hold_ref=f"r{r}", amount=None, reason="prop")
+                        assert expected, f"refund of r{r} should have been refused"
+                    except ledger.BillingError:
+                        assert not expected, f"refund of r{r} should have been accepted"
             else:
                 _, u, amount = op
                 ok = model.adjust(u, amount)
