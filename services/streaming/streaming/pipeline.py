@@ -564,7 +564,6 @@ class _AudioEncoder:
     container: Any
     stream: Any
     resampler: Any
-    layout: str = "stereo"
     rate: int = 48000
     samples: int = 0
     #: samples given to the resampler so far, at the output rate: where the next input frame lands in the output
@@ -635,7 +634,6 @@ def transcode_ladder(
                 resampler=av.AudioResampler(
                     format="fltp", layout=layout, rate=settings.audio_rate, frame_size=1024
                 ),
-                layout=layout,
                 rate=settings.audio_rate,
             )
 
@@ -779,9 +777,14 @@ def _encode_audio(enc: _AudioEncoder, frame: Any, t0: float) -> None:
         return  # entirely before the first video frame
     want = max(0.0, start) * enc.rate
     if want - enc.fed > AUDIO_SYNC_TOLERANCE_S * enc.rate:
-        gap = round(want - enc.fed)
-        for at in range(0, gap, enc.rate):  # a second at a time: a long hole must not become one huge frame
-            _feed(enc, _silence(enc, min(enc.rate, gap - at)))
+        # silence in the source's own format, rate and layout: the resampler accepts only what it was set up with
+        rate = max(frame.sample_rate, 1)
+        gap = round((want - enc.fed) * rate / enc.rate)
+        try:
+            for at in range(0, gap, rate):  # a second at a time: a long hole must not become one huge frame
+                _feed(enc, _silence_like(frame, min(rate, gap - at)))
+        except (ValueError, av.error.FFmpegError):
+            pass  # a layout PyAV cannot build a frame for: keep the audio, unpadded, rather than fail the video
     elif enc.fed - (want + duration * enc.rate) > AUDIO_SYNC_TOLERANCE_S * enc.rate:
         return  # all of it was already played: a repeated or overlapping frame
     frame.pts = None  # the resampler restamps; we count samples ourselves
@@ -794,11 +797,13 @@ def _feed(enc: _AudioEncoder, frame: Any) -> None:
         _encode_resampled(enc, af)
 
 
-def _silence(enc: _AudioEncoder, samples: int) -> AudioFrame:
-    frame = AudioFrame(format="fltp", layout=enc.layout, samples=samples)
+def _silence_like(like: Any, samples: int) -> AudioFrame:
+    """``samples`` of silence in the format, layout and rate of ``like``."""
+    frame = AudioFrame(format=like.format.name, layout=like.layout.name, samples=samples)
+    fill = b"\x80" if like.format.name.startswith("u8") else b"\x00"  # unsigned 8-bit silence is the midpoint
     for plane in frame.planes:
-        plane.update(bytes(plane.buffer_size))
-    frame.sample_rate = enc.rate
+        plane.update(fill * plane.buffer_size)
+    frame.sample_rate = like.sample_rate
     return frame
 
 

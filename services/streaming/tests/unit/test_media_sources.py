@@ -246,15 +246,22 @@ def test_codec_strings_come_from_the_bitstream() -> None:
     assert 'CODECS="avc1.64001F,mp4a.40.2"' in text and 'AUDIO="audio"' in text
 
 
-def write_av(path: Path, *, seconds: float, tone_spans: list[tuple[float, float]]) -> Path:
+def write_av(
+    path: Path,
+    *,
+    seconds: float,
+    tone_spans: list[tuple[float, float]],
+    rate: int = 48000,
+    layout: str = "mono",
+) -> Path:
     """320x240 H.264 from t=0 and an AAC tone that exists only in ``tone_spans`` (no packets in between)."""
-    rate = 48000
+    channels = 1 if layout == "mono" else 2
     with av.open(str(path), "w") as c:
         vs = c.add_stream("libx264", rate=25)
         vs.width, vs.height, vs.pix_fmt = 320, 240, "yuv420p"
         vs.options = {"preset": "ultrafast"}
         aus = c.add_stream("aac", rate=rate)
-        aus.layout = "mono"
+        aus.layout = layout
         for i in range(round(seconds * 25)):
             f = av.VideoFrame.from_ndarray(
                 np.full((240, 320, 3), (i * 5) % 256, dtype=np.uint8), format="rgb24"
@@ -267,8 +274,10 @@ def write_av(path: Path, *, seconds: float, tone_spans: list[tuple[float, float]
         for a, b in tone_spans:
             for start in range(round(a * rate), round(b * rate), 1024):
                 t = np.arange(start, start + 1024) / rate
-                samples = (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
-                af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+                samples = np.repeat(
+                    (0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :], channels, 0
+                )
+                af = av.AudioFrame.from_ndarray(samples, format="fltp", layout=layout)
                 af.sample_rate, af.pts, af.time_base = rate, start, Fraction(1, rate)
                 for p in aus.encode(af):
                     c.mux(p)
@@ -293,8 +302,14 @@ def loud_spans(directory: Path, *, threshold: float = 0.1, step_s: float = 0.05)
     return spans
 
 
-def test_late_starting_and_interrupted_audio_stays_in_sync_with_the_picture(tmp_path: Path) -> None:
-    src = write_av(tmp_path / "late.mp4", seconds=4.0, tone_spans=[(1.0, 2.0), (3.0, 4.0)])
+@pytest.mark.parametrize(("rate", "layout"), [(48000, "mono"), (44100, "stereo")])
+def test_late_starting_and_interrupted_audio_stays_in_sync_with_the_picture(
+    tmp_path: Path, rate: int, layout: str
+) -> None:
+    # 44.1 kHz stereo: the silence put in the holes must match what the resampler was set up with
+    src = write_av(
+        tmp_path / "late.mp4", seconds=4.0, tone_spans=[(1.0, 2.0), (3.0, 4.0)], rate=rate, layout=layout
+    )
     _, res = ladder(src, tmp_path / "out")
     audio = next(r for r in res.renditions if r.kind == "audio")
     spans = loud_spans(audio.directory)
