@@ -26,6 +26,8 @@ from av.video.frame import PictureType, VideoFrame
 from av.video.stream import VideoStream
 from PIL import Image
 
+from common.logging import get_logger
+
 from .hls import Measured, aac_codec_string, avc_codec_string, measure_rendition, vtt_timestamp
 
 # error codes (stable: they reach users through the API, webhooks and job events)
@@ -46,6 +48,9 @@ class MediaError(Exception):
 
 class Canceled(Exception):
     """The work was asked to stop."""
+
+
+log = get_logger(__name__)
 
 
 # ---------------------------------------------------------------------------------------------------------- probe
@@ -783,8 +788,9 @@ def _encode_audio(enc: _AudioEncoder, frame: Any, t0: float) -> None:
         try:
             for at in range(0, gap, rate):  # a second at a time: a long hole must not become one huge frame
                 _feed(enc, _silence_like(frame, min(rate, gap - at)))
-        except (ValueError, av.error.FFmpegError):
-            pass  # a layout PyAV cannot build a frame for: keep the audio, unpadded, rather than fail the video
+        except (ValueError, av.error.FFmpegError) as exc:
+            # a layout PyAV cannot build a frame for: keep the audio, unpadded, rather than fail the video
+            log.warning("transcode.audio_gap_not_filled", gap_s=round(gap / rate, 3), error=repr(exc))
     elif enc.fed - (want + duration * enc.rate) > AUDIO_SYNC_TOLERANCE_S * enc.rate:
         return  # all of it was already played: a repeated or overlapping frame
     frame.pts = None  # the resampler restamps; we count samples ourselves
