@@ -94,12 +94,13 @@ class PoolListener:
             return False
         try:
             await conn.add_listener(self.channel, self.callback)
-        except BaseException as exc:
-            await asyncio.shield(self.pool.release(conn))
-            if not isinstance(exc, Exception):
-                raise
+        except Exception as exc:
+            await self.pool.release(conn)
             log.warning("db.listen_failed", channel=self.channel, error=repr(exc))
             return False
+        except BaseException:  # cancelled mid-LISTEN (stop()): give the connection back, then let the cancel go on
+            await asyncio.shield(self.pool.release(conn))
+            raise
         self._conn = conn
         return True
 
