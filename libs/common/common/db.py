@@ -98,7 +98,9 @@ class PoolListener:
             await self.pool.release(conn)
             log.warning("db.listen_failed", channel=self.channel, error=repr(exc))
             return False
-        except BaseException:  # cancelled mid-LISTEN (stop()): give the connection back, then let the cancel go on
+        except (
+            BaseException
+        ):  # cancelled mid-LISTEN (stop()): give the connection back, then let the cancel go on
             await asyncio.shield(self.pool.release(conn))
             raise
         self._conn = conn

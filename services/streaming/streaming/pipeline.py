@@ -569,10 +569,14 @@ class _AudioEncoder:
     container: Any
     stream: Any
     resampler: Any
-    rate: int = 48000
     samples: int = 0
     #: samples given to the resampler so far, at the output rate: where the next input frame lands in the output
     fed: float = 0.0
+
+    @property
+    def rate(self) -> int:
+        """The output sample rate (the encoder's)."""
+        return int(self.stream.codec_context.sample_rate)
 
 
 def transcode_ladder(
@@ -639,7 +643,6 @@ def transcode_ladder(
                 resampler=av.AudioResampler(
                     format="fltp", layout=layout, rate=settings.audio_rate, frame_size=1024
                 ),
-                rate=settings.audio_rate,
             )
 
         t0: float | None = None
