@@ -431,7 +431,7 @@ async def confirm_payment(
     order = await store.get_order(conn, order_id=order_id, for_update=True)
     if order is None:
         raise BillingError(404, "payment.unknown_order", f"no order {order_id!r}")
-    if (await store.payment_orders(conn, payment_key=payment_key)) - {order_id}:
+    if await store.payment_key_used_elsewhere(conn, payment_key=payment_key, order_id=order_id):
         # a provider's payment key belongs to one order: a notification naming another is not this payment
         metrics.WEBHOOKS.labels("key_conflict").inc()
         log.warning("billing.payment_key_conflict", order_id=order_id, payment_key=payment_key)

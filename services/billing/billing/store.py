@@ -316,10 +316,14 @@ async def lock_payment_key(conn: Conn, *, payment_key: str) -> None:
     await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended('payment:' || $1, 0))", payment_key)
 
 
-async def payment_orders(conn: Conn, *, payment_key: str) -> set[str]:
-    """The orders earlier notifications of this payment key named."""
-    rows = await conn.fetch("SELECT DISTINCT order_id FROM payments WHERE payment_key = $1", payment_key)
-    return {str(r["order_id"]) for r in rows}
+async def payment_key_used_elsewhere(conn: Conn, *, payment_key: str, order_id: str) -> bool:
+    """Whether an earlier notification of this payment key named another order."""
+    used: bool = await conn.fetchval(
+        "SELECT EXISTS (SELECT 1 FROM payments WHERE payment_key = $1 AND order_id <> $2)",
+        payment_key,
+        order_id,
+    )
+    return used
 
 
 async def payment_outcome(conn: Conn, *, payment_key: str, status: str) -> str | None:
