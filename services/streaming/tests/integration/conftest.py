@@ -158,8 +158,11 @@ AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 @pytest.fixture
 def delivery_app(
     delivery_settings: StreamingSettings, memory_bus: Any, token_factory: TokenFactory, aiohttp_client: Any
-) -> AppFactory:  # the settings (so the schema) first: the servers stop before the schema is dropped
-    """``await delivery_app(store, role="api", bus=..., **setting_changes)`` → a test client of the streaming app."""
+) -> AppFactory:
+    """``await delivery_app(store, role="api", bus=..., **setting_changes)`` → a test client of the streaming app.
+
+    The settings (so the schema) come before ``aiohttp_client``: the servers stop before the schema is dropped.
+    """
 
     async def make(
         store: ObjectStore, *, role: str = "api", bus: Any = None, **changes: Any
@@ -299,12 +302,13 @@ async def media_env(
             streaming_x264_preset="ultrafast",
         ).with_(**changes)
         events: list[Any] = []
+        progress: list[Any] = []
 
         async def collect(event: Any, delivery: Any) -> None:
-            events.append(event)
+            (progress if isinstance(event, JobProgress) else events).append(event)
 
         await rabbit_bus.subscribe(
-            f"{settings.queue}.observer", [StreamPlayable, StreamReady, StreamFailed], collect
+            f"{settings.queue}.observer", [StreamPlayable, StreamReady, StreamFailed, JobProgress], collect
         )
         worker = create_app(
             settings, role="worker", bus=rabbit_bus, store=store, verifier=token_factory.verifier()
@@ -314,12 +318,6 @@ async def media_env(
         api_client: TestClient[web.Request, web.Application] = await aiohttp_client(api)
         pool = await db.create_pool(database_url, schema=schema, max_size=3)
         pools.append(pool)
-        progress: list[Any] = []
-
-        async def collect_progress(event: Any, delivery: Any) -> None:
-            progress.append(event)
-
-        await rabbit_bus.subscribe(f"{settings.queue}.progress", [JobProgress], collect_progress)
         return MediaEnv(
             settings=settings,
             store=store,
