@@ -4,8 +4,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 MAKEFLAGS += --no-print-directory
 
-# uv from PATH, else where bootstrap's `pip install --user uv` puts it.
-UV ?= $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+# uv through scripts/uv, which looks for it when a recipe runs (bootstrap may have installed it a moment ago):
+# PATH, ~/.local/bin, or beside python3 (where `pip install uv` puts it).
+UV ?= $(CURDIR)/scripts/uv
 RUN := $(UV) run --frozen
 SERVICES := $(patsubst services/%/pyproject.toml,%,$(sort $(wildcard services/*/pyproject.toml)))
 # mypy sees every lib and service as a top-level package (common, gateway, ...), as they are imported.
@@ -23,7 +24,7 @@ PYTEST_WORKERS ?= auto
 PYTEST_FLAGS := -q --durations=15 -n $(PYTEST_WORKERS) --maxprocesses=8 --dist loadgroup
 
 .PHONY: help up test lint fmt typecheck bench bench-gateway bench-streaming bench-billing migrate clean distclean \
-	bootstrap sync services deploy-files deploy-check
+	bootstrap sync services deploy-files deploy-check doctor
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
@@ -86,6 +87,10 @@ services: ## start Postgres/RabbitMQ/Redis when they are not running
 
 sync:
 	@$(UV) sync --all-packages --frozen --quiet
+
+doctor: sync ## the tools make runs with: uv, the venv's Python, the workspace packages
+	@echo "uv: $$($(UV) --version)"
+	@$(RUN) python -c 'import sys, common; print("python:", sys.version.split()[0], "venv:", sys.prefix)'
 
 .env:
 	cp .env.example .env

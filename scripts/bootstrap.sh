@@ -20,8 +20,10 @@ apt_install "${APT_PACKAGES[@]}"
 say apt "ok (${APT_PACKAGES[*]})"
 
 # 2. uv (https://docs.astral.sh/uv/), from PyPI when absent.
+# scripts/uv finds it on PATH, in ~/.local/bin or beside python3, so a new install is usable at once.
 export PATH="$HOME/.local/bin:$PATH"
-if ! command -v uv >/dev/null 2>&1; then
+uv=scripts/uv
+if ! "$uv" --version >/dev/null 2>&1; then
     command -v python3 >/dev/null 2>&1 || apt_install python3
     python3 -m pip --version >/dev/null 2>&1 || apt_install python3-pip
     say uv "installing with pip"
@@ -29,16 +31,16 @@ if ! command -v uv >/dev/null 2>&1; then
     python3 -m pip install -q uv 2>/dev/null ||
         python3 -m pip install -q --user --break-system-packages uv ||
         die "could not install uv; see https://docs.astral.sh/uv/getting-started/installation/"
-    command -v uv >/dev/null 2>&1 || die "uv was installed but is not on PATH (add ~/.local/bin to PATH)"
+    "$uv" --version >/dev/null 2>&1 || die "uv was installed but scripts/uv cannot find it"
 fi
-say uv "$(uv --version)"
+say uv "$("$uv" --version)"
 
 # 3. The workspace venv (.venv): every service and lib, plus the dev group, exactly as locked.
 if [ -f uv.lock ]; then
-    uv sync --all-packages --frozen --quiet
+    "$uv" sync --all-packages --frozen --quiet
     say venv ".venv in sync with uv.lock"
 else
-    uv sync --all-packages --quiet
+    "$uv" sync --all-packages --quiet
     say venv ".venv synced (no uv.lock yet: resolved and wrote one)"
 fi
 mkdir -p var/storage var/tmp var/keys
