@@ -56,6 +56,7 @@ from .jobs import (
     update_job,
 )
 from .logging import get_logger
+from .settings import ServiceSettings
 
 log = get_logger(__name__)
 
@@ -565,3 +566,42 @@ class LeasedJobRunner:
             return
         except Exception as exc:  # the lease expires by itself; another worker takes the job then
             log.warning("jobrunner.hand_back_failed", error=repr(exc))
+
+    # -- construction from settings --------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ServiceSettings,
+        *,
+        pool: asyncpg.Pool,
+        bus: Bus | None,
+        kinds: Sequence[str],
+        handler: JobHandler,
+        producer: str | None = None,
+        concurrency: int | None = None,
+        unexpected_error_code: str = ErrorCode.INTERNAL,
+        on_failure: OnFailure | None = None,
+        worker_id: str | None = None,
+        name: str | None = None,
+    ) -> LeasedJobRunner:
+        """A runner configured by the ``JOB_*`` settings (concurrency, lease, attempts, poll, progress, retry
+        delays) on the service's schema; ``producer`` and ``name`` default to the service."""
+        return cls(
+            pool=pool,
+            bus=bus,
+            kinds=kinds,
+            handler=handler,
+            producer=producer or settings.service,
+            schema=settings.schema,
+            concurrency=settings.job_concurrency if concurrency is None else concurrency,
+            lease_s=settings.job_lease_s,
+            max_attempts=settings.job_max_attempts,
+            poll_interval_s=settings.job_poll_interval_s,
+            progress_interval_s=settings.job_progress_interval_s,
+            retry_delays_s=[float(d) for d in settings.job_retry_delays_s],
+            unexpected_error_code=unexpected_error_code,
+            on_failure=on_failure,
+            worker_id=worker_id,
+            name=name or settings.service,
+        )

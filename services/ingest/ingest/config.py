@@ -35,12 +35,8 @@ class IngestSettings(ServiceSettings):
     #: format selection: best <=1080p MP4-compatible (merging needs ffmpeg; see docs/ingest.md)
     import_format: str = "bv*[height<=1080][ext=mp4]+ba[ext=m4a]/b[height<=1080][ext=mp4]/b[height<=1080]/b"
 
-    # the job runner (imports and searches) in the worker role
+    # the job runner (imports and searches) in the worker role; the other JOB_* settings are common ones
     job_concurrency: int = 2
-    job_poll_interval_s: float = 1.0
-    job_lease_s: float = 60.0
-    job_max_attempts: int = 3
-    progress_interval_s: float = 0.5
 
     # temp files
     tmp_max_age_s: float = 2 * 3600.0

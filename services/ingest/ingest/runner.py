@@ -76,20 +76,14 @@ class JobRunner:
         self.limits = limits_of(settings)
         self.policy = policy_of(settings)
         self.fmt = settings.import_format if fetch.has_ffmpeg() else fetch.FORMAT_WITHOUT_FFMPEG
-        self.leased = LeasedJobRunner(
+        self.leased = LeasedJobRunner.from_settings(
+            settings,
             pool=pool,
             bus=bus,
             kinds=KINDS,
             handler=self._run,
             producer=PRODUCER,
-            schema=settings.schema,
-            concurrency=settings.job_concurrency,
-            lease_s=settings.job_lease_s,
-            max_attempts=settings.job_max_attempts,
-            poll_interval_s=settings.job_poll_interval_s,
-            progress_interval_s=settings.progress_interval_s,
             on_failure=self._on_failure,
-            name="ingest",
         )
 
     @property
