@@ -72,8 +72,6 @@ class MemoryBus(Bus):
     ) -> None:
         if not event_types:
             raise ValueError("subscribe needs at least one event type")
-        if queue in self._subs:
-            raise ValueError(f"queue {queue!r} is already subscribed on this bus")
         sub = _Sub(queue, tuple(event_types), handler, exclusive, asyncio.Queue())
         self._subs[queue] = sub
         sub.task = asyncio.create_task(self._consume(sub))
