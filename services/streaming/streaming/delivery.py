@@ -6,9 +6,7 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from common import inbox
-from common.bus.base import Delivery
-from common.events.base import Event
+from common.bus import Router
 from common.service import BUS, POOL, ROLE
 from common.settings import SettingsError
 
@@ -41,6 +39,15 @@ def webhook_queue(settings: StreamingSettings) -> str:
     return f"{settings.queue}.webhooks"
 
 
+def webhook_router(dispatcher: WebhookDispatcher) -> Router:
+    """The webhook queue's routes: each stream event queues its deliveries (inbox), then wakes the dispatcher
+    (committed: send now rather than at the next poll)."""
+    r = Router(consumer=WEBHOOK_CONSUMER)
+    for event_type in BUS_EVENTS:
+        r.add(event_type, queue_deliveries, after=lambda _: dispatcher.wake())
+    return r
+
+
 def dispatcher_for(app: web.Application) -> WebhookDispatcher:
     """A dispatcher configured from the app's settings."""
     s = streaming_settings(app)
@@ -65,13 +72,9 @@ async def _webhook_worker(app: web.Application) -> AsyncIterator[None]:
     dispatcher = dispatcher_for(app)
     app[DISPATCHER] = dispatcher
     await dispatcher.start()
-    queued = inbox.idempotent(app[POOL], WEBHOOK_CONSUMER, queue_deliveries, service="streaming")
-
-    async def on_stream_event(event: Event, delivery: Delivery) -> None:
-        await queued(event, delivery)
-        dispatcher.wake()  # committed: send now rather than at the next poll
-
-    await app[BUS].subscribe(webhook_queue(streaming_settings(app)), list(BUS_EVENTS), on_stream_event)
+    await webhook_router(dispatcher).subscribe(
+        app[BUS], queue=webhook_queue(streaming_settings(app)), pool=app[POOL]
+    )
     yield
     await dispatcher.stop()
 

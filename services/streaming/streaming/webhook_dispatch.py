@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import ipaddress
 import random
 import socket
@@ -23,6 +22,7 @@ from common.bus.base import Delivery
 from common.events.base import Event
 from common.logging import get_logger
 from common.metrics import ERRORS
+from common.runtime import Periodic
 
 from . import delivery_store as dstore
 from .webhooks import (
@@ -132,13 +132,13 @@ class WebhookDispatcher:
         self.rng = rng or random.Random()
         self.retention_s = retention_s
         self._next_purge = 0.0
-        self._wake = asyncio.Event()
-        self._stopping = False
-        self._task: asyncio.Task[None] | None = None
+        self._rounds = Periodic(
+            "webhook_dispatcher", interval_s, self._round, service="streaming", run_at_start=True
+        )
         self._session: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        """Open the HTTP client and start the loop."""
+        """Open the HTTP client and start the rounds."""
         connector = aiohttp.TCPConnector(
             resolver=None if self.allow_private else PublicOnlyResolver(), limit=64, limit_per_host=8
         )
@@ -147,43 +147,26 @@ class WebhookDispatcher:
             timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             headers={"User-Agent": USER_AGENT},
         )
-        self._task = asyncio.create_task(self.run(), name="webhook-dispatcher")
+        self._rounds.start()
 
     async def stop(self) -> None:
         """Finish the requests in hand (bounded by the timeout), then stop."""
-        self._stopping = True
-        self._wake.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(self._task, timeout=self.timeout_s + 5)
-            except (TimeoutError, asyncio.CancelledError):
-                self._task.cancel()
+        await self._rounds.stop(grace_s=self.timeout_s + 5)
         if self._session is not None:
             await self._session.close()
 
     def wake(self) -> None:
         """A delivery was just queued: look now instead of at the next poll."""
-        self._wake.set()
+        self._rounds.wake()
 
-    async def run(self) -> None:
-        """Loop: send what is due, then sleep until the next due time, a wake-up or the poll interval."""
-        while not self._stopping:
-            self._wake.clear()
-            try:
-                await self._housekeeping()
-                if await self.dispatch_once():
-                    continue
-                async with self.pool.acquire() as conn:
-                    due_in = await dstore.next_due_in(conn)
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:
-                ERRORS.labels("streaming", "webhook_dispatcher").inc()
-                log.warning("webhook.dispatcher_error", error=repr(exc))
-                due_in = None
-            wait = self.interval_s if due_in is None else max(0.0, min(self.interval_s, due_in))
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=wait)
+    async def _round(self) -> float | None:
+        """Send what is due; then wait until the next due time, a wake-up or the poll interval."""
+        await self._housekeeping()
+        if await self.dispatch_once():
+            return 0.0
+        async with self.pool.acquire() as conn:
+            due_in: float | None = await dstore.next_due_in(conn)
+        return due_in
 
     async def _housekeeping(self) -> None:
         now = time.monotonic()
