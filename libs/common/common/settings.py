@@ -77,6 +77,8 @@ class ServiceSettings:
     jwt_issuer: str = "reelforge-gateway"
     shutdown_timeout_s: float = 30.0
     tmp_dir: str = "./var/tmp"
+    # where a paid service reads billing's price list (common.credits.PriceList)
+    billing_url: str = "http://127.0.0.1:8006"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
