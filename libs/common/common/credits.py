@@ -192,7 +192,7 @@ async def _transition(
         conn, hold_ref=hold.hold_ref, to=to, allowed_from=allowed_from, captured=captured, code=code
     )
     if changed is None:
-        log.info("credits.answer_ignored", type=event.type, hold_ref=hold.hold_ref, status=str(hold.status))
+        log.debug("credits.answer_ignored", type=event.type, hold_ref=hold.hold_ref, status=str(hold.status))
         return None
     return hold, job
 

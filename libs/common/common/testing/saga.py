@@ -534,6 +534,21 @@ async def hold_expiring_while_waiting_fails_the_job(stack: SagaStack) -> None:
     await stack.check_books(owner, balance=stack.grant)
 
 
+async def hold_expiring_while_running_stops_and_fails_the_job(stack: SagaStack) -> None:
+    """The hold expires while the job runs → the work is told to stop, the job fails ``credits.hold_expired``."""
+    owner = await stack.open_account()
+    job = await stack.create(owner, Plan.BLOCK, ttl_s=2)
+    await asyncio.wait_for(stack.adapter.started[job.id].wait(), timeout=30)
+    await stack.ended(job.id, "failed", CreditCode.HOLD_EXPIRED)
+    runner = stack.runner
+    assert runner is not None
+    await wait_for(
+        lambda: job.id not in runner.running, timeout=30, interval=0.05, message="the work stopped"
+    )
+    assert (await stack.hold(job.id)).status == HoldStatus.EXPIRED
+    await stack.check_books(owner, balance=stack.grant)
+
+
 async def worker_dying_after_the_work_settles_once(stack: SagaStack) -> None:
     """The worker dies after the work, before the job's end is written → another worker redoes it; one capture."""
     owner = await stack.open_account()
@@ -590,6 +605,7 @@ SAGA_CASES: dict[str, SagaCase] = {
         cancel_while_running_releases_everything,
         cancel_while_awaiting_settles_a_late_grant_with_zero,
         hold_expiring_while_waiting_fails_the_job,
+        hold_expiring_while_running_stops_and_fails_the_job,
         worker_dying_after_the_work_settles_once,
         duplicate_and_reordered_events_capture_once,
     )
