@@ -19,6 +19,7 @@ inside the caller's inbox transaction (``CREDIT_HANDLERS``); each ignores a hold
 from __future__ import annotations
 
 import asyncio
+import functools
 import math
 import time
 import uuid
@@ -41,8 +42,8 @@ from .events.billing import (
     CreditsReleased,
 )
 from .http import Problem
-from .jobrunner import JobContext, channel_for
-from .jobs import Job, JobStatus, create_job, get_job, update_job
+from .jobrunner import JobContext, OnFailure, channel_for
+from .jobs import Job, JobFailure, JobStatus, create_job, get_job, update_job
 from .logging import get_logger
 
 log = get_logger(__name__)
@@ -56,6 +57,7 @@ __all__ = [
     "PriceList",
     "PricesUnavailable",
     "UnknownPrice",
+    "credit_handlers",
     "get_hold",
     "on_captured",
     "on_hold_granted",
@@ -198,22 +200,31 @@ async def _transition(
 
 
 async def _fail_waiting_job(
-    conn: asyncpg.Connection, job: Job, *, producer: str, code: str, message: str, correlation_id: str
+    conn: asyncpg.Connection,
+    job: Job,
+    failure: JobFailure,
+    *,
+    producer: str,
+    correlation_id: str,
+    on_failure: OnFailure | None,
 ) -> None:
-    """Fail a job that has not ended; a running one is also told to stop (its worker's cancel signal)."""
+    """Fail a job that has not ended, with the service's ``on_failure`` consequences; a running job's work is
+    also told to stop (its worker's cancel signal)."""
     if job.terminal:
         return
     if job.status == JobStatus.RUNNING:
         await conn.execute("UPDATE jobs SET cancel_requested = true WHERE id = $1", job.id)
-    await update_job(
+    failed = await update_job(
         conn,
         job.id,
         producer=producer,
         status=JobStatus.FAILED,
         stage="failed",
-        error={"code": code, "message": message},
+        error=failure,
         correlation_id=correlation_id,
     )
+    if on_failure is not None:
+        await on_failure(conn, failed, failure)
 
 
 async def on_hold_granted(conn: asyncpg.Connection, event: CreditsHoldGranted, delivery: Delivery) -> None:
@@ -234,7 +245,13 @@ async def on_hold_granted(conn: asyncpg.Connection, event: CreditsHoldGranted, d
     await conn.execute("SELECT pg_notify($1, $2)", channel_for(schema), f"queued {job.kind}")
 
 
-async def on_hold_rejected(conn: asyncpg.Connection, event: CreditsHoldRejected, delivery: Delivery) -> None:
+async def on_hold_rejected(
+    conn: asyncpg.Connection,
+    event: CreditsHoldRejected,
+    delivery: Delivery,
+    *,
+    on_failure: OnFailure | None = None,
+) -> None:
     """Billing refused the hold: the job fails with billing's code, without running."""
     done = await _transition(
         conn,
@@ -249,10 +266,10 @@ async def on_hold_rejected(conn: asyncpg.Connection, event: CreditsHoldRejected,
     await _fail_waiting_job(
         conn,
         job,
+        JobFailure(event.code, event.message or "billing refused to hold the credits for this job"),
         producer=hold.producer,
-        code=event.code,
-        message=event.message or "billing refused to hold the credits for this job",
         correlation_id=event.correlation_id,
+        on_failure=on_failure,
     )
 
 
@@ -267,7 +284,13 @@ async def on_captured(conn: asyncpg.Connection, event: CreditsCaptured, delivery
     )
 
 
-async def on_released(conn: asyncpg.Connection, event: CreditsReleased, delivery: Delivery) -> None:
+async def on_released(
+    conn: asyncpg.Connection,
+    event: CreditsReleased,
+    delivery: Delivery,
+    *,
+    on_failure: OnFailure | None = None,
+) -> None:
     """Billing released (the rest of) a hold: after a settle, or by expiry (which fails a job not ended yet)."""
     if event.reason != "expired":
         await _transition(conn, event, to=HoldStatus.RELEASED, allowed_from={HoldStatus.SETTLING})
@@ -288,22 +311,34 @@ async def on_released(conn: asyncpg.Connection, event: CreditsReleased, delivery
     await _fail_waiting_job(
         conn,
         job,
+        JobFailure(
+            CreditCode.HOLD_EXPIRED, "the credit hold expired before the job ended; nothing was charged"
+        ),
         producer=hold.producer,
-        code=CreditCode.HOLD_EXPIRED,
-        message="the credit hold expired before the job ended; nothing was charged",
         correlation_id=event.correlation_id,
+        on_failure=on_failure,
     )
 
 
 CreditHandler = Callable[[asyncpg.Connection, Any, Delivery], Awaitable[None]]
 
-#: every answer of billing a paid service handles, with its transactional handler (register each on the router)
-CREDIT_HANDLERS: list[tuple[type[Event], CreditHandler]] = [
-    (CreditsHoldGranted, on_hold_granted),
-    (CreditsHoldRejected, on_hold_rejected),
-    (CreditsCaptured, on_captured),
-    (CreditsReleased, on_released),
-]
+
+def credit_handlers(*, on_failure: OnFailure | None = None) -> list[tuple[type[Event], CreditHandler]]:
+    """Billing's answers with their transactional handlers; register each pair on the router.
+
+    ``on_failure``: the hook the service gives its job runner (``(conn, job, failure)``: a ``*.failed`` event, a
+    row in ``error``); it also runs when a rejection or an expiry fails a job, in that transaction.
+    """
+    return [
+        (CreditsHoldGranted, on_hold_granted),
+        (CreditsHoldRejected, functools.partial(on_hold_rejected, on_failure=on_failure)),
+        (CreditsCaptured, on_captured),
+        (CreditsReleased, functools.partial(on_released, on_failure=on_failure)),
+    ]
+
+
+#: the handlers of a service without an ``on_failure`` hook
+CREDIT_HANDLERS = credit_handlers()
 
 
 # -- prices ------------------------------------------------------------------------------------------------------

@@ -44,7 +44,7 @@ from .. import db, inbox
 from ..bus.base import Bus, Delivery
 from ..bus.rabbit import RabbitBus
 from ..credit_holds import CreditHold, HoldStatus
-from ..credits import CREDIT_HANDLERS, CreditCode, PriceList, request_paid_job, use_credits
+from ..credits import CreditCode, PriceList, credit_handlers, request_paid_job, use_credits
 from ..credits import get_hold as get_credit_hold
 from ..events.base import Event, decode
 from ..events.gateway import UserRegistered
@@ -89,6 +89,7 @@ class PaidJobAdapter:
     def __init__(self) -> None:
         self.runs: Counter[uuid.UUID] = Counter()
         self.started: defaultdict[uuid.UUID, asyncio.Event] = defaultdict(asyncio.Event)
+        self.failures: dict[uuid.UUID, str] = {}
 
     async def create(
         self, conn: asyncpg.Connection, *, owner_id: uuid.UUID, amount: int, plan: Plan, used: int, ttl_s: int
@@ -125,8 +126,12 @@ class PaidJobAdapter:
         ctx.raise_if_stopped()
         raise JobFailure(ErrorCode.CANCELED, "canceled by the user")
 
+    async def on_failure(self, conn: asyncpg.Connection, job: Job, failure: JobFailure) -> None:
+        """The service's failure hook (its ``*.failed`` event): the suite checks every failed end reaches it."""
+        self.failures[job.id] = failure.code
+
     def runner(self, pool: asyncpg.Pool, bus: Bus, *, lease_s: float, worker_id: str) -> LeasedJobRunner:
-        """The service's runner for ``kind`` (the suite starts, pauses and crashes it)."""
+        """The service's runner for ``kind`` with ``on_failure`` (the suite starts, pauses and crashes it)."""
         return LeasedJobRunner(
             pool=pool,
             bus=bus,
@@ -137,6 +142,7 @@ class PaidJobAdapter:
             lease_s=lease_s,
             poll_interval_s=0.2,
             worker_id=worker_id,
+            on_failure=self.on_failure,
         )
 
 
@@ -238,7 +244,7 @@ class SagaStack:
         ex.push_async_callback(self.http.close)
         self.prices = PriceList(self.http, f"http://127.0.0.1:{api_port}", ttl_s=30)
 
-        handlers = dict(CREDIT_HANDLERS)
+        handlers = dict(credit_handlers(on_failure=self.adapter.on_failure))
 
         async def dispatch(conn: asyncpg.Connection, event: Event, delivery: Delivery) -> None:
             await handlers[type(event)](conn, event, delivery)
@@ -478,6 +484,7 @@ async def rejected_fails_without_running(stack: SagaStack) -> None:
     hold = await stack.hold_settles(job.id, HoldStatus.REJECTED)
     assert hold.code == CreditCode.INSUFFICIENT
     assert stack.adapter.runs[job.id] == 0
+    assert stack.adapter.failures[job.id] == CreditCode.INSUFFICIENT
     await stack.check_books(owner, balance=stack.grant)
 
 
@@ -488,6 +495,7 @@ async def failure_releases_everything(stack: SagaStack) -> None:
     await stack.ended(job.id, "failed", FAILURE_CODE)
     hold = await stack.hold_settles(job.id, HoldStatus.RELEASED)
     assert hold.capture == 0 and await stack.captures(hold.hold_ref) == []
+    assert stack.adapter.failures[job.id] == FAILURE_CODE
     await stack.check_books(owner, balance=stack.grant)
 
 
@@ -531,6 +539,7 @@ async def hold_expiring_while_waiting_fails_the_job(stack: SagaStack) -> None:
         await stack.resume_runner()
     assert (await stack.hold(job.id)).status == HoldStatus.EXPIRED
     assert stack.adapter.runs[job.id] == 0
+    assert stack.adapter.failures[job.id] == CreditCode.HOLD_EXPIRED
     await stack.check_books(owner, balance=stack.grant)
 
 
@@ -546,6 +555,7 @@ async def hold_expiring_while_running_stops_and_fails_the_job(stack: SagaStack) 
         lambda: job.id not in runner.running, timeout=30, interval=0.05, message="the work stopped"
     )
     assert (await stack.hold(job.id)).status == HoldStatus.EXPIRED
+    assert stack.adapter.failures[job.id] == CreditCode.HOLD_EXPIRED
     await stack.check_books(owner, balance=stack.grant)
 
 
