@@ -10,16 +10,19 @@ balance = sum(ledger) ≥ 0 and 0 ≤ held ≤ balance.
 ```python
 from common.testing.saga import SAGA_CASES, PaidJobAdapter, SagaStack
 
-@pytest.fixture(scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.xdist_group("captions_saga")]
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
 async def stack(database_url, amqp_url, tmp_path_factory):
-    async with SagaStack(MyAdapter(), database_url=database_url, amqp_url=amqp_url,
+    async with SagaStack(CaptionsSagaAdapter(), database_url=database_url, amqp_url=amqp_url,
                          workdir=tmp_path_factory.mktemp("saga")) as s:
         yield s
 
 @pytest.mark.parametrize("case", list(SAGA_CASES))
-async def test_saga(stack, case):
+async def test_saga_contract(stack, case):
     await SAGA_CASES[case](stack)
 ```
+(``libs/common/tests/integration/test_credits_saga.py`` runs it against the trivial kind.)
 """
 
 from __future__ import annotations
@@ -69,16 +72,17 @@ class Plan(StrEnum):
     SUCCEED = "succeed"  # uses ``used`` credits and succeeds
     FAIL = "fail"  # fails with FAILURE_CODE
     BLOCK = "block"  # waits until it is told to stop (cancel, expiry, shutdown)
-    CRASH_AFTER_WORK = (
-        "crash_after_work"  # attempt 1: the work, then waits for its worker to die; later: SUCCEED
-    )
+    # attempt 1: the work, then it waits for its worker to die; later attempts: SUCCEED
+    CRASH_AFTER_WORK = "crash_after_work"
 
 
 class PaidJobAdapter:
     """How the suite drives a service's trivial paid job kind. Subclass it for a service.
 
     Override ``producer``/``kind``/``migrations_dir`` (and ``price_name``, a price billing lists); override
-    ``runner`` to build the service's own runner (its ``on_failure`` hook, its settings) with ``handler=self.run``.
+    ``runner`` to build the service's own runner (its ``on_failure`` hook, its settings) with ``handler=self.run``,
+    and ``subscribe`` to wire billing's answers as the service's worker does. ``runs``, ``started`` and ``failures``
+    are what the cases observe: keep them updated (``run`` and ``on_failure`` do).
     """
 
     producer = "sagatest"
@@ -129,6 +133,15 @@ class PaidJobAdapter:
     async def on_failure(self, conn: asyncpg.Connection, job: Job, failure: JobFailure) -> None:
         """The service's failure hook (its ``*.failed`` event): the suite checks every failed end reaches it."""
         self.failures[job.id] = failure.code
+
+    async def subscribe(self, pool: asyncpg.Pool, bus: Bus, *, queue: str) -> None:
+        """Subscribe billing's answers the way the service's worker does (inbox, then ``credit_handlers``)."""
+        handlers = dict(credit_handlers(on_failure=self.on_failure))
+
+        async def dispatch(conn: asyncpg.Connection, event: Event, delivery: Delivery) -> None:
+            await handlers[type(event)](conn, event, delivery)
+
+        await bus.subscribe(queue, list(handlers), inbox.idempotent(pool, self.producer, dispatch))
 
     def runner(self, pool: asyncpg.Pool, bus: Bus, *, lease_s: float, worker_id: str) -> LeasedJobRunner:
         """The service's runner for ``kind`` with ``on_failure`` (the suite starts, pauses and crashes it)."""
@@ -244,16 +257,7 @@ class SagaStack:
         ex.push_async_callback(self.http.close)
         self.prices = PriceList(self.http, f"http://127.0.0.1:{api_port}", ttl_s=30)
 
-        handlers = dict(credit_handlers(on_failure=self.adapter.on_failure))
-
-        async def dispatch(conn: asyncpg.Connection, event: Event, delivery: Delivery) -> None:
-            await handlers[type(event)](conn, event, delivery)
-
-        await self.bus.subscribe(
-            unique_name(self.consumer),
-            list(handlers),
-            inbox.idempotent(self.pool, self.consumer, dispatch),
-        )
+        await self.adapter.subscribe(self.pool, self.bus, queue=unique_name(self.consumer))
         await self.resume_relay()
         ex.push_async_callback(self.pause_relay)
         await self.resume_runner()
