@@ -12,7 +12,7 @@ in the transaction that ends a paid job (``common.credit_holds.settle_ended_job`
 transition, so it goes out exactly once whoever ends the job and whenever the worker dies. A success captures what
 the job reported with ``record_usage`` (at most the hold), or the whole hold if it reported nothing; a failure or a
 cancel captures 0. The handlers below are plain transactional functions ``(conn, event, delivery)`` that run
-inside the caller's inbox transaction (``CREDIT_HANDLERS``); each ignores a hold_ref that is not this schema's
+inside the caller's inbox transaction (``credit_handlers(on_failure=)``); each ignores a hold_ref that is not this schema's
 (every paid service's queue receives every ``credits.*`` answer) and every duplicate or late answer.
 """
 
@@ -51,6 +51,7 @@ log = get_logger(__name__)
 __all__ = [
     "AWAITING_CREDITS",
     "CREDIT_HANDLERS",
+    "FUNDED",
     "CreditCode",
     "CreditHold",
     "HoldStatus",

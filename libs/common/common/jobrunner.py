@@ -23,6 +23,8 @@ process shuts down. ``checkpoint`` turns those into exceptions: ``JobStopped`` (
 
 ``on_failure(conn, job, failure)`` runs in the transaction that fails or cancels a job, so a service can record
 its own consequences (a stream in ``error``, a ``*.failed`` event) atomically with the job's end.
+A paid job (``common.credits``) is claimed only while its credit hold is granted, and the transaction that ends
+it also writes its settle (``common.jobs.update_job``), so a runner needs nothing credit-specific.
 New queued jobs and cancel requests wake runners through ``LISTEN/NOTIFY`` (a trigger on ``jobs``, see
 ``sql/0002_job_runs.sql``); a short poll covers a lost notification.
 """
