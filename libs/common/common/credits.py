@@ -19,7 +19,6 @@ inside the caller's inbox transaction (``credit_handlers(on_failure=)``); each i
 from __future__ import annotations
 
 import asyncio
-import functools
 import math
 import time
 import uuid
@@ -330,11 +329,18 @@ def credit_handlers(*, on_failure: OnFailure | None = None) -> list[tuple[type[E
     ``on_failure``: the hook the service gives its job runner (``(conn, job, failure)``: a ``*.failed`` event, a
     row in ``error``); it also runs when a rejection or an expiry fails a job, in that transaction.
     """
+
+    async def rejected(conn: asyncpg.Connection, event: CreditsHoldRejected, delivery: Delivery) -> None:
+        await on_hold_rejected(conn, event, delivery, on_failure=on_failure)
+
+    async def released(conn: asyncpg.Connection, event: CreditsReleased, delivery: Delivery) -> None:
+        await on_released(conn, event, delivery, on_failure=on_failure)
+
     return [
         (CreditsHoldGranted, on_hold_granted),
-        (CreditsHoldRejected, functools.partial(on_hold_rejected, on_failure=on_failure)),
+        (CreditsHoldRejected, rejected),
         (CreditsCaptured, on_captured),
-        (CreditsReleased, functools.partial(on_released, on_failure=on_failure)),
+        (CreditsReleased, released),
     ]
 
 
