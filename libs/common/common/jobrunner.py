@@ -23,6 +23,8 @@ process shuts down. ``checkpoint`` turns those into exceptions: ``JobStopped`` (
 
 ``on_failure(conn, job, failure)`` runs in the transaction that fails or cancels a job, so a service can record
 its own consequences (a stream in ``error``, a ``*.failed`` event) atomically with the job's end.
+A paid job (``common.credits``) is claimed only while its credit hold is granted, and the transaction that ends
+it also writes its settle (``common.jobs.update_job``), so a runner needs nothing credit-specific.
 New queued jobs and cancel requests wake runners through ``LISTEN/NOTIFY`` (a trigger on ``jobs``, see
 ``sql/0002_job_runs.sql``); a short poll covers a lost notification.
 """
@@ -102,6 +104,8 @@ async def claim_job(
 ) -> tuple[uuid.UUID, int] | None:
     """Lease the oldest runnable job of ``kinds``: queued, or running under an expired lease (its worker died).
 
+    A paid job (one with a ``credit_holds`` row, ``common.credits``) is runnable only while its hold is granted.
+
     ``exclude``: jobs the caller still runs itself. A lease that expired while the database was unreachable must
     not be claimed again by the same worker: both runs would hold the lease under one worker id, and the final
     transaction's check could not tell them apart.
@@ -116,6 +120,8 @@ async def claim_job(
             "SELECT j.id FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"
             " WHERE j.kind = ANY($1::text[]) AND j.status IN ('queued', 'running')"
             " AND (r.lease_until IS NULL OR r.lease_until < now()) AND NOT (j.id = ANY($2::uuid[]))"
+            # a paid job is funded only while its hold is granted (common.credits); other jobs have no hold
+            " AND NOT EXISTS (SELECT 1 FROM credit_holds h WHERE h.job_id = j.id AND h.status <> 'granted')"
             " ORDER BY j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED",
             list(kinds),
             skipped,

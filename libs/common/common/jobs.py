@@ -13,7 +13,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from . import outbox
+from . import credit_holds, outbox
 from .bus.base import Bus
 from .events.jobs import JobError, JobProgress
 from .logging import get_logger
@@ -220,6 +220,15 @@ async def update_job(
     job = _row(r)
     if new_status != current.status:
         JOBS.labels(producer, job.kind, job.status).inc()
+        if new_status in TERMINAL:
+            # a paid job's settle is sent by the transaction that ends it, whoever ends it (common.credits)
+            await credit_holds.settle_ended_job(
+                conn,
+                job_id=job_id,
+                succeeded=new_status == JobStatus.SUCCEEDED,
+                producer=producer,
+                correlation_id=correlation_id,
+            )
     if emit and (
         new_status != current.status or new_status in TERMINAL or result is not None or error is not None
     ):

@@ -86,6 +86,8 @@ class ServiceSettings:
         str, ...
     ] = ()  # back-off before retrying an unexpected error (empty: fail at once)
     tmp_dir: str = "./var/tmp"
+    # where a paid service reads billing's price list (common.credits.PriceList)
+    billing_url: str = "http://127.0.0.1:8006"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
