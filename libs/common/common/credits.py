@@ -12,7 +12,7 @@ in the transaction that ends a paid job (``common.credit_holds.settle_ended_job`
 transition, so it goes out exactly once whoever ends the job and whenever the worker dies. A success captures what
 the job reported with ``record_usage`` (at most the hold), or the whole hold if it reported nothing; a failure or a
 cancel captures 0. The handlers below are plain transactional functions ``(conn, event, delivery)`` that run
-inside the caller's inbox transaction (``credit_handlers(on_failure=)``); each ignores a hold_ref that is not this schema's
+inside the caller's inbox transaction (``credits_router(on_failure=)``); each ignores a hold_ref that is not this schema's
 (every paid service's queue receives every ``credits.*`` answer) and every duplicate or late answer.
 """
 
@@ -22,7 +22,7 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from enum import StrEnum
 from typing import Any
 
@@ -31,8 +31,8 @@ import asyncpg
 
 from . import credit_holds, outbox
 from .bus.base import Delivery
+from .bus.router import Router
 from .credit_holds import CreditHold, HoldStatus
-from .events.base import Event
 from .events.billing import (
     CreditsCaptured,
     CreditsHoldGranted,
@@ -49,7 +49,6 @@ log = get_logger(__name__)
 
 __all__ = [
     "AWAITING_CREDITS",
-    "CREDIT_HANDLERS",
     "FUNDED",
     "CreditCode",
     "CreditHold",
@@ -57,7 +56,7 @@ __all__ = [
     "PriceList",
     "PricesUnavailable",
     "UnknownPrice",
-    "credit_handlers",
+    "credits_router",
     "get_hold",
     "on_captured",
     "on_hold_granted",
@@ -320,32 +319,25 @@ async def on_released(
     )
 
 
-CreditHandler = Callable[[asyncpg.Connection, Any, Delivery], Awaitable[None]]
-
-
-def credit_handlers(*, on_failure: OnFailure | None = None) -> list[tuple[type[Event], CreditHandler]]:
-    """Billing's answers with their transactional handlers; register each pair on the router.
+def credits_router(*, on_failure: OnFailure | None = None) -> Router:
+    """Billing's answers with their transactional handlers: ``router.include(credits_router(...))`` in a paid service.
 
     ``on_failure``: the hook the service gives its job runner (``(conn, job, failure)``: a ``*.failed`` event, a
     row in ``error``); it also runs when a rejection or an expiry fails a job, in that transaction.
     """
+    r = Router()
 
+    @r.on(CreditsHoldRejected)
     async def rejected(conn: asyncpg.Connection, event: CreditsHoldRejected, delivery: Delivery) -> None:
         await on_hold_rejected(conn, event, delivery, on_failure=on_failure)
 
+    @r.on(CreditsReleased)
     async def released(conn: asyncpg.Connection, event: CreditsReleased, delivery: Delivery) -> None:
         await on_released(conn, event, delivery, on_failure=on_failure)
 
-    return [
-        (CreditsHoldGranted, on_hold_granted),
-        (CreditsHoldRejected, rejected),
-        (CreditsCaptured, on_captured),
-        (CreditsReleased, released),
-    ]
-
-
-#: the handlers of a service without an ``on_failure`` hook
-CREDIT_HANDLERS = credit_handlers()
+    r.add(CreditsHoldGranted, on_hold_granted)
+    r.add(CreditsCaptured, on_captured)
+    return r
 
 
 # -- prices ------------------------------------------------------------------------------------------------------

@@ -43,11 +43,12 @@ import aiohttp
 import asyncpg
 import msgspec
 
-from .. import db, inbox
-from ..bus.base import Bus, Delivery
+from .. import db
+from ..bus.base import Bus
 from ..bus.rabbit import RabbitBus
+from ..bus.router import Router
 from ..credit_holds import CreditHold, HoldStatus
-from ..credits import CreditCode, PriceList, credit_handlers, request_paid_job, use_credits
+from ..credits import CreditCode, PriceList, credits_router, request_paid_job, use_credits
 from ..credits import get_hold as get_credit_hold
 from ..events.base import Event, decode
 from ..events.gateway import UserRegistered
@@ -135,13 +136,10 @@ class PaidJobAdapter:
         self.failures[job.id] = failure.code
 
     async def subscribe(self, pool: asyncpg.Pool, bus: Bus, *, queue: str) -> None:
-        """Subscribe billing's answers the way the service's worker does (inbox, then ``credit_handlers``)."""
-        handlers = dict(credit_handlers(on_failure=self.on_failure))
-
-        async def dispatch(conn: asyncpg.Connection, event: Event, delivery: Delivery) -> None:
-            await handlers[type(event)](conn, event, delivery)
-
-        await bus.subscribe(queue, list(handlers), inbox.idempotent(pool, self.producer, dispatch))
+        """Subscribe billing's answers the way the service's worker does (its router includes ``credits_router``)."""
+        router = Router(consumer=self.producer)
+        router.include(credits_router(on_failure=self.on_failure))
+        await router.subscribe(bus, queue=queue, pool=pool)
 
     def runner(self, pool: asyncpg.Pool, bus: Bus, *, lease_s: float, worker_id: str) -> LeasedJobRunner:
         """The service's runner for ``kind`` with ``on_failure`` (the suite starts, pauses and crashes it)."""

@@ -37,9 +37,15 @@ async def paid_job(pool: asyncpg.Pool, *, amount: int = 10) -> tuple[Job, str, u
 
 
 async def deliver(pool: asyncpg.Pool, event: Event) -> None:
-    handlers = dict(credits.CREDIT_HANDLERS)
+    # the handlers themselves, without the inbox: they must be idempotent on their own (fresh ids, same meaning)
+    handlers = {
+        CreditsHoldGranted: credits.on_hold_granted,
+        CreditsHoldRejected: credits.on_hold_rejected,
+        CreditsCaptured: credits.on_captured,
+        CreditsReleased: credits.on_released,
+    }
     async with pool.acquire() as conn, conn.transaction():
-        await handlers[type(event)](conn, event, Delivery(routing_key=event.type))
+        await handlers[type(event)](conn, event, Delivery(routing_key=event.type))  # type: ignore[operator]
 
 
 async def settles(pool: asyncpg.Pool) -> list[CreditsSettleRequested]:
