@@ -164,10 +164,7 @@ def make_stack(workdir: Path, *, database_url: str, amqp_url: str, redis_url: st
         "RATE_LIMIT_KEY_PREFIX": f"e2e:{tag}:rl",
         "WEBHOOK_ALLOW_PRIVATE": "true",
         "REELFORGE_MEDIA_CACHE": os.environ.get("REELFORGE_MEDIA_CACHE", str(ROOT / "var/cache/media")),
-        **{
-            f"UPSTREAM_{svc.upper()}": f"http://127.0.0.1:{ports[svc]}"
-            for svc in registry.UPSTREAMS
-        },
+        **{f"UPSTREAM_{svc.upper()}": f"http://127.0.0.1:{ports[svc]}" for svc in registry.UPSTREAMS},
     }
     stack = Stack(workdir=workdir, env=env, tag=tag)
     stack._ports = ports  # type: ignore[attr-defined]
