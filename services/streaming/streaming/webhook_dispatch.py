@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import random
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,11 +12,10 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import asyncpg
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 from prometheus_client import Counter, Histogram
 from yarl import URL
 
+from common.addresses import PublicOnlyResolver, ip_literal, is_forbidden
 from common.bus.base import Delivery
 from common.events.base import Event
 from common.logging import get_logger
@@ -32,8 +29,6 @@ from .webhooks import (
     USER_AGENT,
     RetryPolicy,
     build_body,
-    ip_literal,
-    is_forbidden_address,
     public_event_name,
     sign,
 )
@@ -65,30 +60,6 @@ async def queue_deliveries(conn: asyncpg.Connection, event: Event, delivery: Del
         await dstore.add_delivery(
             conn, delivery_id=uuid.uuid4(), webhook_id=hook.id, event_id=event.id, event_type=name, body=body
         )
-
-
-class PublicOnlyResolver(AbstractResolver):
-    """Resolves names but drops non-public addresses, so a DNS answer cannot point a webhook inside the network.
-
-    Checked at connect time (not only at registration), which also defeats DNS rebinding.
-    """
-
-    def __init__(self) -> None:
-        self._inner = ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        """Public addresses of ``host``; ``OSError`` when it has none."""
-        results = await self._inner.resolve(host, port, family)
-        public = [r for r in results if not is_forbidden_address(ipaddress.ip_address(r["host"]))]
-        if not public:
-            raise OSError(f"{host} resolves only to non-public addresses")
-        return public
-
-    async def close(self) -> None:
-        """Release the inner resolver."""
-        await self._inner.close()
 
 
 @dataclass
@@ -280,7 +251,7 @@ class WebhookDispatcher:
         assert self._session is not None
         host = URL(d.url).host or ""
         ip = ip_literal(host)
-        if ip is not None and not self.allow_private and is_forbidden_address(ip):
+        if ip is not None and not self.allow_private and is_forbidden(ip):
             return None, f"{host} is not a public address"
         headers = {
             "Content-Type": "application/json",
