@@ -251,7 +251,7 @@ async def test_an_existing_bucket_is_migrated_once_and_its_videos_play(
                 sys.executable,
                 "-m",
                 "streaming",
-                "migrate",
+                "import-bucket",
                 "--prefix",
                 "courses/",
                 "--owner",

@@ -15,7 +15,7 @@ from common.auth import require_user
 from common.http import Problem, json_response, parse_uuid, read_json
 from common.service import POOL
 
-from . import delivery_store as dstore
+from . import webhook_store as dstore
 from .play_api import streaming_settings
 from .webhooks import WebhookError, check_url, new_secret, validate_events
 

@@ -1,4 +1,4 @@
-"""The media half end to end on real RabbitMQ, Postgres, both object stores and PyAV."""
+"""Transcoding end to end on real RabbitMQ, Postgres, both object stores and PyAV."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Wiring of the delivery half: playback + webhook routes (api role), webhook queue + dispatcher (worker role)."""
+"""Wiring of playback and webhooks: the playback and webhook routes (api role), the webhook queue and sender
+(worker role)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,11 @@ from .openapi import add_openapi
 from .play_api import PLAYBACK_KEYS, add_play_routes, streaming_settings
 from .playback import KeyConfigError, PlaybackKeys
 from .webhook_api import add_webhook_routes
-from .webhook_dispatch import WebhookDispatcher, queue_deliveries
+from .webhook_sender import WebhookSender, queue_deliveries
 from .webhooks import BUS_EVENTS, RetryPolicy
 
 DEV_PLAYBACK_KEY = StreamingSettings().playback_keys[0]
-DISPATCHER: web.AppKey[WebhookDispatcher] = web.AppKey("webhook_dispatcher", WebhookDispatcher)
+SENDER: web.AppKey[WebhookSender] = web.AppKey("webhook_sender", WebhookSender)
 WEBHOOK_CONSUMER = "streaming.webhooks"
 
 
@@ -37,14 +38,14 @@ def playback_keys(settings: StreamingSettings) -> PlaybackKeys:
 
 
 def webhook_queue(settings: StreamingSettings) -> str:
-    """The delivery half's own queue, decoupled from transcoding."""
+    """The webhooks' own queue, decoupled from transcoding."""
     return f"{settings.queue}.webhooks"
 
 
-def dispatcher_for(app: web.Application) -> WebhookDispatcher:
-    """A dispatcher configured from the app's settings."""
+def sender_for(app: web.Application) -> WebhookSender:
+    """A webhook sender configured from the app's settings."""
     s = streaming_settings(app)
-    return WebhookDispatcher(
+    return WebhookSender(
         app[POOL],
         policy=RetryPolicy(
             base_s=s.webhook_retry_base_s,
@@ -62,22 +63,22 @@ def dispatcher_for(app: web.Application) -> WebhookDispatcher:
 
 
 async def _webhook_worker(app: web.Application) -> AsyncIterator[None]:
-    dispatcher = dispatcher_for(app)
-    app[DISPATCHER] = dispatcher
-    await dispatcher.start()
+    sender = sender_for(app)
+    app[SENDER] = sender
+    await sender.start()
     queued = inbox.idempotent(app[POOL], WEBHOOK_CONSUMER, queue_deliveries, service="streaming")
 
     async def on_stream_event(event: Event, delivery: Delivery) -> None:
         await queued(event, delivery)
-        dispatcher.wake()  # committed: send now rather than at the next poll
+        sender.wake()  # committed: send now rather than at the next poll
 
     await app[BUS].subscribe(webhook_queue(streaming_settings(app)), list(BUS_EVENTS), on_stream_event)
     yield
-    await dispatcher.stop()
+    await sender.stop()
 
 
-def add_delivery(app: web.Application) -> None:
-    """Add the delivery half to a streaming app built by ``build_app`` (routes or worker loops by role)."""
+def add_playback_and_webhooks(app: web.Application) -> None:
+    """Add playback and webhooks to a streaming app built by ``build_app`` (routes or worker loops by role)."""
     settings = streaming_settings(app)
     if settings.playback_delivery not in ("proxy", "redirect"):
         raise SettingsError(
