@@ -34,16 +34,6 @@ def test_the_workspace_and_import_contracts_name_every_service() -> None:
     assert set(config["tool"]["ruff"]["lint"]["isort"]["known-first-party"]) == {"common", *registry.NAMES}
 
 
-def test_the_env_example_points_the_gateway_at_every_upstream() -> None:
-    env = dict(
-        line.split("=", 1)
-        for line in (ROOT / ".env.example").read_text().splitlines()
-        if "=" in line and not line.lstrip().startswith("#")
-    )
-    for name in registry.UPSTREAMS:
-        assert env.get(f"UPSTREAM_{name.upper()}") == registry.get(name).local_url
-
-
 def test_every_services_settings_default_to_its_registry_ports() -> None:
     for spec in registry.SERVICES:
         config = importlib.import_module(f"{spec.name}.config")
