@@ -55,6 +55,7 @@ class Service(Deploy):
 
 
 SMALL = Resources("100m", "256Mi", "1", "512Mi")
+ANALYSIS_WORKER = Resources("500m", "1Gi", "2", "2Gi")
 DEPLOY: dict[str, Deploy] = {
     "gateway": Deploy(api=Resources("250m", "256Mi", "2", "512Mi")),
     "ingest": Deploy(
@@ -73,13 +74,7 @@ DEPLOY: dict[str, Deploy] = {
         internet=True,
     ),
     "captions": Deploy(api=SMALL, worker=Resources("1", "2Gi", "4", "4Gi"), tmp="10Gi", worker_grace_s=300),
-    "analysis": Deploy(
-        api=SMALL,
-        worker=Resources("500m", "1Gi", "2", "2Gi"),
-        tmp="5Gi",
-        worker_grace_s=120,
-        autoscale_max=10,
-    ),
+    "analysis": Deploy(api=SMALL, worker=ANALYSIS_WORKER, tmp="5Gi", worker_grace_s=120, autoscale_max=10),
     "render": Deploy(
         api=SMALL,
         worker=Resources("1", "2Gi", "4", "4Gi"),

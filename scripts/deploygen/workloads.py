@@ -7,6 +7,12 @@ from typing import Any
 from .table import PART_OF, SERVICES, UID, Resources, Service
 from .yamlout import dump, labels, meta, resources
 
+#: media jobs are minutes long: an autoscaled worker gives back one pod at a time, slowly (HPA and KEDA alike)
+SCALE_DOWN: dict[str, Any] = {
+    "stabilizationWindowSeconds": 300,
+    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
+}
+
 
 def pod_spec(s: Service, command: str, port: int | None, res: Resources, grace_s: int) -> dict[str, Any]:
     env = [{"name": "HTTP_PORT", "value": str(port or s.api_port)}]
@@ -193,11 +199,7 @@ def hpas() -> str:
                     ],
                     "behavior": {
                         "scaleUp": {"stabilizationWindowSeconds": 30},
-                        # media jobs are minutes long: give back one pod at a time, slowly
-                        "scaleDown": {
-                            "stabilizationWindowSeconds": 300,
-                            "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
-                        },
+                        "scaleDown": SCALE_DOWN,
                     },
                 },
             }
@@ -244,16 +246,7 @@ def keda() -> tuple[str, str]:
                     "maxReplicaCount": s.autoscale_max,
                     "pollingInterval": 15,
                     "cooldownPeriod": 300,
-                    "advanced": {
-                        "horizontalPodAutoscalerConfig": {
-                            "behavior": {
-                                "scaleDown": {
-                                    "stabilizationWindowSeconds": 300,
-                                    "policies": [{"type": "Pods", "value": 1, "periodSeconds": 120}],
-                                }
-                            }
-                        }
-                    },
+                    "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
                     "triggers": [
                         _work_trigger(s),
                         {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}},
