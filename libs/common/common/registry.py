@@ -102,7 +102,8 @@ def get(name: str) -> ServiceSpec:
 
 
 def _segments(path: str) -> list[str]:
-    return path.strip("/").split("/")
+    # kept exactly: an empty segment ("//") matches nothing a prefix names
+    return path.split("/")[1:] if path.startswith("/") else []
 
 
 def _match(prefix: list[str], path: list[str]) -> bool:

@@ -29,6 +29,9 @@ from common import registry
         ("/api/v1/nothing", None),
         ("/playground", None),
         ("/", None),
+        ("//api/v1/videos", None),
+        ("api/v1/videos", None),
+        ("/api/v1//videos", None),
     ],
 )
 def test_the_longest_prefix_owns_a_path(path: str, owner: str | None) -> None:
