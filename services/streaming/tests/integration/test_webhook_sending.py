@@ -312,8 +312,9 @@ async def test_a_dispatcher_that_died_mid_request_hands_the_delivery_back(
             body='{"id":"x"}',
         )
         # a dispatcher leases it, then dies before it records anything
-        (leased,) = await wstore.claim_due_deliveries(conn, limit=10, lease_s=1.0)
-        assert await wstore.claim_due_deliveries(conn, limit=10, lease_s=1.0) == []  # nobody else may take it
+        # a lease that outlives the worker's start even on a loaded machine (1 s did not, under xdist)
+        (leased,) = await wstore.claim_due_deliveries(conn, limit=10, lease_s=5.0)
+        assert await wstore.claim_due_deliveries(conn, limit=10, lease_s=5.0) == []  # nobody else may take it
     await app_factory(fs_store, role="worker", bus=rabbit_bus)
     await asyncio.sleep(0.5)
     assert receiver.requests == []  # still leased
