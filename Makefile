@@ -70,7 +70,7 @@ deploy-files: sync ## regenerate Procfile, docker-compose.yml, per-service k8s f
 	$(RUN) python scripts/gen_deploy.py
 
 deploy-check: sync ## validate docker-compose.yml, k8s manifests, Prometheus rules (no Docker needed)
-	$(RUN) pytest -q -p no:cacheprovider -o addopts="" --import-mode=importlib tests/deploy
+	$(RUN) pytest -q -p no:cacheprovider -o addopts="" -p common.testing.plugin --import-mode=importlib tests/deploy
 
 clean: ## caches and scratch files (keeps var/storage, var/keys and .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache var/tmp var/cache

@@ -150,10 +150,9 @@ def run_service(
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("api", help="serve the HTTP API")
     sub.add_parser("worker", help="consume events and run long work (serves /healthz, /readyz, /metrics)")
-    migrate_parser = sub.add_parser("migrate", help="apply pending SQL migrations and exit")
-    for name, (_, configure) in (commands or {}).items():
-        # a service may extend ``migrate`` (e.g. streaming's bucket migration) with its own flags
-        p = migrate_parser if name == "migrate" else sub.add_parser(name)
+    sub.add_parser("migrate", help="apply pending SQL migrations and exit")
+    for name, (command, configure) in (commands or {}).items():
+        p = sub.add_parser(name, help=(command.__doc__ or "").strip().split("\n")[0] or None)
         if configure:
             configure(p)
     args = parser.parse_args(argv)
@@ -164,9 +163,6 @@ def run_service(
             db.migrate(settings.database_url, schema=settings.schema, directories=[migrations_dir])
         )
         log.info("migrate.done", schema=settings.schema, applied=applied)
-        if commands and "migrate" in commands:
-            extra, _ = commands["migrate"]
-            return asyncio.run(extra(settings, args))
         return 0
     if args.command in ("api", "worker"):
         app = create_app(settings, role=args.command)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common import registry
 from common.settings import ServiceSettings, SettingsError
 
 # What each paid operation costs, in credits. Overridden as a whole by PRICES="name=credits,...".
@@ -28,8 +29,8 @@ class BillingSettings(ServiceSettings):
     """Billing settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "billing"
-    http_port: int = 8006
-    worker_port: int = 9106
+    http_port: int = registry.get("billing").api_port
+    worker_port: int = registry.get("billing").worker_port or 0
     signup_grant: int = 100  # credits every new account starts with (0 disables the grant)
     prices: tuple[str, ...] = DEFAULT_PRICES
     # a hold for an account not opened yet (its user.registered still in flight) is retried by the bus on

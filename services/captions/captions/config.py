@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common import registry
 from common.settings import ServiceSettings
 
 
@@ -12,5 +13,5 @@ class CaptionsSettings(ServiceSettings):
     """Captions settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "captions"
-    http_port: int = 8003
-    worker_port: int = 9103
+    http_port: int = registry.get("captions").api_port
+    worker_port: int = registry.get("captions").worker_port or 0

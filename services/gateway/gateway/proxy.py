@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -11,6 +10,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from common import registry
 from common.http import REQUEST_ID, REQUEST_ID_HEADER, Problem
 from common.logging import get_logger
 
@@ -53,17 +53,6 @@ class Route:
     rate_class: str = "default"
 
 
-_VIDEO_SUB = re.compile(r"^/api/v1/videos/[^/]+/(stream|playback|captions)(?:/|$)")
-_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("/api/v1/videos", "ingest"),
-    ("/api/v1/imports", "ingest"),
-    ("/api/v1/searches", "ingest"),
-    ("/api/v1/webhooks", "streaming"),
-    ("/api/v1/rankings", "render"),
-    ("/api/v1/analyses", "analysis"),
-    ("/api/v1/captions", "captions"),
-    ("/api/v1/billing", "billing"),
-)
 PAYMENT_WEBHOOK = "/api/v1/billing/payments/webhook"
 #: the price list is public, like any pricing page (billing serves it without a token)
 PRICES = "/api/v1/billing/prices"
@@ -74,20 +63,17 @@ def _under(path: str, prefix: str) -> bool:
 
 
 def route_for(method: str, path: str) -> Route | None:
-    """The owning service of ``path`` (kept unchanged upstream), or None when no service owns it."""
+    """The owning service of ``path`` (kept unchanged upstream, from ``common.registry``), or None."""
     if _under(path, "/play"):
         return Route("streaming", auth=False, rate_class="play")
     if path == PAYMENT_WEBHOOK and method in ("POST", "*"):
         return Route("billing", auth=False)  # authenticated by its HMAC signature at billing
     if path == PRICES and method in ("GET", "HEAD", "*"):
         return Route("billing", auth=False)
-    m = _VIDEO_SUB.match(path)
-    if m:
-        return Route("captions" if m.group(1) == "captions" else "streaming")
-    for prefix, upstream in _PREFIXES:
-        if _under(path, prefix):
-            return Route(upstream)
-    return None
+    owner = registry.owner_of(path)
+    if owner is None or owner not in registry.UPSTREAMS:
+        return None
+    return Route(owner)
 
 
 def check_path(raw_path: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import registry
 from common.settings import ServiceSettings
 
 GIB = 1024 * 1024 * 1024
@@ -15,9 +16,9 @@ class IngestSettings(ServiceSettings):
     """Ingest settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "ingest"
-    http_port: int = 8001
+    http_port: int = registry.get("ingest").api_port
     #: the worker role serves /healthz, /readyz and /metrics here (``python -m ingest worker``)
-    worker_port: int = 9101
+    worker_port: int = registry.get("ingest").worker_port or 0
 
     # media limits, applied to every original whatever its source
     max_upload_bytes: int = 2 * GIB

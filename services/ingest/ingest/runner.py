@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from common import outbox
+from common.addresses import AddressPolicy
 from common.bus import Bus
 from common.events.ingest import VideoIngestFailed
 from common.jobrunner import JobContext, JobStopped, LeasedJobRunner
@@ -52,9 +53,9 @@ def limits_of(settings: IngestSettings) -> Limits:
     )
 
 
-def policy_of(settings: IngestSettings) -> netguard.AddressPolicy:
+def policy_of(settings: IngestSettings) -> AddressPolicy:
     """The SSRF address policy from settings."""
-    return netguard.AddressPolicy.of(
+    return AddressPolicy.of(
         allow_private=settings.import_allow_private, allowed_hosts=settings.import_allowed_hosts
     )
 

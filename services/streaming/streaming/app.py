@@ -9,15 +9,15 @@ from aiohttp import web
 from common.service import build_app
 
 from .config import StreamingSettings
-from .delivery import add_delivery
 from .media_api import add_media_routes
 from .media_handlers import add_media_worker
+from .playback_webhooks import add_playback_and_webhooks
 
 
 def create_app(settings: StreamingSettings, *, role: str = "api", **overrides: Any) -> web.Application:
     """Build the streaming app for ``role`` (``api`` or ``worker``)."""
     app = build_app(settings, role=role, **overrides)
-    add_delivery(app)  # playback, /play, webhooks (delivery half)
+    add_playback_and_webhooks(app)  # POST playback, /play, webhooks (api); the webhook sender (worker)
     add_media_routes(app)  # GET /videos/{id}/stream (media half, api role)
     add_media_worker(app)  # video.ingested -> transcode, captions.completed (media half, worker role)
     return app

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common import registry
 from common.settings import ServiceSettings
 
 
@@ -12,8 +13,8 @@ class StreamingSettings(ServiceSettings):
     """Streaming settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "streaming"
-    http_port: int = 8002
-    worker_port: int = 9102
+    http_port: int = registry.get("streaming").api_port
+    worker_port: int = registry.get("streaming").worker_port or 0
     # media pipeline (transcoding worker)
     streaming_dash: bool = False  # also package a DASH presentation (manifest.mpd + dash/)
     streaming_copy_first: bool = True  # a stream-copy `src` rendition when the source allows it

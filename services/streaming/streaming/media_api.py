@@ -11,8 +11,8 @@ from common.http import Problem, json_response, parse_uuid
 from common.service import POOL, ROLE
 
 from . import store
+from .media.layout import listed_renditions
 from .openapi import add_openapi
-from .transcode import listed_renditions
 
 STREAM_PATH = "/api/v1/videos/{video_id}/stream"
 

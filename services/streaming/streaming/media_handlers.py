@@ -14,7 +14,7 @@ from common.events.jobs import JobCancelRequested
 from common.service import BUS, POOL, ROLE, SETTINGS, STORE
 
 from .config import StreamingSettings
-from .transcode import MediaWorker
+from .media.worker import MediaWorker
 
 MEDIA_WORKER: web.AppKey[MediaWorker] = web.AppKey("media_worker", MediaWorker)
 CANCEL_CONSUMER = "streaming.transcode_cancel"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from datetime import datetime
 from urllib.parse import urlsplit
@@ -11,13 +10,14 @@ from urllib.parse import urlsplit
 import msgspec
 from aiohttp import web
 
+from common.addresses import UnresolvableHost, ip_literal, is_forbidden, resolve
 from common.auth import require_user
 from common.http import Problem, json_response, parse_uuid, read_json
 from common.service import POOL
 
-from . import delivery_store as dstore
+from . import webhook_store as dstore
 from .play_api import streaming_settings
-from .webhooks import WebhookError, check_url, ip_literal, is_forbidden_address, new_secret, validate_events
+from .webhooks import WebhookError, check_url, new_secret, validate_events
 
 
 class CreateWebhook(msgspec.Struct, forbid_unknown_fields=True):
@@ -31,13 +31,11 @@ async def _resolves_publicly(host: str) -> None:
     """Refuse a host name whose addresses are all non-public (checked again at every send)."""
     if ip_literal(host) is not None:
         return
-    loop = asyncio.get_running_loop()
     try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout=5)
-    except (OSError, TimeoutError) as e:
+        addresses = await asyncio.wait_for(resolve(host), timeout=5)
+    except (UnresolvableHost, OSError, TimeoutError) as e:
         raise WebhookError("webhook.unresolvable_host", f"{host} does not resolve") from e
-    addresses = {info[4][0] for info in infos}
-    if not addresses or all(is_forbidden_address(ip) for a in addresses if (ip := ip_literal(str(a)))):
+    if all(is_forbidden(a) for a in addresses):
         raise WebhookError("webhook.forbidden_address", f"{host} resolves only to non-public addresses")
 
 

@@ -1,4 +1,4 @@
-"""The delivery half's SQL: webhook endpoints, deliveries and attempts, and the bucket-migration ledger."""
+"""The webhooks' SQL: registered endpoints, their deliveries (one per event and endpoint) and every attempt."""
 
 from __future__ import annotations
 
@@ -413,38 +413,3 @@ async def list_deliveries(
             d = dict(a)
             attempts[d.pop("delivery_id")].append(AttemptRecord(**d))
     return [DeliveryRecord(**dict(r), attempt_log=attempts[r["id"]]) for r in rows]
-
-
-# -- bucket migration -----------------------------------------------------------------------------------------
-
-
-async def record_migration(
-    conn: asyncpg.Connection,
-    *,
-    source_url: str,
-    source_key: str,
-    owner_id: uuid.UUID,
-    size_bytes: int,
-    event_id: uuid.UUID,
-) -> bool:
-    """Remember that an object was requested for migration; False when it already was (skip it)."""
-    inserted = await conn.fetchval(
-        "INSERT INTO migrated_objects (source_url, source_key, owner_id, size_bytes, event_id)"
-        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source_url, source_key) DO NOTHING RETURNING true",
-        source_url,
-        source_key,
-        owner_id,
-        size_bytes,
-        event_id,
-    )
-    return bool(inserted)
-
-
-async def migrated_keys(conn: asyncpg.Connection, *, source_url: str, prefix: str) -> set[str]:
-    """Keys under ``prefix`` of ``source_url`` already requested (progress reporting)."""
-    rows = await conn.fetch(
-        "SELECT source_key FROM migrated_objects WHERE source_url = $1 AND starts_with(source_key, $2)",
-        source_url,
-        prefix,
-    )
-    return {r["source_key"] for r in rows}

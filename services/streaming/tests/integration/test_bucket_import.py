@@ -1,4 +1,4 @@
-"""``python -m streaming migrate --prefix ...``: every object under the prefix is requested once, across runs,
+"""``python -m streaming import-bucket --prefix ...``: every object under the prefix is requested once, across runs,
 from the filesystem store and from S3 (moto); the requests reach RabbitMQ."""
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from common.storage.fs import FileStore
 from common.storage.s3 import S3Store
 from common.testing.bus import RabbitBusFactory
 from common.testing.waiting import wait_for
-from streaming.bucket_migration import canonical_source_url, request_migrations, run_bucket_migration
+from streaming.bucket_import import canonical_source_url, request_migrations, run_bucket_import
 from streaming.config import StreamingSettings
 
 REPO_ROOT = Path(__file__).resolve().parents[4]
@@ -59,15 +59,25 @@ def _source_url(store: ObjectStore) -> str:
     return f"file://{store.root}"
 
 
+async def _all_received(listener: RabbitBus, got: list[MigrationRequested]) -> list[MigrationRequested]:
+    """Everything published before now: a marker sent after it arrives after it (one queue keeps order)."""
+    marker = MigrationRequested(
+        source_url="marker", source_key="marker", owner_id=uuid.uuid4(), producer="test"
+    )
+    await listener.publish(marker)
+    await wait_for(lambda: any(e.id == marker.id for e in got), timeout=30)
+    return [e for e in got if e.id != marker.id]
+
+
 async def test_each_object_is_requested_once_across_runs(
-    store: ObjectStore, delivery_pool: asyncpg.Pool
+    store: ObjectStore, streaming_pool: asyncpg.Pool
 ) -> None:
     await _seed(store)
     owner = uuid.uuid4()
     source_url = _source_url(store)
     progress: list[tuple[int, int, str, str]] = []
     first = await request_migrations(
-        delivery_pool,
+        streaming_pool,
         store,
         source_url=source_url,
         prefix="courses/",
@@ -82,7 +92,7 @@ async def test_each_object_is_requested_once_across_runs(
     assert "courses/empty.mp4" in first.skipped
     assert progress[-1][:2] == (first.total, first.total)  # N/M progress reached M
 
-    events = await _outbox(delivery_pool)
+    events = await _outbox(streaming_pool)
     assert sorted(e.source_key for e in events) == sorted(first.requested)
     by_key = {e.source_key: e for e in events}
     intro = by_key["courses/go/01-intro.mp4"]
@@ -90,15 +100,15 @@ async def test_each_object_is_requested_once_across_runs(
     assert intro.size_bytes == 1000 and intro.title == "01 intro"
 
     second = await request_migrations(
-        delivery_pool, store, source_url=source_url, prefix="courses/", owner_id=owner
+        streaming_pool, store, source_url=source_url, prefix="courses/", owner_id=owner
     )
     assert second.requested == [] and sorted(second.already) == sorted(first.requested)
-    assert len(await _outbox(delivery_pool)) == 3  # nothing new published
+    assert len(await _outbox(streaming_pool)) == 3  # nothing new published
 
     # a new object under the prefix is picked up by the next run, and only it
     await store.put("courses/go/03-more.mp4", b"z" * 50)
     third = await request_migrations(
-        delivery_pool, store, source_url=source_url, prefix="courses/", owner_id=owner
+        streaming_pool, store, source_url=source_url, prefix="courses/", owner_id=owner
     )
     assert third.requested == ["courses/go/03-more.mp4"]
 
@@ -117,14 +127,14 @@ async def _collect(rabbit_bus: RabbitBus) -> list[MigrationRequested]:
 async def test_the_command_publishes_requests_from_s3_and_a_rerun_publishes_nothing(
     s3_store: S3Store,
     moto_server: str,
-    delivery_settings: StreamingSettings,
-    delivery_pool: asyncpg.Pool,
+    streaming_settings: StreamingSettings,
+    streaming_pool: asyncpg.Pool,
     rabbit_bus_factory: RabbitBusFactory,
 ) -> None:
     await _seed(s3_store)
     listener = await rabbit_bus_factory()
     got = await _collect(listener)
-    settings = delivery_settings.with_(
+    settings = streaming_settings.with_(
         bus_exchange=rabbit_bus_factory.exchange,
         bus_dlx=rabbit_bus_factory.dlx,
         storage_url="file:///nonexistent-configured-store",
@@ -134,7 +144,7 @@ async def test_the_command_publishes_requests_from_s3_and_a_rerun_publishes_noth
     )
     owner = uuid.uuid4()
     out = io.StringIO()
-    report = await run_bucket_migration(
+    report = await run_bucket_import(
         settings, prefix="courses/", owner_id=owner, source=f"s3://{s3_store.bucket}/", out=out
     )
     assert report.published == 3 and len(report.requested) == 3
@@ -144,7 +154,7 @@ async def test_the_command_publishes_requests_from_s3_and_a_rerun_publishes_noth
     assert f"{report.total}/{report.total}" in text and "3 requested" in text
 
     out = io.StringIO()
-    again = await run_bucket_migration(
+    again = await run_bucket_import(
         settings, prefix="courses/", owner_id=owner, source=f"s3://{s3_store.bucket}", out=out
     )
     assert (
@@ -152,13 +162,12 @@ async def test_the_command_publishes_requests_from_s3_and_a_rerun_publishes_noth
         and again.published == 0
         and "0 requested, 3 already requested" in out.getvalue()
     )
-    await asyncio.sleep(0.5)
-    assert len(got) == 3
+    assert len(await _all_received(listener, got)) == 3
 
 
-async def test_the_cli_migrates_a_filesystem_prefix_once(
+async def test_the_cli_imports_a_filesystem_prefix_once(
     fs_store: FileStore,
-    delivery_settings: StreamingSettings,
+    streaming_settings: StreamingSettings,
     rabbit_bus_factory: RabbitBusFactory,
 ) -> None:
     await _seed(fs_store)
@@ -167,14 +176,14 @@ async def test_the_cli_migrates_a_filesystem_prefix_once(
     owner = uuid.uuid4()
     env = {
         **os.environ,
-        "DATABASE_URL": delivery_settings.database_url,
-        "DB_SCHEMA": delivery_settings.schema,
+        "DATABASE_URL": streaming_settings.database_url,
+        "DB_SCHEMA": streaming_settings.schema,
         "BUS_EXCHANGE": rabbit_bus_factory.exchange,
         "BUS_DLX": rabbit_bus_factory.dlx,
         "STORAGE_URL": f"file://{fs_store.root}",
         "LOG_FORMAT": "console",
     }
-    argv = [sys.executable, "-m", "streaming", "migrate", "--prefix", "courses/", "--owner", str(owner)]
+    argv = [sys.executable, "-m", "streaming", "import-bucket", "--prefix", "courses/", "--owner", str(owner)]
     for run in (1, 2):
         proc = await asyncio.create_subprocess_exec(
             *argv,
@@ -193,19 +202,32 @@ async def test_the_cli_migrates_a_filesystem_prefix_once(
             await wait_for(lambda: len(got) == 3, timeout=30)
         else:
             assert "0 requested, 3 already requested" in text
-    await asyncio.sleep(0.5)
-    assert len(got) == 3
-    assert {e.source_url for e in got} == {canonical_source_url(f"file://{fs_store.root}")}
-    assert all(e.owner_id == owner for e in got)
-    # without --prefix, migrate only applies the DB migrations
+    requests = await _all_received(listener, got)
+    assert len(requests) == 3
+    assert {e.source_url for e in requests} == {canonical_source_url(f"file://{fs_store.root}")}
+    assert all(e.owner_id == owner for e in requests)
+
+
+async def _run(*args: str) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "streaming",
-        "migrate",
-        env=env,
+        *args,
+        env={**os.environ, "LOG_FORMAT": "console"},
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
+        cwd=REPO_ROOT,
     )
-    stdout, _ = await asyncio.wait_for(proc.communicate(), timeout=60)
-    assert proc.returncode == 0 and b"requested" not in stdout
+    _, stderr = await asyncio.wait_for(proc.communicate(), timeout=60)
+    assert proc.returncode is not None
+    return proc.returncode, stderr.decode()
+
+
+async def test_import_bucket_needs_a_prefix_and_an_owner_and_migrate_takes_neither() -> None:
+    code, err = await _run("import-bucket", "--owner", str(uuid.uuid4()))
+    assert code == 2 and "--prefix" in err
+    code, err = await _run("import-bucket", "--prefix", "courses/")
+    assert code == 2 and "--owner" in err
+    code, err = await _run("migrate", "--prefix", "courses/")
+    assert code == 2 and "unrecognized arguments" in err

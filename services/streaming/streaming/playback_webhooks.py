@@ -1,4 +1,5 @@
-"""Wiring of the delivery half: playback + webhook routes (api role), webhook queue + dispatcher (worker role)."""
+"""Wiring of playback and webhooks: the playback and webhook routes (api role), the webhook queue and sender
+(worker role)."""
 
 from __future__ import annotations
 
@@ -16,11 +17,11 @@ from .openapi import add_openapi
 from .play_api import PLAYBACK_KEYS, add_play_routes, streaming_settings
 from .playback import KeyConfigError, PlaybackKeys
 from .webhook_api import add_webhook_routes
-from .webhook_dispatch import WebhookDispatcher, queue_deliveries
+from .webhook_sender import WebhookSender, queue_deliveries
 from .webhooks import BUS_EVENTS, RetryPolicy
 
 DEV_PLAYBACK_KEY = StreamingSettings().playback_keys[0]
-DISPATCHER: web.AppKey[WebhookDispatcher] = web.AppKey("webhook_dispatcher", WebhookDispatcher)
+SENDER: web.AppKey[WebhookSender] = web.AppKey("webhook_sender", WebhookSender)
 WEBHOOK_CONSUMER = "streaming.webhooks"
 
 
@@ -35,23 +36,23 @@ def playback_keys(settings: StreamingSettings) -> PlaybackKeys:
 
 
 def webhook_queue(settings: StreamingSettings) -> str:
-    """The delivery half's own queue, decoupled from transcoding."""
+    """The webhooks' own queue, decoupled from transcoding."""
     return f"{settings.queue}.webhooks"
 
 
-def webhook_router(dispatcher: WebhookDispatcher) -> Router:
-    """The webhook queue's routes: each stream event queues its deliveries (inbox), then wakes the dispatcher
+def webhook_router(sender: WebhookSender) -> Router:
+    """The webhook queue's routes: each stream event queues its deliveries (inbox), then wakes the sender
     (committed: send now rather than at the next poll)."""
     r = Router(consumer=WEBHOOK_CONSUMER)
     for event_type in BUS_EVENTS:
-        r.add(event_type, queue_deliveries, after=lambda _: dispatcher.wake())
+        r.add(event_type, queue_deliveries, after=lambda _: sender.wake())
     return r
 
 
-def dispatcher_for(app: web.Application) -> WebhookDispatcher:
-    """A dispatcher configured from the app's settings."""
+def sender_for(app: web.Application) -> WebhookSender:
+    """A webhook sender configured from the app's settings."""
     s = streaming_settings(app)
-    return WebhookDispatcher(
+    return WebhookSender(
         app[POOL],
         policy=RetryPolicy(
             base_s=s.webhook_retry_base_s,
@@ -69,18 +70,16 @@ def dispatcher_for(app: web.Application) -> WebhookDispatcher:
 
 
 async def _webhook_worker(app: web.Application) -> AsyncIterator[None]:
-    dispatcher = dispatcher_for(app)
-    app[DISPATCHER] = dispatcher
-    await dispatcher.start()
-    await webhook_router(dispatcher).subscribe(
-        app[BUS], queue=webhook_queue(streaming_settings(app)), pool=app[POOL]
-    )
+    sender = sender_for(app)
+    app[SENDER] = sender
+    await sender.start()
+    await webhook_router(sender).subscribe(app[BUS], queue=webhook_queue(streaming_settings(app)), pool=app[POOL])
     yield
-    await dispatcher.stop()
+    await sender.stop()
 
 
-def add_delivery(app: web.Application) -> None:
-    """Add the delivery half to a streaming app built by ``build_app`` (routes or worker loops by role)."""
+def add_playback_and_webhooks(app: web.Application) -> None:
+    """Add playback and webhooks to a streaming app built by ``build_app`` (routes or worker loops by role)."""
     settings = streaming_settings(app)
     if settings.playback_delivery not in ("proxy", "redirect"):
         raise SettingsError(

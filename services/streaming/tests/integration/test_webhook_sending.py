@@ -70,15 +70,15 @@ async def _deliveries(api: Client, tf: TokenFactory, owner: uuid.UUID, hook_id: 
 
 
 async def test_a_stream_ready_event_reaches_the_receiver_correctly_signed(
-    delivery_app: AppFactory,
+    app_factory: AppFactory,
     fs_store: FileStore,
     rabbit_bus: RabbitBus,
     token_factory: TokenFactory,
     aiohttp_server: Any,
 ) -> None:
     receiver = await _receiver(aiohttp_server)
-    api = await delivery_app(fs_store)
-    await delivery_app(fs_store, role="worker", bus=rabbit_bus)
+    api = await app_factory(fs_store)
+    await app_factory(fs_store, role="worker", bus=rabbit_bus)
     owner = uuid.uuid4()
     hook = await _register(api, token_factory, owner, receiver.url, ["stream.ready"])
 
@@ -122,15 +122,15 @@ async def test_a_stream_ready_event_reaches_the_receiver_correctly_signed(
 
 
 async def test_a_failing_receiver_gets_retries_with_back_off_until_it_answers(
-    delivery_app: AppFactory,
+    app_factory: AppFactory,
     fs_store: FileStore,
     rabbit_bus: RabbitBus,
     token_factory: TokenFactory,
     aiohttp_server: Any,
 ) -> None:
     receiver = await _receiver(aiohttp_server, fail_first=3)
-    api = await delivery_app(fs_store)
-    await delivery_app(
+    api = await app_factory(fs_store)
+    await app_factory(
         fs_store, role="worker", bus=rabbit_bus, webhook_retry_base_s=0.2, webhook_retry_max_delay_s=5
     )
     owner = uuid.uuid4()
@@ -165,15 +165,15 @@ async def test_a_failing_receiver_gets_retries_with_back_off_until_it_answers(
 
 
 async def test_only_the_owners_subscribed_events_are_delivered_once(
-    delivery_app: AppFactory,
+    app_factory: AppFactory,
     fs_store: FileStore,
     rabbit_bus: RabbitBus,
     token_factory: TokenFactory,
     aiohttp_server: Any,
 ) -> None:
     receiver = await _receiver(aiohttp_server)
-    api = await delivery_app(fs_store)
-    await delivery_app(fs_store, role="worker", bus=rabbit_bus)
+    api = await app_factory(fs_store)
+    await app_factory(fs_store, role="worker", bus=rabbit_bus)
     owner = uuid.uuid4()
     hook = await _register(api, token_factory, owner, receiver.url, ["stream.playable"])
     video = uuid.uuid4()
@@ -195,15 +195,15 @@ async def test_only_the_owners_subscribed_events_are_delivered_once(
 
 
 async def test_an_endpoint_that_keeps_failing_is_disabled_and_says_so(
-    delivery_app: AppFactory,
+    app_factory: AppFactory,
     fs_store: FileStore,
     rabbit_bus: RabbitBus,
     token_factory: TokenFactory,
     aiohttp_server: Any,
 ) -> None:
     receiver = await _receiver(aiohttp_server, fail_first=10**6, sleep_s=0.0)
-    api = await delivery_app(fs_store)
-    await delivery_app(fs_store, role="worker", bus=rabbit_bus, webhook_disable_after_failures=3)
+    api = await app_factory(fs_store)
+    await app_factory(fs_store, role="worker", bus=rabbit_bus, webhook_disable_after_failures=3)
     owner = uuid.uuid4()
     hook = await _register(api, token_factory, owner, receiver.url, ["stream.ready"])
     await rabbit_bus.publish(StreamReady(video_id=uuid.uuid4(), owner_id=owner))
@@ -233,15 +233,15 @@ async def test_an_endpoint_that_keeps_failing_is_disabled_and_says_so(
 
 
 async def test_retries_stop_when_the_window_closes_and_timeouts_are_logged(
-    delivery_app: AppFactory,
+    app_factory: AppFactory,
     fs_store: FileStore,
     rabbit_bus: RabbitBus,
     token_factory: TokenFactory,
     aiohttp_server: Any,
 ) -> None:
     receiver = await _receiver(aiohttp_server, fail_first=10**6, sleep_s=1.0)
-    api = await delivery_app(fs_store)
-    await delivery_app(
+    api = await app_factory(fs_store)
+    await app_factory(
         fs_store,
         role="worker",
         bus=rabbit_bus,
@@ -265,17 +265,17 @@ async def test_retries_stop_when_the_window_closes_and_timeouts_are_logged(
 
 
 async def test_two_workers_deliver_each_event_exactly_once(
-    delivery_app: AppFactory,
+    app_factory: AppFactory,
     fs_store: FileStore,
     rabbit_bus_factory: Any,
     token_factory: TokenFactory,
     aiohttp_server: Any,
 ) -> None:
     receiver = await _receiver(aiohttp_server)
-    api = await delivery_app(fs_store)
+    api = await app_factory(fs_store)
     publisher = await rabbit_bus_factory()
     for _ in range(2):  # competing consumers on one queue, two dispatchers on one table
-        await delivery_app(fs_store, role="worker", bus=await rabbit_bus_factory())
+        await app_factory(fs_store, role="worker", bus=await rabbit_bus_factory())
     owner = uuid.uuid4()
     await _register(api, token_factory, owner, receiver.url, ["stream.ready"])
     events = [StreamReady(video_id=uuid.uuid4(), owner_id=owner) for _ in range(20)]
@@ -289,21 +289,21 @@ async def test_two_workers_deliver_each_event_exactly_once(
 
 
 async def test_a_dispatcher_that_died_mid_request_hands_the_delivery_back(
-    delivery_app: AppFactory,
+    app_factory: AppFactory,
     fs_store: FileStore,
     rabbit_bus: RabbitBus,
     token_factory: TokenFactory,
     aiohttp_server: Any,
-    delivery_pool: Any,
+    streaming_pool: Any,
 ) -> None:
-    from streaming import delivery_store as dstore
+    from streaming import webhook_store as wstore
 
     receiver = await _receiver(aiohttp_server)
-    api = await delivery_app(fs_store)
+    api = await app_factory(fs_store)
     owner = uuid.uuid4()
     hook = await _register(api, token_factory, owner, receiver.url, ["stream.ready"])
-    async with delivery_pool.acquire() as conn:
-        await dstore.add_delivery(
+    async with streaming_pool.acquire() as conn:
+        await wstore.add_delivery(
             conn,
             delivery_id=uuid.uuid4(),
             webhook_id=uuid.UUID(hook["id"]),
@@ -312,9 +312,10 @@ async def test_a_dispatcher_that_died_mid_request_hands_the_delivery_back(
             body='{"id":"x"}',
         )
         # a dispatcher leases it, then dies before it records anything
-        (leased,) = await dstore.claim_due_deliveries(conn, limit=10, lease_s=1.0)
-        assert await dstore.claim_due_deliveries(conn, limit=10, lease_s=1.0) == []  # nobody else may take it
-    await delivery_app(fs_store, role="worker", bus=rabbit_bus)
+        # a lease that outlives the worker's start even on a loaded machine (1 s did not, under xdist)
+        (leased,) = await wstore.claim_due_deliveries(conn, limit=10, lease_s=5.0)
+        assert await wstore.claim_due_deliveries(conn, limit=10, lease_s=5.0) == []  # nobody else may take it
+    await app_factory(fs_store, role="worker", bus=rabbit_bus)
     await asyncio.sleep(0.5)
     assert receiver.requests == []  # still leased
     await wait_for(lambda: receiver.requests, timeout=30)
@@ -329,7 +330,7 @@ async def _delivered(api: Client, tf: TokenFactory, owner: uuid.UUID, hook_id: s
 
 
 async def test_deleting_an_endpoint_mid_retry_stops_its_deliveries_only(
-    delivery_app: AppFactory,
+    app_factory: AppFactory,
     fs_store: FileStore,
     rabbit_bus: RabbitBus,
     token_factory: TokenFactory,
@@ -337,8 +338,8 @@ async def test_deleting_an_endpoint_mid_retry_stops_its_deliveries_only(
 ) -> None:
     failing = await _receiver(aiohttp_server, fail_first=10**6)
     healthy = await _receiver(aiohttp_server)
-    api = await delivery_app(fs_store)
-    await delivery_app(fs_store, role="worker", bus=rabbit_bus)
+    api = await app_factory(fs_store)
+    await app_factory(fs_store, role="worker", bus=rabbit_bus)
     owner = uuid.uuid4()
     doomed = await _register(api, token_factory, owner, failing.url, ["stream.ready"])
     kept = await _register(api, token_factory, owner, healthy.url, ["stream.ready"])
@@ -355,18 +356,18 @@ async def test_deleting_an_endpoint_mid_retry_stops_its_deliveries_only(
 
 
 async def test_finished_deliveries_are_purged_after_the_retention_but_pending_ones_stay(
-    delivery_app: AppFactory, fs_store: FileStore, token_factory: TokenFactory, delivery_pool: Any
+    app_factory: AppFactory, fs_store: FileStore, token_factory: TokenFactory, streaming_pool: Any
 ) -> None:
-    from streaming import delivery_store as dstore
+    from streaming import webhook_store as wstore
 
-    api = await delivery_app(fs_store)
+    api = await app_factory(fs_store)
     owner = uuid.uuid4()
     hook = await _register(api, token_factory, owner, "http://127.0.0.1:9/hook", ["stream.ready"])
-    async with delivery_pool.acquire() as conn:
+    async with streaming_pool.acquire() as conn:
         ids = []
         for _ in range(3):
             ids.append(uuid.uuid4())
-            await dstore.add_delivery(
+            await wstore.add_delivery(
                 conn,
                 delivery_id=ids[-1],
                 webhook_id=uuid.UUID(hook["id"]),
@@ -382,6 +383,6 @@ async def test_finished_deliveries_are_purged_after_the_retention_but_pending_on
         await conn.execute(
             "UPDATE webhook_deliveries SET status = 'delivered' WHERE id = ANY($1)", [ids[0], ids[2]]
         )
-        assert await dstore.purge_deliveries(conn, older_than_s=30 * 86400) == 1
+        assert await wstore.purge_deliveries(conn, older_than_s=30 * 86400) == 1
     left = {d["id"] for d in await _deliveries(api, token_factory, owner, hook["id"])}
     assert left == {str(ids[1]), str(ids[2])}

@@ -1,4 +1,4 @@
-"""``python -m streaming migrate --prefix courses/ --owner <uuid> [--source s3://bucket]``: an existing bucket → videos.
+"""``python -m streaming import-bucket --prefix courses/ --owner <uuid> [--source s3://bucket]``: a bucket → videos.
 
 Each object under the prefix becomes one ``video.migration_requested.v1`` (ingest copies, probes and registers it,
 then streaming transcodes it as usual). Requests are recorded in ``migrated_objects`` in the same transaction as
@@ -25,7 +25,7 @@ from common.outbox import OutboxRelay
 from common.settings import ServiceSettings
 from common.storage import ObjectInfo, ObjectStore, create_store
 
-from . import delivery_store as dstore
+from . import store
 
 log = get_logger(__name__)
 
@@ -88,7 +88,7 @@ async def request_migrations(
     objects = [o async for o in source.list(prefix)]
     report.total = len(objects)
     async with pool.acquire() as conn:
-        done = await dstore.migrated_keys(conn, source_url=source_url, prefix=prefix)
+        done = await store.migrated_keys(conn, source_url=source_url, prefix=prefix)
     for n, info in enumerate(objects, start=1):
         reason = _skip_reason(info)
         if reason is not None:
@@ -111,7 +111,7 @@ async def request_migrations(
                 correlation_id=f"migrate:{source_url}",
             )
             async with pool.acquire() as conn, conn.transaction():
-                fresh = await dstore.record_migration(
+                fresh = await store.record_migration(
                     conn,
                     source_url=source_url,
                     source_key=info.key,
@@ -148,7 +148,7 @@ async def publish_outbox(pool: asyncpg.Pool, bus: Bus, *, schema: str, service: 
     return total
 
 
-async def run_bucket_migration(
+async def run_bucket_import(
     settings: ServiceSettings,
     *,
     prefix: str,
@@ -160,13 +160,13 @@ async def run_bucket_migration(
 ) -> MigrationReport:
     """The whole command: list, record, publish; progress and a summary on ``out``."""
     source_url = canonical_source_url(source or settings.storage_url)
-    store = create_store(settings.with_(storage_url=source_url))
+    objects = create_store(settings.with_(storage_url=source_url))
     pool = await db.create_pool(settings.database_url, schema=settings.schema, min_size=1, max_size=2)
     try:
-        out.write(f"migrate: listing {source_url} under {prefix!r}\n")
+        out.write(f"import-bucket: listing {source_url} under {prefix!r}\n")
         report = await request_migrations(
             pool,
-            store,
+            objects,
             source_url=source_url,
             prefix=prefix,
             owner_id=owner_id,
@@ -177,10 +177,10 @@ async def run_bucket_migration(
             report.published = await _publish(settings, pool, bus, out)
     finally:
         await pool.close()
-        await store.close()
+        await objects.close()
     verb = "would request" if dry_run else "requested"
     out.write(
-        f"migrate: {report.total} objects under {prefix!r}: {len(report.requested)} {verb},"
+        f"import-bucket: {report.total} objects under {prefix!r}: {len(report.requested)} {verb},"
         f" {len(report.already)} already requested, {len(report.skipped)} skipped\n"
     )
     return report
@@ -195,9 +195,9 @@ async def _publish(settings: ServiceSettings, pool: asyncpg.Pool, bus: Bus | Non
         return await publish_outbox(pool, the_bus, schema=settings.schema, service=settings.service)
     except Exception as exc:
         # the rows stay in the outbox; the streaming service's relay publishes them when it runs
-        log.warning("migrate.publish_deferred", error=repr(exc))
+        log.warning("import_bucket.publish_deferred", error=repr(exc))
         out.write(
-            f"migrate: could not publish now ({exc!r}); the streaming service will publish the requests\n"
+            f"import-bucket: could not publish now ({exc!r}); the streaming service will publish the requests\n"
         )
         return 0
     finally:
@@ -206,35 +206,28 @@ async def _publish(settings: ServiceSettings, pool: asyncpg.Pool, bus: Bus | Non
 
 
 def add_flags(parser: argparse.ArgumentParser) -> None:
-    """The bucket-migration flags of ``python -m streaming migrate``."""
+    """The flags of ``python -m streaming import-bucket``."""
     parser.add_argument(
-        "--prefix", help="migrate every object under this key prefix of the source (e.g. courses/)"
+        "--prefix",
+        required=True,
+        help="import every object under this key prefix of the source (e.g. courses/)",
     )
-    parser.add_argument("--owner", type=uuid.UUID, help="the user (uuid) who will own the migrated videos")
+    parser.add_argument(
+        "--owner", required=True, type=uuid.UUID, help="the user (uuid) who will own the imported videos"
+    )
     parser.add_argument(
         "--source", help="the source store: s3://bucket[/prefix] or file:///path (default: STORAGE_URL)"
     )
     parser.add_argument("--dry-run", action="store_true", help="list what would be requested, change nothing")
 
 
-async def bucket_migrate_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
-    """Run after the DB migrations; does nothing without ``--prefix``."""
-    prefix: str | None = getattr(args, "prefix", None)
-    if not prefix:
-        return 0
-    owner: uuid.UUID | None = getattr(args, "owner", None)
-    if owner is None:
-        sys.stderr.write("migrate: --owner <user uuid> is required with --prefix\n")
-        return 2
+async def import_bucket_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
+    """``import-bucket``: request every object under ``--prefix`` once (the schema must be migrated)."""
     try:
-        await run_bucket_migration(
-            settings,
-            prefix=prefix,
-            owner_id=owner,
-            source=getattr(args, "source", None),
-            dry_run=bool(getattr(args, "dry_run", False)),
+        await run_bucket_import(
+            settings, prefix=args.prefix, owner_id=args.owner, source=args.source, dry_run=args.dry_run
         )
     except ValueError as e:
-        sys.stderr.write(f"migrate: {e}\n")
+        sys.stderr.write(f"import-bucket: {e}\n")
         return 2
     return 0

@@ -1,11 +1,10 @@
-"""Webhook delivery: the stream-event handler that queues deliveries, and the dispatcher that sends them."""
+"""Sending webhooks: the stream-event handler that queues one delivery per subscribed endpoint, and the sender
+that posts them (signed, retried with back-off, every attempt logged)."""
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
 import random
-import socket
 import time
 import uuid
 from dataclasses import dataclass
@@ -13,18 +12,17 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import asyncpg
-from aiohttp.abc import AbstractResolver, ResolveResult
-from aiohttp.resolver import ThreadedResolver
 from prometheus_client import Counter, Histogram
 from yarl import URL
 
+from common.addresses import PublicOnlyResolver, ip_literal, is_forbidden
 from common.bus.base import Delivery
 from common.events.base import Event
 from common.logging import get_logger
 from common.metrics import ERRORS
 from common.runtime import Periodic
 
-from . import delivery_store as dstore
+from . import webhook_store as wstore
 from .webhooks import (
     EVENT_ID_HEADER,
     EVENT_TYPE_HEADER,
@@ -32,8 +30,6 @@ from .webhooks import (
     USER_AGENT,
     RetryPolicy,
     build_body,
-    ip_literal,
-    is_forbidden_address,
     public_event_name,
     sign,
 )
@@ -57,38 +53,14 @@ async def queue_deliveries(conn: asyncpg.Connection, event: Event, delivery: Del
     owner_id = getattr(event, "owner_id", None)
     if name is None or not isinstance(owner_id, uuid.UUID):
         return
-    hooks = await dstore.subscribed_webhooks(conn, owner_id=owner_id, event_type=name)
+    hooks = await wstore.subscribed_webhooks(conn, owner_id=owner_id, event_type=name)
     if not hooks:
         return
     body = build_body(event)
     for hook in hooks:
-        await dstore.add_delivery(
+        await wstore.add_delivery(
             conn, delivery_id=uuid.uuid4(), webhook_id=hook.id, event_id=event.id, event_type=name, body=body
         )
-
-
-class PublicOnlyResolver(AbstractResolver):
-    """Resolves names but drops non-public addresses, so a DNS answer cannot point a webhook inside the network.
-
-    Checked at connect time (not only at registration), which also defeats DNS rebinding.
-    """
-
-    def __init__(self) -> None:
-        self._inner = ThreadedResolver()
-
-    async def resolve(
-        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
-    ) -> list[ResolveResult]:
-        """Public addresses of ``host``; ``OSError`` when it has none."""
-        results = await self._inner.resolve(host, port, family)
-        public = [r for r in results if not is_forbidden_address(ipaddress.ip_address(r["host"]))]
-        if not public:
-            raise OSError(f"{host} resolves only to non-public addresses")
-        return public
-
-    async def close(self) -> None:
-        """Release the inner resolver."""
-        await self._inner.close()
 
 
 @dataclass
@@ -109,7 +81,7 @@ class _Attempt:
         return self.status_code is not None and 200 <= self.status_code < 300
 
 
-class WebhookDispatcher:
+class WebhookSender:
     """Sends due deliveries (leased with ``FOR UPDATE SKIP LOCKED``), logs every attempt, schedules retries."""
 
     def __init__(
@@ -165,7 +137,7 @@ class WebhookDispatcher:
         if await self.dispatch_once():
             return 0.0
         async with self.pool.acquire() as conn:
-            due_in: float | None = await dstore.next_due_in(conn)
+            due_in: float | None = await wstore.next_due_in(conn)
         return due_in
 
     async def _housekeeping(self) -> None:
@@ -174,14 +146,14 @@ class WebhookDispatcher:
             return
         self._next_purge = now + 3600  # hourly is plenty; every replica doing it is harmless
         async with self.pool.acquire() as conn:
-            purged = await dstore.purge_deliveries(conn, older_than_s=self.retention_s)
+            purged = await wstore.purge_deliveries(conn, older_than_s=self.retention_s)
         if purged:
             log.info("webhook.log_purged", deliveries=purged)
 
     async def dispatch_once(self) -> int:
         """Lease a batch of due deliveries and send them concurrently; returns how many were attempted."""
         async with self.pool.acquire() as conn, conn.transaction():
-            due = await dstore.claim_due_deliveries(conn, limit=self.batch, lease_s=self.timeout_s + 30)
+            due = await wstore.claim_due_deliveries(conn, limit=self.batch, lease_s=self.timeout_s + 30)
         results = await asyncio.gather(*(self._attempt(d) for d in due), return_exceptions=True)
         for d, res in zip(due, results, strict=True):
             if isinstance(res, Exception):
@@ -192,10 +164,10 @@ class WebhookDispatcher:
                 raise res
         return len(due)
 
-    async def _attempt(self, d: dstore.DueDelivery) -> None:
+    async def _attempt(self, d: wstore.DueDelivery) -> None:
         if not d.enabled:
             async with self.pool.acquire() as conn:
-                await dstore.cancel_delivery(conn, delivery_id=d.id, reason="endpoint disabled")
+                await wstore.cancel_delivery(conn, delivery_id=d.id, reason="endpoint disabled")
             WEBHOOK_ATTEMPTS.labels("canceled").inc()
             return
         started = datetime.now(UTC)
@@ -233,12 +205,12 @@ class WebhookDispatcher:
             WEBHOOKS_DISABLED.inc()
             log.warning("webhook.disabled", webhook_id=str(d.webhook_id), reason=disabled.disabled_reason)
 
-    async def _record(self, d: dstore.DueDelivery, result: _Attempt) -> dstore.WebhookRecord | None:
+    async def _record(self, d: wstore.DueDelivery, result: _Attempt) -> wstore.WebhookRecord | None:
         """Log the attempt, move the delivery and the endpoint's failure streak, in one transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
-            if not await dstore.lock_webhook(conn, webhook_id=d.webhook_id):
+            if not await wstore.lock_webhook(conn, webhook_id=d.webhook_id):
                 return None  # deleted while we were sending: its log went with it
-            await dstore.record_attempt(
+            await wstore.record_attempt(
                 conn,
                 delivery_id=d.id,
                 attempt=result.number,
@@ -250,20 +222,20 @@ class WebhookDispatcher:
                 next_retry_at=result.next_retry,
             )
             if result.ok:
-                await dstore.note_endpoint_success(conn, webhook_id=d.webhook_id)
+                await wstore.note_endpoint_success(conn, webhook_id=d.webhook_id)
                 return None
-            return await dstore.note_endpoint_failure(
+            return await wstore.note_endpoint_failure(
                 conn,
                 webhook_id=d.webhook_id,
                 disable_after_s=self.disable_after_s,
                 disable_after_failures=self.disable_after_failures,
             )
 
-    async def _post(self, d: dstore.DueDelivery) -> tuple[int | None, str | None]:
+    async def _post(self, d: wstore.DueDelivery) -> tuple[int | None, str | None]:
         assert self._session is not None
         host = URL(d.url).host or ""
         ip = ip_literal(host)
-        if ip is not None and not self.allow_private and is_forbidden_address(ip):
+        if ip is not None and not self.allow_private and is_forbidden(ip):
             return None, f"{host} is not a public address"
         headers = {
             "Content-Type": "application/json",

@@ -1,0 +1,22 @@
+"""The media pipeline's errors: a stable, user-facing code each (they reach the API, webhooks and job events)."""
+
+from __future__ import annotations
+
+# error codes (stable: they reach users through the API, webhooks and job events)
+MEDIA_UNREADABLE = "media.unreadable"
+MEDIA_UNSUPPORTED_CODEC = "media.unsupported_codec"
+MEDIA_NO_VIDEO = "media.no_video_stream"
+TRANSCODE_FAILED = "transcode.failed"
+CANCELED = "job.canceled"
+
+
+class MediaError(Exception):
+    """The source cannot become a stream; ``code`` is stable and user-facing."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(f"{code}: {message}")
+        self.code, self.message = code, message
+
+
+class Canceled(Exception):
+    """The work was asked to stop."""
