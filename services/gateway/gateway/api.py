@@ -106,14 +106,8 @@ async def _sign_in_attempt(request: web.Request, email: str) -> AsyncIterator[No
         ):
             limiter, decision = await _hit(request, key, limit=limit, window_s=window)
             if not decision.allowed:
-                RATE_LIMITED.labels("login_failures").inc()
-                raise Problem(
-                    429,
-                    "auth.too_many_failures",
-                    f"too many failed sign-ins; retry in {decision.retry_after_s} s",
-                    headers=decision.headers(window),
-                    limit=decision.limit,
-                    window_s=window,
+                raise _refused(
+                    decision, window, "login_failures", "auth.too_many_failures", "failed sign-ins"
                 )
             taken.append((limiter, key))
         yield
@@ -357,16 +351,21 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     _, decision = await _hit(request, key, limit=limit, window_s=window)
     request[RATE_DECISION] = (decision, window)
     if not decision.allowed:
-        RATE_LIMITED.labels(klass).inc()
-        raise Problem(
-            429,
-            "rate_limited",
-            f"too many requests; retry in {decision.retry_after_s} s",
-            headers=decision.headers(window),
-            limit=decision.limit,
-            window_s=window,
-        )
+        raise _refused(decision, window, klass, "rate_limited", "requests")
     return await handler(request)
+
+
+def _refused(decision: Decision, window_s: int, counted_as: str, code: str, what: str) -> Problem:
+    """The 429 problem of a refused ``decision`` (counted under route class ``counted_as``)."""
+    RATE_LIMITED.labels(counted_as).inc()
+    return Problem(
+        429,
+        code,
+        f"too many {what}; retry in {decision.retry_after_s} s",
+        headers=decision.headers(window_s),
+        limit=decision.limit,
+        window_s=window_s,
+    )
 
 
 # The page and its assets: same-origin files only, no inline script or style, no plugins, not framable.
