@@ -138,7 +138,8 @@ async def refresh(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """POST /api/v1/auth/logout."""
     principal = await require_user(request)
-    body = await read_json(request, RefreshBody)
+    # the body is optional: none at all (whatever Content-Type, if any, was sent) is no refresh token
+    body = await read_json(request, RefreshBody) if await request.read() else RefreshBody()
     await request.app[ACCOUNTS].logout(
         user_id=principal.user_id,
         jti=principal.token_id,
