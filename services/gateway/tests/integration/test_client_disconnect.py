@@ -1,0 +1,49 @@
+"""A viewer who seeks or closes the player hangs up mid-download: that is not a server error (issue 14 item 9)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+from structlog.testing import capture_logs
+
+from common.testing.http import hang_up_mid_download, requests_counted, serving
+from common.testing.waiting import wait_for
+from gateway.app import create_app
+from gateway.config import GatewaySettings
+
+
+async def test_a_viewer_closing_mid_download_is_a_499_not_a_5xx(
+    gateway_settings: GatewaySettings,
+    fake_upstream: Callable[..., Awaitable[TestServer]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    streaming = await fake_upstream("streaming")
+    app = create_app(gateway_settings.with_(upstream_streaming=str(streaming.make_url("")).rstrip("/")))
+    closed_before, errors_before = (
+        requests_counted("gateway", status="499"),
+        requests_counted("gateway", status="5"),
+    )
+    caplog.set_level(logging.INFO)
+    async with serving(app) as (host, port), aiohttp.ClientSession() as client:
+        with capture_logs() as logs:
+            for _ in range(3):  # the proxy is mid-way through streaming the upstream's answer
+                head = await hang_up_mid_download(host, port, "/play/v1/big.ts?token=t", after_bytes=1 << 20)
+                assert head.startswith(b"HTTP/1.1 200")
+            await wait_for(
+                lambda: requests_counted("gateway", status="499") >= closed_before + 3, message="three 499s"
+            )
+        # the gateway still serves the next viewer in full
+        async with client.get(f"http://{host}:{port}/play/v1/big.ts?token=t") as r:
+            assert r.status == 200 and len(await r.read()) == 32 << 20
+    assert requests_counted("gateway", status="499") == closed_before + 3
+    assert requests_counted("gateway", status="5") == errors_before  # nothing for the 5xx alert
+    assert not [e for e in logs if e["log_level"] != "info" or "exc_info" in e], (
+        logs
+    )  # no traceback, no warning
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], caplog.records
+    closed = [e for e in logs if e["event"] == "http.client_closed"]
+    assert len(closed) == 3 and all(e["path"] == "/play/v1/big.ts" for e in closed)
