@@ -194,6 +194,9 @@ async def forward(
             compress=None,
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
+        if request.transport is None or request.transport.is_closing():
+            # the uploader hung up: reading its body failed, which aiohttp reports as a write to the upstream
+            raise ConnectionResetError("the client closed the connection") from exc
         raise upstream_problem(exc, upstream) from exc
 
     async with upstream_resp:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import socket
+import struct
+import uuid
 from collections.abc import Awaitable, Callable
 
 import aiohttp
@@ -47,3 +51,47 @@ async def test_a_viewer_closing_mid_download_is_a_499_not_a_5xx(
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], caplog.records
     closed = [e for e in logs if e["event"] == "http.client_closed"]
     assert len(closed) == 3 and all(e["path"] == "/play/v1/big.ts" for e in closed)
+
+
+async def test_an_uploader_giving_up_mid_upload_is_a_499_not_a_502(
+    gateway_settings: GatewaySettings,
+    fake_upstream: Callable[..., Awaitable[TestServer]],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ingest = await fake_upstream("ingest")
+    app = create_app(gateway_settings.with_(upstream_ingest=str(ingest.make_url("")).rstrip("/")))
+    closed_before, errors_before = (
+        requests_counted("gateway", status="499"),
+        requests_counted("gateway", status="5"),
+    )
+    caplog.set_level(logging.INFO)
+    async with serving(app) as (host, port), aiohttp.ClientSession() as client:
+        token = (await register_and_login_at(client, f"http://{host}:{port}"))["access_token"]
+        with capture_logs() as logs:
+            _, writer = await asyncio.open_connection(host, port)
+            writer.write(
+                f"POST /api/v1/videos HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
+                f"Content-Type: video/mp4\r\nContent-Length: {64 << 20}\r\n\r\n".encode()
+            )
+            for _ in range(16):  # 4 MiB of 64, then the user closes the tab
+                writer.write(b"\0" * (256 << 10))
+                await writer.drain()
+            writer.get_extra_info("socket").setsockopt(
+                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
+            )
+            writer.close()
+            await wait_for(lambda: requests_counted("gateway", status="499") > closed_before, message="a 499")
+    assert requests_counted("gateway", status="5") == errors_before
+    assert [(e["event"], e["log_level"]) for e in logs] == [("http.client_closed", "info")], logs
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING or r.exc_info], caplog.records
+
+
+async def register_and_login_at(client: aiohttp.ClientSession, base: str) -> dict[str, str]:
+    """A fresh account's token pair from the gateway at ``base``."""
+    body = {"email": f"{uuid.uuid4().hex[:10]}@example.com", "password": "correct horse battery"}
+    async with client.post(f"{base}/api/v1/auth/register", json=body) as r:
+        assert r.status == 201
+    async with client.post(f"{base}/api/v1/auth/login", json=body) as r:
+        assert r.status == 200
+        pair: dict[str, str] = await r.json()
+        return pair
