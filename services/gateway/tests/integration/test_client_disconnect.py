@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestServer
 from structlog.testing import capture_logs
 
@@ -20,17 +21,22 @@ from gateway.app import create_app
 from gateway.config import GatewaySettings
 
 
+async def _gateway_before(upstream: TestServer, name: str, settings: GatewaySettings) -> web.Application:
+    return create_app(settings.with_(**{f"upstream_{name}": str(upstream.make_url("")).rstrip("/")}))
+
+
+def _counts() -> tuple[float, float]:
+    """The gateway's requests counted as 499 and as 5xx so far."""
+    return requests_counted("gateway", status="499"), requests_counted("gateway", status="5")
+
+
 async def test_a_viewer_closing_mid_download_is_a_499_not_a_5xx(
     gateway_settings: GatewaySettings,
     fake_upstream: Callable[..., Awaitable[TestServer]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    streaming = await fake_upstream("streaming")
-    app = create_app(gateway_settings.with_(upstream_streaming=str(streaming.make_url("")).rstrip("/")))
-    closed_before, errors_before = (
-        requests_counted("gateway", status="499"),
-        requests_counted("gateway", status="5"),
-    )
+    app = await _gateway_before(await fake_upstream("streaming"), "streaming", gateway_settings)
+    closed_before, errors_before = _counts()
     caplog.set_level(logging.INFO)
     async with serving(app) as (host, port), aiohttp.ClientSession() as client:
         with capture_logs() as logs:
@@ -58,12 +64,8 @@ async def test_an_uploader_giving_up_mid_upload_is_a_499_not_a_502(
     fake_upstream: Callable[..., Awaitable[TestServer]],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    ingest = await fake_upstream("ingest")
-    app = create_app(gateway_settings.with_(upstream_ingest=str(ingest.make_url("")).rstrip("/")))
-    closed_before, errors_before = (
-        requests_counted("gateway", status="499"),
-        requests_counted("gateway", status="5"),
-    )
+    app = await _gateway_before(await fake_upstream("ingest"), "ingest", gateway_settings)
+    closed_before, errors_before = _counts()
     caplog.set_level(logging.INFO)
     async with serving(app) as (host, port), aiohttp.ClientSession() as client:
         token = (await register_and_login_at(client, f"http://{host}:{port}"))["access_token"]
