@@ -18,6 +18,9 @@ SPACE := $(EMPTY) $(EMPTY)
 # The settings `make up`/`make migrate` run with (honcho reads it); created from .env.example when missing.
 ENV_FILE ?= .env
 
+# where `make up` says the stack is, once it answers there (the gateway's port in the Procfile)
+UP_URL ?= http://127.0.0.1:8080
+
 # `make test PYTEST_ARGS="-k ledger services/billing"`; PYTEST_WORKERS=0 runs in one process.
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
@@ -32,8 +35,9 @@ help: ## this list
 up: $(ENV_FILE) ## bootstrap, migrate, then run every service in the foreground (Ctrl-C stops them)
 	@scripts/bootstrap.sh --env-file $(ENV_FILE)
 	@$(MAKE) migrate
-	@echo "Reelforge is up: http://127.0.0.1:8080"
-	@$(RUN) honcho start -f Procfile -e $(ENV_FILE)
+	@# honcho runs in the foreground; the waiter prints "Reelforge is up" once the gateway's /healthz answers
+	@# (not before the services listen), and ends with this shell ($$$$) if honcho stops first
+	@scripts/wait_up.py $(UP_URL) --watch-pid $$$$ & $(RUN) honcho start -f Procfile -e $(ENV_FILE)
 
 test: ## bootstrap, then the whole test suite (PYTEST_ARGS, PYTEST_WORKERS)
 	@scripts/bootstrap.sh

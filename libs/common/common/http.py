@@ -20,6 +20,8 @@ log = get_logger(__name__)
 T = TypeVar("T")
 
 REQUEST_ID_HEADER = "X-Request-ID"
+#: the status counted for a request whose client hung up before its answer was written (nginx's 499)
+CLIENT_CLOSED = 499
 PROBLEM_JSON = "application/problem+json"
 _REQUEST_ID_OK = re.compile(r"^[A-Za-z0-9._:\-]{1,128}$")
 #: ``scheme://user:password@`` in a URL (a DSN inside an error message): the password is never logged
@@ -169,7 +171,12 @@ async def request_context_middleware(
         except asyncio.CancelledError:
             status = 499
             raise
-        except Exception:
+        except Exception as exc:
+            if client_went_away(request, exc):
+                log.info("http.client_closed", path=request.path, method=request.method)
+                resp = web.Response(status=CLIENT_CLOSED)  # for the metrics: nobody is left to read it
+                status = resp.status
+                return resp
             ERRORS.labels(service, "http_handler").inc()
             log.exception("http.unhandled", path=request.path, method=request.method)
             resp = problem_response(Problem(500, "internal.error", "an internal error occurred"), request_id)
@@ -185,6 +192,12 @@ async def request_context_middleware(
         _labelled(HTTP_REQUESTS, service, request.method, route, str(status)).inc()
         _labelled(HTTP_LATENCY, service, request.method, route).observe(time.perf_counter() - started)
         reset_contextvars(**tokens)
+
+
+def client_went_away(request: web.BaseRequest, exc: BaseException) -> bool:
+    """``exc`` is the client hanging up while its answer was written (a player seeking or closing), not a fault."""
+    transport = request.transport
+    return isinstance(exc, ConnectionError) and (transport is None or transport.is_closing())
 
 
 def _problem_from_http(exc: web.HTTPException) -> Problem:

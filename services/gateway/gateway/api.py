@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -78,8 +80,50 @@ async def register(request: web.Request) -> web.Response:
 async def login(request: web.Request) -> web.Response:
     """POST /api/v1/auth/login."""
     body = await read_json(request, Credentials)
-    pair = await request.app[ACCOUNTS].login(email=body.email, password=body.password)
+    async with _sign_in_attempt(request, body.email):
+        pair = await request.app[ACCOUNTS].login(email=body.email, password=body.password)
     return json_response(pair.public(), headers={"Cache-Control": "no-store"})
+
+
+@contextlib.asynccontextmanager
+async def _sign_in_attempt(request: web.Request, email: str) -> AsyncIterator[None]:
+    """Count the attempt as a failure of its account and of its address unless it succeeds; 429 when either
+    has failed too often (``LOGIN_FAILURES_PER_*`` in ``LOGIN_FAILURE_WINDOW_S``).
+
+    The slots are taken *before* the password is checked and given back on success, so concurrent guesses
+    cannot all pass one check, and a right guess past the limit is refused like a wrong one.
+    """
+    settings = _settings(request)
+    window = settings.login_failure_window_s
+    # hashed: Redis keys carry no email address; unnormalisable input still has an account key of its own
+    account = hashlib.sha256(email.strip().lower().encode(errors="surrogatepass")).hexdigest()[:32]
+    address = client_ip(request, trusted_hops=settings.trusted_proxy_hops)
+    taken: list[tuple[RateLimiter, str]] = []
+    try:
+        for key, limit in (
+            (f"login-failed:account:{account}", settings.login_failures_per_account),
+            (f"login-failed:ip:{address}", settings.login_failures_per_address),
+        ):
+            limiter, decision = await _hit(request, key, limit=limit, window_s=window)
+            if not decision.allowed:
+                raise _refused(
+                    decision, window, "login_failures", "auth.too_many_failures", "failed sign-ins"
+                )
+            taken.append((limiter, key))
+        yield
+    except Problem as p:
+        if p.code == "auth.invalid_credentials":
+            taken.clear()  # a failure: it stays counted
+        raise
+    except asyncio.CancelledError:
+        taken.clear()  # the outcome is unknown: a guess must not become free by hanging up
+        raise
+    finally:
+        for limiter, key in taken:
+            try:
+                await limiter.release(key)
+            except Exception as exc:  # Redis went away meanwhile: the slot expires with its window
+                log.warning("ratelimit.release_failed", error=repr(exc))
 
 
 async def refresh(request: web.Request) -> web.Response:
@@ -94,7 +138,8 @@ async def refresh(request: web.Request) -> web.Response:
 async def logout(request: web.Request) -> web.Response:
     """POST /api/v1/auth/logout."""
     principal = await require_user(request)
-    body = await read_json(request, RefreshBody)
+    # the body is optional: none at all (whatever Content-Type, if any, was sent) is no refresh token
+    body = await read_json(request, RefreshBody) if await request.read() else RefreshBody()
     await request.app[ACCOUNTS].logout(
         user_id=principal.user_id,
         jti=principal.token_id,
@@ -279,6 +324,17 @@ async def _identity(request: web.Request, klass: str, trusted_hops: int) -> str:
     return f"ip:{client_ip(request, trusted_hops=trusted_hops)}"
 
 
+async def _hit(request: web.Request, key: str, *, limit: int, window_s: int) -> tuple[RateLimiter, Decision]:
+    """One hit on the shared limiter, or on this replica's own when the shared one fails (never fail open)."""
+    limiter = request.app[LIMITER]
+    try:
+        return limiter, await limiter.hit(key, limit=limit, window_s=window_s)
+    except Exception as exc:  # Redis down: keep limiting, per replica
+        log.warning("ratelimit.backend_failed", error=repr(exc))
+        limiter = request.app[FALLBACK_LIMITER]
+        return limiter, await limiter.hit(key, limit=limit, window_s=window_s)
+
+
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse with 429 ``rate_limited`` past the route class's limit; add ``RateLimit-*`` headers to answers."""
@@ -293,23 +349,24 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     }.get(klass, settings.rate_limit_default)
     key = f"{klass}:{await _identity(request, klass, settings.trusted_proxy_hops)}"
     window = settings.rate_limit_window_s
-    try:
-        decision = await request.app[LIMITER].hit(key, limit=limit, window_s=window)
-    except Exception as exc:  # Redis down: keep limiting, per replica, rather than fail open
-        log.warning("ratelimit.backend_failed", error=repr(exc))
-        decision = await request.app[FALLBACK_LIMITER].hit(key, limit=limit, window_s=window)
+    _, decision = await _hit(request, key, limit=limit, window_s=window)
     request[RATE_DECISION] = (decision, window)
     if not decision.allowed:
-        RATE_LIMITED.labels(klass).inc()
-        raise Problem(
-            429,
-            "rate_limited",
-            f"too many requests; retry in {decision.retry_after_s} s",
-            headers=decision.headers(window),
-            limit=decision.limit,
-            window_s=window,
-        )
+        raise _refused(decision, window, klass, "rate_limited", "requests")
     return await handler(request)
+
+
+def _refused(decision: Decision, window_s: int, counted_as: str, code: str, what: str) -> Problem:
+    """The 429 problem of a refused ``decision`` (counted under route class ``counted_as``)."""
+    RATE_LIMITED.labels(counted_as).inc()
+    return Problem(
+        429,
+        code,
+        f"too many {what}; retry in {decision.retry_after_s} s",
+        headers=decision.headers(window_s),
+        limit=decision.limit,
+        window_s=window_s,
+    )
 
 
 # The page and its assets: same-origin files only, no inline script or style, no plugins, not framable.

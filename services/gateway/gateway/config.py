@@ -36,10 +36,16 @@ class GatewaySettings(ServiceSettings):
     rate_limiter: str = "auto"
     rate_limit_window_s: int = 60
     rate_limit_default: int = 100
-    rate_limit_auth: int = 10
+    #: every register/login request per address, successes included (an office behind one NAT signs in at 9:00)
+    rate_limit_auth: int = 60
     rate_limit_refresh: int = 60
     rate_limit_play: int = 1200
     rate_limit_key_prefix: str = "reelforge:rl"
+    # failed sign-ins (OWASP authentication cheat sheet): counted per account (whatever the address, so spreading
+    # guesses over many addresses does not help) and per address (whatever the account: password spraying)
+    login_failures_per_account: int = 10
+    login_failures_per_address: int = 30
+    login_failure_window_s: int = 900
     #: how many reverse proxies in front of the gateway append to X-Forwarded-For (0: trust none of it)
     trusted_proxy_hops: int = 0
 

@@ -11,7 +11,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from common import registry
-from common.http import REQUEST_ID, REQUEST_ID_HEADER, Problem
+from common.http import REQUEST_ID, REQUEST_ID_HEADER, Problem, client_went_away
 from common.logging import get_logger
 
 log = get_logger(__name__)
@@ -180,6 +180,9 @@ async def forward(
             compress=None,
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
+        if request.transport is None or request.transport.is_closing():
+            # the uploader hung up: reading its body failed, which aiohttp reports as a write to the upstream
+            raise ConnectionResetError("the client closed the connection") from exc
         raise upstream_problem(exc, upstream) from exc
 
     async with upstream_resp:
@@ -212,6 +215,8 @@ async def forward(
                 async for chunk in upstream_resp.content.iter_chunked(_CHUNK):
                     await resp.write(chunk)
             except (aiohttp.ClientError, TimeoutError) as exc:
+                if client_went_away(request, exc):
+                    raise  # the viewer hung up (aiohttp's ClientConnectionResetError): not the upstream's fault
                 # the status line is gone already: all a proxy can do is cut the client off mid-body
                 log.warning("proxy.body_aborted", upstream=upstream, error=describe_error(exc))
                 if request.transport is not None:
