@@ -159,25 +159,8 @@ class JWKSVerifier:
 
     def _check_claims(self, claims: dict[str, Any]) -> uuid.UUID:
         """Strict types and exact values: the subject's id, or ``TokenInvalid`` / ``auth.token_expired``."""
-        missing = [name for name in _REQUIRED if name not in claims]
-        if missing:
-            raise TokenInvalid("auth.invalid_token", f"token lacks {', '.join(missing)}")
-        for name in ("exp", "iat", "nbf"):
-            value = claims.get(name, 0)
-            # bool is an int in Python, never a NumericDate in JSON
-            if isinstance(value, bool) or not isinstance(value, int | float):
-                raise TokenInvalid("auth.invalid_token", f"{name} must be a number")
-        for name in ("jti", "sub", "email", "sid"):
-            if not isinstance(claims.get(name, ""), str):
-                raise TokenInvalid("auth.invalid_token", f"{name} must be a string")
-        if not claims["jti"]:
-            raise TokenInvalid("auth.invalid_token", "jti is empty")
-        try:
-            user_id = uuid.UUID(claims["sub"])
-        except ValueError as e:
-            raise TokenInvalid("auth.invalid_token", "bad subject") from e
-        if str(user_id) != claims["sub"]:  # only the canonical form the gateway writes
-            raise TokenInvalid("auth.invalid_token", "bad subject")
+        _check_claim_types(claims)
+        user_id = _subject(claims)
         # exactly the strings this verifier trusts (no audience lists, no other types)
         if claims["aud"] != self.audience or not isinstance(claims["aud"], str):
             raise TokenInvalid("auth.invalid_token", "wrong audience")
@@ -189,6 +172,32 @@ class JWKSVerifier:
         if claims.get("nbf", 0) > now + self.leeway_s or claims["iat"] > now + self.leeway_s:
             raise TokenInvalid("auth.invalid_token", "the token is not valid yet")
         return user_id
+
+
+def _check_claim_types(claims: dict[str, Any]) -> None:
+    missing = [name for name in _REQUIRED if name not in claims]
+    if missing:
+        raise TokenInvalid("auth.invalid_token", f"token lacks {', '.join(missing)}")
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name, 0)
+        # bool is an int in Python, never a NumericDate in JSON
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TokenInvalid("auth.invalid_token", f"{name} must be a number")
+    for name in ("jti", "sub", "email", "sid"):
+        if not isinstance(claims.get(name, ""), str):
+            raise TokenInvalid("auth.invalid_token", f"{name} must be a string")
+    if not claims["jti"]:
+        raise TokenInvalid("auth.invalid_token", "jti is empty")
+
+
+def _subject(claims: dict[str, Any]) -> uuid.UUID:
+    try:
+        user_id = uuid.UUID(claims["sub"])
+    except ValueError as e:
+        raise TokenInvalid("auth.invalid_token", "bad subject") from e
+    if str(user_id) != claims["sub"]:  # only the canonical form the gateway writes
+        raise TokenInvalid("auth.invalid_token", "bad subject")
+    return user_id
 
 
 VERIFIER: web.AppKey[JWKSVerifier] = web.AppKey("jwks_verifier", JWKSVerifier)

@@ -202,28 +202,39 @@ async def forward(
             # a small answer of known size (most API answers): read it whole, as the streaming loop would read
             # its one chunk, so that status line, headers and body leave in one write instead of two
             return await _buffered(upstream_resp, resp_headers, upstream=upstream)
-        resp = web.StreamResponse(
-            status=upstream_resp.status, reason=upstream_resp.reason, headers=resp_headers
-        )
-        if length is not None and not no_body:
-            resp.content_length = length
-        elif no_body and length is not None:
-            resp.headers["Content-Length"] = str(length)
-        await resp.prepare(request)
-        if not no_body:
-            try:
-                async for chunk in upstream_resp.content.iter_chunked(_CHUNK):
-                    await resp.write(chunk)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                if client_went_away(request, exc):
-                    raise  # the viewer hung up (aiohttp's ClientConnectionResetError): not the upstream's fault
-                # the status line is gone already: all a proxy can do is cut the client off mid-body
-                log.warning("proxy.body_aborted", upstream=upstream, error=describe_error(exc))
-                if request.transport is not None:
-                    request.transport.close()
-                return resp
-        await resp.write_eof()
-        return resp
+        return await _streamed(request, upstream_resp, resp_headers, upstream=upstream, no_body=no_body)
+
+
+async def _streamed(
+    request: web.Request,
+    upstream_resp: aiohttp.ClientResponse,
+    resp_headers: CIMultiDict[str],
+    *,
+    upstream: str,
+    no_body: bool,
+) -> web.StreamResponse:
+    """Relay the upstream's answer chunk by chunk (a 2 GB download never sits in memory)."""
+    length = upstream_resp.content_length
+    resp = web.StreamResponse(status=upstream_resp.status, reason=upstream_resp.reason, headers=resp_headers)
+    if length is not None and not no_body:
+        resp.content_length = length
+    elif no_body and length is not None:
+        resp.headers["Content-Length"] = str(length)
+    await resp.prepare(request)
+    if not no_body:
+        try:
+            async for chunk in upstream_resp.content.iter_chunked(_CHUNK):
+                await resp.write(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if client_went_away(request, exc):
+                raise  # the viewer hung up (aiohttp's ClientConnectionResetError): not the upstream's fault
+            # the status line is gone already: all a proxy can do is cut the client off mid-body
+            log.warning("proxy.body_aborted", upstream=upstream, error=describe_error(exc))
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+    await resp.write_eof()
+    return resp
 
 
 def upstream_problem(exc: BaseException, upstream: str) -> Problem:
