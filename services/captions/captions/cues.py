@@ -14,7 +14,16 @@ from dataclasses import dataclass
 
 import msgspec
 
-from .profiles import DEFAULT_FPS, Profile, ends_clause, ends_sentence, first_word, is_wide, join_lines, last_word
+from .profiles import (
+    DEFAULT_FPS,
+    Profile,
+    ends_clause,
+    ends_sentence,
+    first_word,
+    is_wide,
+    join_lines,
+    last_word,
+)
 from .transcript import Word
 
 RUN_PAUSE_MS = 1500  # a pause this long always ends a cue: no cue spans a silence
@@ -322,9 +331,7 @@ def _fitting(
     return drafts
 
 
-def _timed(
-    drafts: Sequence[_Draft], p: Profile, *, media_end_ms: int, gap: int, fps: float
-) -> list[Cue]:
+def _timed(drafts: Sequence[_Draft], p: Profile, *, media_end_ms: int, gap: int, fps: float) -> list[Cue]:
     """Cue times: at least the minimum duration and the reading time, short gaps closed, none overlapping."""
     chain_ms = math.ceil(CHAIN_FRAMES * 1000 / fps)
     cues: list[Cue] = []

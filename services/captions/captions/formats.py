@@ -45,8 +45,8 @@ def to_srt(cues: Sequence[Cue]) -> str:
     blocks = []
     for n, cue in enumerate(cues, 1):
         timing = f"{_clock(cue.start_ms, ',')} --> {_clock(cue.end_ms, ',')}"
-        blocks.append("\n".join([str(n), timing, *_lines(cue)]) + "\n")
-    return "\n".join(blocks)
+        blocks.append("\n".join([str(n), timing, *_lines(cue)]) + "\n\n")
+    return "".join(blocks)
 
 
 class _JsonWord(msgspec.Struct, frozen=True):

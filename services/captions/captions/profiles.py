@@ -11,9 +11,11 @@ MIN_DURATION_MS = math.ceil(5000 / 6)
 MAX_DURATION_MS = 7000
 DEFAULT_FPS = 25.0
 
-SENTENCE_END = frozenset(".?!…。？！")
-CLAUSE_END = frozenset(",;:—–、，；：")
-_CLOSERS = "\"'”’»)]}"
+# ASCII, the ellipsis, and the ideographic / full-width forms (escaped: they look like ASCII)
+SENTENCE_END = frozenset(".?!\u2026\u3002\uff1f\uff01")
+CLAUSE_END = frozenset(",;:\u2014\u2013\u3001\uff0c\uff1b\uff1a")
+_CLOSERS = "\"'\u201d\u2019\u00bb)]}"
+_OPENERS = "\"'\u201c\u2018\u00ab([{\u00bf\u00a1"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -29,7 +31,9 @@ class Profile:
     min_gap_frames: int = 2
     half_width_latin: bool = False  # Latin letters, digits, spaces and punctuation count half (Korean)
     articles: frozenset[str] = frozenset()  # never the last word of a line or cue (article | noun)
-    weak_ends: frozenset[str] = frozenset()  # a break after these splits a phrase (prepositions, conjunctions)
+    weak_ends: frozenset[str] = (
+        frozenset()
+    )  # a break after these splits a phrase (prepositions, conjunctions)
     clause_starts: frozenset[str] = frozenset()  # a break before these falls on a clause boundary
 
     def width(self, text: str) -> float:
@@ -50,23 +54,109 @@ def _is_half(ch: str) -> bool:
 
 
 _EN_ARTICLES = frozenset({"a", "an", "the"})
-_EN_DETERMINERS = frozenset("this that these those my your his her its our their some any no every each".split())
-_EN_PREPOSITIONS = frozenset(
-    "of in on at to for with from by about into onto over under after before between through during "
-    "without within near".split()
+_EN_DETERMINERS = frozenset(
+    [
+        "this",
+        "that",
+        "these",
+        "those",
+        "my",
+        "your",
+        "his",
+        "her",
+        "its",
+        "our",
+        "their",
+        "some",
+        "any",
+        "no",
+        "every",
+        "each",
+    ]
 )
-_EN_CONJUNCTIONS = frozenset("and but or nor so yet because if when while although though since unless".split())
-_EN_AUXILIARIES = frozenset("is are was were be been am will would can could shall should may might must do".split())
-_EN_SUBJECTS = frozenset("i you he she we they it".split())
+_EN_PREPOSITIONS = frozenset(
+    [
+        "of",
+        "in",
+        "on",
+        "at",
+        "to",
+        "for",
+        "with",
+        "from",
+        "by",
+        "about",
+        "into",
+        "onto",
+        "over",
+        "under",
+        "after",
+        "before",
+        "between",
+        "through",
+        "during",
+        "without",
+        "within",
+        "near",
+    ]
+)
+_EN_CONJUNCTIONS = frozenset(
+    [
+        "and",
+        "but",
+        "or",
+        "nor",
+        "so",
+        "yet",
+        "because",
+        "if",
+        "when",
+        "while",
+        "although",
+        "though",
+        "since",
+        "unless",
+    ]
+)
+_EN_AUXILIARIES = frozenset(
+    [
+        "is",
+        "are",
+        "was",
+        "were",
+        "be",
+        "been",
+        "am",
+        "will",
+        "would",
+        "can",
+        "could",
+        "shall",
+        "should",
+        "may",
+        "might",
+        "must",
+        "do",
+    ]
+)
+_EN_SUBJECTS = frozenset(["i", "you", "he", "she", "we", "they", "it"])
 
 ENGLISH = Profile(
     language="en",
     max_chars_per_line=42,
     max_cps=20,
     articles=_EN_ARTICLES,
-    weak_ends=_EN_DETERMINERS | _EN_PREPOSITIONS | _EN_CONJUNCTIONS | _EN_AUXILIARIES | _EN_SUBJECTS | frozenset({"to", "not"}),
+    weak_ends=_EN_DETERMINERS
+    | _EN_PREPOSITIONS
+    | _EN_CONJUNCTIONS
+    | _EN_AUXILIARIES
+    | _EN_SUBJECTS
+    | frozenset({"to", "not"}),
     # a break before a conjunction, a relative pronoun or a noun phrase falls between phrases
-    clause_starts=_EN_CONJUNCTIONS | _EN_ARTICLES | _EN_DETERMINERS | frozenset("which who whose where to".split()),
+    clause_starts=_EN_CONJUNCTIONS
+    | _EN_ARTICLES
+    | _EN_DETERMINERS
+    | frozenset(["which", "who", "whose", "where", "to"]),
 )
 KOREAN = Profile(language="ko", max_chars_per_line=16, max_cps=12, half_width_latin=True)
 DEFAULT = Profile(language="*", max_chars_per_line=42, max_cps=17)
@@ -89,7 +179,7 @@ def last_word(text: str) -> str:
 def first_word(text: str) -> str:
     """The first word of ``text``, lower-cased, without surrounding punctuation."""
     parts = text.split()
-    return parts[0].strip(_CLOSERS + "\"'“‘«([{¿¡").lower() if parts else ""
+    return parts[0].strip(_CLOSERS + _OPENERS).lower() if parts else ""
 
 
 def ends_sentence(text: str) -> bool:

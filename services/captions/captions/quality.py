@@ -97,9 +97,10 @@ def _cue_violations(cue: Cue, p: Profile, media_end_ms: int | None) -> list[Viol
 
 def _pair_violations(cue: Cue, nxt: Cue, min_gap_ms: int) -> list[Violation]:
     if nxt.start_ms < cue.end_ms:
-        return [Violation(cue_id=nxt.id, rule=Rule.OVERLAP, detail=f"starts {cue.end_ms - nxt.start_ms} ms early")]
+        return [
+            Violation(cue_id=nxt.id, rule=Rule.OVERLAP, detail=f"starts {cue.end_ms - nxt.start_ms} ms early")
+        ]
     gap = nxt.start_ms - cue.end_ms
     if gap < min_gap_ms:
         return [Violation(cue_id=nxt.id, rule=Rule.GAP, detail=f"{gap} ms after {cue.id} < {min_gap_ms} ms")]
     return []
-

@@ -80,7 +80,9 @@ def ensure_available(settings: CaptionsSettings) -> None:
 class GeminiTranslator:
     """Translates cue texts; one client for its lifetime (``await aclose()``)."""
 
-    def __init__(self, config: GeminiConfig, *, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep) -> None:
+    def __init__(
+        self, config: GeminiConfig, *, sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep
+    ) -> None:
         self.config, self._sleep = config, sleep
         self._client = genai.Client(
             api_key=config.api_key,
@@ -131,21 +133,26 @@ class GeminiTranslator:
             except genai_errors.APIError as e:
                 if e.code not in _RETRYABLE:
                     raise CaptionsError(
-                        Code.TRANSLATION_FAILED, f"Gemini refused the request: {e.code} {e.status}: {e.message}"
+                        Code.TRANSLATION_FAILED,
+                        f"Gemini refused the request: {e.code} {e.status}: {e.message}",
                     ) from e
-                failure = CaptionsError(Code.TRANSLATION_FAILED, f"Gemini answered {e.code} {e.status}: {e.message}")
+                failure = CaptionsError(
+                    Code.TRANSLATION_FAILED, f"Gemini answered {e.code} {e.status}: {e.message}"
+                )
                 delay = retry_delay(e.details) or delay
             except CaptionsError as e:
                 failure = e
             except Exception as e:  # the SDK's transport raises its HTTP library's own errors
                 failure = CaptionsError(Code.TRANSLATION_FAILED, f"Gemini could not be reached: {e!r}")
-            log.warning("translation attempt failed", attempt=attempt, code=failure.code, reason=failure.message)
+            log.warning(
+                "translation attempt failed", attempt=attempt, code=failure.code, reason=failure.message
+            )
             if attempt < self.config.attempts:
                 await self._sleep(delay)
         raise failure
 
     def _backoff(self, attempt: int) -> float:
-        base = min(self.config.retry_max_s, self.config.retry_initial_s * 2 ** (attempt - 1))
+        base = min(self.config.retry_max_s, self.config.retry_initial_s * 2.0 ** (attempt - 1))
         return base * random.uniform(0.5, 1.0)
 
 

@@ -14,7 +14,7 @@ import pytest
 from captions.config import CaptionsSettings
 from captions.model import load_whisper, model_dir
 from captions.stt import SttOptions, Transcriber
-from captions.transcript import Transcript
+from captions.transcript import Transcript, Word
 from common.testing.gemini import request_text
 from common.testing.speech import SpeechSample
 
@@ -24,6 +24,20 @@ REPO = Path(__file__).resolve().parents[3]
 def normalise(text: str) -> str:
     """Lower-case words without punctuation: what word error rate compares."""
     return " ".join(re.sub(r"[^a-z0-9' ]", " ", text.lower()).split())
+
+
+def speak(
+    text: str, *, start: float = 0.0, cps: float = 14.0, pause_after: dict[int, float] | None = None
+) -> list[Word]:
+    """Words with the times a speaker at ``cps`` characters a second would give them."""
+    words, at = [], start
+    for k, token in enumerate(text.split()):
+        length = (len(token) + 1) / cps
+        words.append(
+            Word(start=round(at, 3), end=round(at + length * 0.9, 3), text=" " + token, probability=0.9)
+        )
+        at += length + (pause_after or {}).get(k, 0.0)
+    return words
 
 
 @pytest.fixture(scope="session")
@@ -45,16 +59,70 @@ def news_transcript(transcriber: Transcriber, speech_sample: SpeechSample) -> Tr
 
 
 KOREAN_WORDS = {
-    "good": "좋은", "morning": "아침", "and": "그리고", "welcome": "환영합니다", "to": "", "the": "", "weekly": "주간",
-    "news": "소식", "from": "에서", "our": "우리", "small": "작은", "town": "마을", "library": "도서관", "will": "",
-    "open": "열어요", "a": "", "new": "새", "reading": "열람", "room": "실", "next": "다음", "month": "달",
-    "children": "아이들", "can": "", "borrow": "빌리고", "books": "책", "play": "놀이", "games": "게임",
-    "meet": "만나요", "their": "", "friends": "친구", "after": "후", "school": "학교", "bakery": "빵집",
-    "on": "", "main": "큰", "street": "거리", "is": "", "looking": "찾아요", "for": "", "cook": "요리사",
-    "if": "만약", "you": "당신", "like": "좋아하면", "work": "일", "early": "일찍", "in": "", "please": "부디",
-    "call": "전화", "them": "그들", "this": "이번", "week": "주", "finally": "마지막", "weather": "날씨",
-    "be": "", "warm": "따뜻", "sunny": "맑음", "saturday": "토요일", "so": "그러니", "bring": "데려오세요",
-    "your": "", "family": "가족", "park": "공원", "summer": "여름", "concert": "음악회",
+    "good": "좋은",
+    "morning": "아침",
+    "and": "그리고",
+    "welcome": "환영합니다",
+    "to": "",
+    "the": "",
+    "weekly": "주간",
+    "news": "소식",
+    "from": "에서",
+    "our": "우리",
+    "small": "작은",
+    "town": "마을",
+    "library": "도서관",
+    "will": "",
+    "open": "열어요",
+    "a": "",
+    "new": "새",
+    "reading": "열람",
+    "room": "실",
+    "next": "다음",
+    "month": "달",
+    "children": "아이들",
+    "can": "",
+    "borrow": "빌리고",
+    "books": "책",
+    "play": "놀이",
+    "games": "게임",
+    "meet": "만나요",
+    "their": "",
+    "friends": "친구",
+    "after": "후",
+    "school": "학교",
+    "bakery": "빵집",
+    "on": "",
+    "main": "큰",
+    "street": "거리",
+    "is": "",
+    "looking": "찾아요",
+    "for": "",
+    "cook": "요리사",
+    "if": "만약",
+    "you": "당신",
+    "like": "좋아하면",
+    "work": "일",
+    "early": "일찍",
+    "in": "",
+    "please": "부디",
+    "call": "전화",
+    "them": "그들",
+    "this": "이번",
+    "week": "주",
+    "finally": "마지막",
+    "weather": "날씨",
+    "be": "",
+    "warm": "따뜻",
+    "sunny": "맑음",
+    "saturday": "토요일",
+    "so": "그러니",
+    "bring": "데려오세요",
+    "your": "",
+    "family": "가족",
+    "park": "공원",
+    "summer": "여름",
+    "concert": "음악회",
 }
 
 
@@ -73,15 +141,11 @@ def fake_translation(text: str, target: str) -> str:
     return " ".join(t for t in out if t) or "…"
 
 
-@pytest.fixture
-def fake_translator() -> Callable[[str], Callable[[dict[str, Any]], str]]:
-    """A Gemini stub responder factory: translates each cue of the request's JSON to ``target``."""
+def fake_responder(target: str) -> Callable[[dict[str, Any]], str]:
+    """A Gemini stub responder that translates each cue of the request's JSON to ``target`` (fake_translation)."""
 
-    def responder(target: str) -> Callable[[dict[str, Any]], str]:
-        def answer(request: dict[str, Any]) -> str:
-            cues = json.loads(request_text(request))
-            return json.dumps({cue_id: fake_translation(text, target) for cue_id, text in cues.items()})
+    def answer(request: dict[str, Any]) -> str:
+        cues = json.loads(request_text(request))
+        return json.dumps({cue_id: fake_translation(text, target) for cue_id, text in cues.items()})
 
-        return answer
-
-    return responder
+    return answer

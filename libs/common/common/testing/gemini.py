@@ -49,7 +49,11 @@ def gemini_text_response(text: str, *, model: str = "gemini-stub", finish_reason
     """A ``generateContent`` response whose one candidate says ``text``."""
     return {
         "candidates": [
-            {"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": finish_reason, "index": 0}
+            {
+                "content": {"role": "model", "parts": [{"text": text}]},
+                "finishReason": finish_reason,
+                "index": 0,
+            }
         ],
         "usageMetadata": {"promptTokenCount": 1, "candidatesTokenCount": 1, "totalTokenCount": 2},
         "modelVersion": model,
@@ -59,7 +63,10 @@ def gemini_text_response(text: str, *, model: str = "gemini-stub", finish_reason
 def request_text(request: Json) -> str:
     """All text parts of a request's contents, joined by newlines."""
     return "\n".join(
-        part["text"] for content in request.get("contents", []) for part in content.get("parts", []) if "text" in part
+        part["text"]
+        for content in request.get("contents", [])
+        for part in content.get("parts", [])
+        if "text" in part
     )
 
 
@@ -83,11 +90,15 @@ class GeminiStub:
         self._runner: web.AppRunner | None = None
         self.base_url = ""
 
-    def fail(self, status: int, *, times: int = 1, retry_delay_s: float | None = None, message: str = "") -> None:
+    def fail(
+        self, status: int, *, times: int = 1, retry_delay_s: float | None = None, message: str = ""
+    ) -> None:
         """Answer the next ``times`` requests with a Google API error (``RetryInfo`` when ``retry_delay_s``)."""
         details = []
         if retry_delay_s is not None:
-            details.append({"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_delay_s}s"})
+            details.append(
+                {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": f"{retry_delay_s}s"}
+            )
         error = {
             "code": status,
             "message": message or f"stub error {status}",
@@ -118,7 +129,9 @@ class GeminiStub:
             reply = self._queue.popleft()
             return web.Response(status=reply.status, body=reply.body, content_type=reply.content_type)
         if self.responder is None:
-            return web.json_response({"error": {"code": 500, "message": "no responder", "status": "INTERNAL"}}, status=500)
+            return web.json_response(
+                {"error": {"code": 500, "message": "no responder", "status": "INTERNAL"}}, status=500
+            )
         answer = self.responder(body)
         if inspect.isawaitable(answer):
             answer = await answer

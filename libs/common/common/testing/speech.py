@@ -24,7 +24,14 @@ import pytest
 
 from .media import media_cache_dir
 
-__all__ = ["NEWS_SCRIPT", "SILENCE_PARTS", "SpeechSample", "make_speech", "speech_sample", "speech_with_silence"]
+__all__ = [
+    "NEWS_SCRIPT",
+    "SILENCE_PARTS",
+    "SpeechSample",
+    "make_speech",
+    "speech_sample",
+    "speech_with_silence",
+]
 
 NEWS_SCRIPT = (
     "Good morning, and welcome to the weekly news from our small town. The library will open a new reading room "
@@ -34,9 +41,9 @@ NEWS_SCRIPT = (
     "concert."
 )
 SILENCE_PARTS: tuple[str | float, ...] = (
-    "The museum opens at nine in the morning and closes at five in the evening.",
+    "The train to the city leaves every morning from the old station near the river.",
     12.0,
-    "Tickets are free for children, and the cafe on the second floor sells fresh bread.",
+    "Please bring a warm coat, because the evenings are cold in the mountains.",
 )
 
 

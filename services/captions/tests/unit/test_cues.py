@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -10,21 +12,13 @@ from captions.profiles import DEFAULT, ENGLISH, KOREAN, profile_for
 from captions.quality import Rule, check, summary
 from captions.transcript import Word
 
+from ..conftest import speak
+
 SCRIPT = (
     "Good morning, and welcome to the weekly news from our small town. The library will open a new reading room "
     "next month. Children can borrow books, play games, and meet their friends after school. The bakery on the "
     "main street is looking for a new cook."
 )
-
-
-def speak(text: str, *, start: float = 0.0, cps: float = 14.0, pause_after: dict[int, float] | None = None) -> list[Word]:
-    """Words with the times a speaker at ``cps`` characters a second would give them."""
-    words, at = [], start
-    for k, token in enumerate(text.split()):
-        length = (len(token) + 1) / cps
-        words.append(Word(start=round(at, 3), end=round(at + length * 0.9, 3), text=" " + token, probability=0.9))
-        at += length + (pause_after or {}).get(k, 0.0)
-    return words
 
 
 def end_ms(words: list[Word], tail_s: float = 2.0) -> int:
@@ -68,7 +62,7 @@ def test_gaps_are_two_frames_at_the_video_rate_and_short_gaps_are_closed() -> No
     words = speak(SCRIPT, cps=16)
     for fps, gap in ((25.0, 80), (24000 / 1001, 84), (60.0, 34)):
         cues = build_cues(words, ENGLISH, media_end_ms=end_ms(words), fps=fps)
-        gaps = [b.start_ms - a.end_ms for a, b in zip(cues, cues[1:], strict=False)]
+        gaps = [b.start_ms - a.end_ms for a, b in itertools.pairwise(cues)]
         assert min(gaps) >= gap
         assert gap in gaps  # a gap shorter than 12 frames is closed to exactly the minimum
         assert check(cues, ENGLISH, media_end_ms=end_ms(words), fps=fps) == []
@@ -132,7 +126,9 @@ def test_reflow_keeps_ids_and_times_when_the_translation_fits() -> None:
 
 
 def test_reflow_resplits_a_sentence_whose_translation_is_too_long_for_its_cues() -> None:
-    words = speak("The bakery on the main street is looking for a new cook who likes to work early in the morning.")
+    words = speak(
+        "The bakery on the main street is looking for a new cook who likes to work early in the morning."
+    )
     cues = build_cues(words, ENGLISH, media_end_ms=end_ms(words, 6.0))
     texts = {c.id: "맛있는 빵을 굽는 우리 동네 빵집이 새벽에 일할 새 요리사를 찾고 있습니다" for c in cues}
     out = reflow(cues, texts, KOREAN, media_end_ms=end_ms(words, 6.0))
@@ -147,8 +143,15 @@ def test_reflow_merges_cues_of_one_sentence_when_reading_speed_demands() -> None
     words = speak("When the rain stops, we will walk to the river and look for the boats.", cps=15)
     cues = build_cues(words, ENGLISH, media_end_ms=end_ms(words))
     split = [
-        Cue(id="a", start_ms=cues[0].start_ms, end_ms=cues[0].start_ms + 1500, lines=("When the rain stops,",)),
-        Cue(id="b", start_ms=cues[0].start_ms + 1580, end_ms=cues[-1].end_ms, lines=("we will walk to the river.",)),
+        Cue(
+            id="a", start_ms=cues[0].start_ms, end_ms=cues[0].start_ms + 1500, lines=("When the rain stops,",)
+        ),
+        Cue(
+            id="b",
+            start_ms=cues[0].start_ms + 1580,
+            end_ms=cues[-1].end_ms,
+            lines=("we will walk to the river.",),
+        ),
     ]
     texts = {"a": "Quand la pluie cessera enfin, nous,", "b": "irons au fleuve."}
     out = reflow(split, texts, DEFAULT, media_end_ms=end_ms(words))
