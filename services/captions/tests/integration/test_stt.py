@@ -14,7 +14,8 @@ from captions.profiles import ENGLISH
 from captions.quality import check
 from captions.stt import SttOptions, Transcriber
 from captions.transcript import Transcript
-from common.testing.speech import SpeechSample
+from common.testing.media import make_video
+from common.testing.speech import SpeechSample, make_speech
 
 from ..conftest import normalise
 
@@ -91,3 +92,9 @@ def test_options_follow_the_settings() -> None:
         and not options.is_silence(0.9, -0.2)
         and not options.is_silence(0.1, -2.0)
     )
+
+
+def test_silence_and_a_steady_tone_give_no_lines(transcriber: Transcriber) -> None:
+    for path in (make_speech([6.0]).path, make_video(seconds=3.0)):  # the video's sound is a 440 Hz tone
+        transcript = transcriber.transcribe(path)
+        assert transcript.segments == () and transcript.language == "und"
