@@ -24,9 +24,10 @@ RATE = 48_000
 CHANNELS = 2
 BLOCK = 4800  # 0.1 s
 TARGET_LUFS = -14.0
-#: the limiter's ceiling (sample peak): 2 dB under full scale leaves room for inter-sample and AAC overshoot, so
-#: the true peak of the encoded output stays at or under -1 dBTP
+#: the limiter's ceiling, applied at 4x the sample rate (so inter-sample peaks are limited too: a true-peak
+#: limiter); 2 dB under full scale leaves 1 dB for the AAC encoder's overshoot under the -1 dBTP goal
 LIMIT_DBFS = -2.0
+OVERSAMPLE = 4
 #: a quiet clip is raised at most this much (more would mostly raise its noise)
 MAX_GAIN_DB = 20.0
 #: integrated loudness at or under this is silence (EBU R128's absolute gate is -70 LUFS): it gets no gain
@@ -176,9 +177,9 @@ class OutputAudio:
         tb = Fraction(1, RATE)
         self._src = self.graph.add_abuffer(format="fltp", sample_rate=RATE, layout="stereo", time_base=tb)
         chain = [
-            self.graph.add("alimiter", limiter_args(limit_dbfs)),
+            *(self.graph.add(name, args) for name, args in limiter_chain(limit_dbfs)),
             self.graph.add("ebur128", "metadata=1:peak=true"),
-            self.graph.add("aformat", "sample_fmts=fltp:channel_layouts=stereo"),
+            self.graph.add("aformat", f"sample_fmts=fltp:sample_rates={RATE}:channel_layouts=stereo"),
             self.graph.add("asetnsamples", f"n={frame_size}:p=0"),
         ]
         self._sink = self.graph.add("abuffersink")
@@ -215,6 +216,8 @@ class OutputAudio:
         return out
 
 
-def limiter_args(limit_dbfs: float = LIMIT_DBFS) -> str:
-    """``alimiter`` options: a fixed ceiling, no auto-levelling, delay compensated (stays in sync)."""
-    return f"limit={10 ** (limit_dbfs / 20):.5f}:level=0:latency=1:attack=5:release=50"
+def limiter_chain(limit_dbfs: float = LIMIT_DBFS) -> list[tuple[str, str]]:
+    """The true-peak limiter as filters: up to 4x the rate, ``alimiter`` (a fixed ceiling, no auto-levelling, its
+    delay compensated so it stays in sync), back to 48 kHz."""
+    limit = f"limit={10 ** (limit_dbfs / 20):.5f}:level=0:latency=1:attack=5:release=50"
+    return [("aresample", str(RATE * OVERSAMPLE)), ("alimiter", limit), ("aresample", str(RATE))]

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .audio import limiter_args
+from .audio import limiter_chain
 from .compose import (
     ClipPlan,
     ClipSource,
@@ -168,7 +168,9 @@ def ffmpeg_command(spec: RenderSpec, plans: Sequence[ClipPlan], work: Path, out:
     graph.append(
         "".join(f"[{v}][{a}]" for v, a in segments)
         + f"concat=n={len(segments)}:v=1:a=1[vcat][acat];"
-        + f"[acat]alimiter={limiter_args()},ebur128=metadata=1:peak=true,"
+        + "[acat]"
+        + ",".join(f"{name}={args}" for name, args in limiter_chain())
+        + ",ebur128=metadata=1:peak=true,"
         + "aformat=sample_fmts=fltp:channel_layouts=stereo[aout]"
     )
     opts = enc.x264_options()

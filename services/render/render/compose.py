@@ -312,8 +312,49 @@ def filter_complex(
     return ";".join(parts)
 
 
+class LayerBlend:
+    """A layer ready to blend into yuv420p frames: its planes premultiplied by its alpha, once.
+
+    Measured against FFmpeg's ``overlay`` filter for a clip's three layers: 0.26 ms a frame in numpy against 1.04 ms
+    through the filter graph (docs/render.md), so the graph only fits the picture and numpy lays the text on it.
+    """
+
+    def __init__(self, layer: Layer) -> None:
+        yuva = _rgba_frame(layer.image).reformat(format="yuva420p")
+        y, u, v, a = (_plane(p, p.width, p.height) for p in yuva.planes)
+        alpha = a.astype(np.uint16)
+        h, w = alpha.shape
+        chroma_alpha = alpha.reshape(h // 2, 2, w // 2, 2).mean(axis=(1, 3)).round().astype(np.uint16)
+        self.x, self.y = layer.x, layer.y
+        self.luma = (y.astype(np.uint16) * alpha, 255 - alpha)
+        self.chroma = (
+            u.astype(np.uint16) * chroma_alpha,
+            v.astype(np.uint16) * chroma_alpha,
+            255 - chroma_alpha,
+        )
+
+    def apply(self, frame: VideoFrame) -> None:
+        """Blend into ``frame`` (yuv420p, written in place): ``out = (dst * (255 - a) + src * a) / 255``."""
+        planes = frame.planes
+        src, inv = self.luma
+        h, w = inv.shape
+        dst = _plane(planes[0], frame.width, frame.height)[self.y : self.y + h, self.x : self.x + w]
+        dst[...] = (dst * inv + src) // 255
+        u_src, v_src, c_inv = self.chroma
+        ch, cw = c_inv.shape
+        cy, cx = self.y // 2, self.x // 2
+        for plane, csrc in ((planes[1], u_src), (planes[2], v_src)):
+            d = _plane(plane, frame.width // 2, frame.height // 2)[cy : cy + ch, cx : cx + cw]
+            d[...] = (d * c_inv + csrc) // 255
+
+
+def _plane(plane: Any, width: int, height: int) -> np.ndarray[Any, np.dtype[np.uint8]]:
+    """A frame plane as a writable ``height`` x ``width`` uint8 view (without the line padding)."""
+    return np.frombuffer(plane, np.uint8).reshape(height, plane.line_size)[:, :width]
+
+
 class ClipGraph:
-    """The PyAV filter graph of one clip: raw decoded frame + layers → a 1080x1920 yuv420p frame."""
+    """One clip's picture: a PyAV filter graph (upright, fitted, yuv420p) then its layers blended on."""
 
     def __init__(
         self, first: VideoFrame, plan: ClipPlan, layers: Sequence[Layer], time_base: Fraction
@@ -325,22 +366,10 @@ class ClipGraph:
                 width=first.width, height=first.height, format=first.format, time_base=time_base
             )
         }
-        self.layer_frames: list[VideoFrame] = []
-        self.layer_inputs: list[Any] = []
-        for i, layer in enumerate(layers):
-            frame = _rgba_frame(layer.image).reformat(format="yuva420p")
-            self.layer_frames.append(frame)
-            ctx = g.add_buffer(
-                width=frame.width, height=frame.height, format=frame.format, time_base=time_base
-            )
-            nodes[f"l{i}"] = ctx
-            self.layer_inputs.append(ctx)
-        fit = fit_for(plan.info.width, plan.info.height)
         spec = [
             *rotation_filters(plan.info.rotation),
-            *fit_filters(fit),
-            *overlay_filters([(layer.x, layer.y) for layer in layers]),
-            ("out>fmt", "format", "yuv420p"),
+            *fit_filters(fit_for(plan.info.width, plan.info.height)),
+            ("fit>fmt", "format", "yuv420p"),
         ]
         for label, name, args in spec:
             ins, outs = label.split(">")
@@ -356,18 +385,18 @@ class ClipGraph:
         g.configure()
         self.time_base = time_base
         self.raw = nodes["raw"]
+        self.blends = [LayerBlend(layer) for layer in layers]
 
     def process(self, frame: VideoFrame, pts: int) -> VideoFrame:
         """The composed output frame for ``frame``."""
         frame.pts = pts
         frame.time_base = self.time_base
         self.raw.push(frame)
-        for ctx, lf in zip(self.layer_inputs, self.layer_frames, strict=True):
-            lf.pts = pts
-            lf.time_base = self.time_base
-            ctx.push(lf)
         out = self.sink.pull()
         assert isinstance(out, VideoFrame)
+        out.make_writable()
+        for blend in self.blends:
+            blend.apply(out)
         return out
 
 
