@@ -113,6 +113,13 @@ class RenderSpec:
     encode: EncodeSettings = field(default_factory=EncodeSettings)
 
 
+def estimate_seconds(spec: RenderSpec) -> float:
+    """The output's length if every clip is as long as asked (for pricing before any file is read); the
+    rendered length (``RenderResult.duration_s``) is never longer."""
+    frames = sum(max(1, math.floor((c.end_s - c.start_s) * FPS + 1e-6)) for c in spec.clips)
+    return (round(spec.intro_s * FPS) + frames + round(spec.outro_s * FPS)) / FPS
+
+
 @dataclass(frozen=True, kw_only=True)
 class ClipInfo:
     """What composing needs to know about a clip's file."""
@@ -617,13 +624,10 @@ def render_short(
             out.finish()
         finally:
             out.close()
-    except (RenderError, Canceled):
-        out_path.unlink(missing_ok=True)
-        raise
     except av.error.FFmpegError as e:
         out_path.unlink(missing_ok=True)
         raise RenderError(RENDER_FAILED, f"encoding failed ({e})") from e
-    except BaseException:
+    except BaseException:  # RenderError, Canceled, anything: no partial file is left
         out_path.unlink(missing_ok=True)
         raise
     if progress is not None:

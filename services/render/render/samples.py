@@ -27,11 +27,13 @@ def make_clip(
     rotate: int = 0,
     colour: tuple[int, int, int] = (40, 90, 160),
     bitrate: int = 0,
+    clicks: bool = False,
 ) -> Path:
     """An H.264/AAC MP4: a coloured field with a moving bar and a frame counter band, and a 440 Hz tone of
-    ``amplitude`` (``channels`` at ``audio_rate``). ``rotate`` writes a display matrix (90 = held upright).
+    ``amplitude`` (``channels`` at ``audio_rate``); ``clicks`` adds a full-scale 2-ms burst every 0.25 s (peaks far
+    above the tone's loudness). ``rotate`` writes a display matrix (90 = held upright).
     Cached in ``directory`` by its parameters."""
-    key = f"{seconds}-{width}x{height}-{fps}-{audio_rate}-{channels}-{amplitude}-{has_audio}-{rotate}-{colour}-{bitrate}"
+    key = f"{seconds}-{width}x{height}-{fps}-{audio_rate}-{channels}-{amplitude}-{has_audio}-{rotate}-{colour}-{bitrate}-{clicks}"
     out = directory / (hashlib.sha1(key.encode()).hexdigest()[:16] + ".mp4")
     if out.exists() and out.stat().st_size > 0:
         return out
@@ -75,6 +77,8 @@ def make_clip(
                 n = min(spf, total - pts)
                 t = (np.arange(pts, pts + n) / audio_rate).astype(np.float32)
                 tone = (amplitude * np.sin(2 * math.pi * 440 * t)).astype(np.float32)
+                if clicks:
+                    tone[(t % 0.25) < 0.002] = 0.99
                 af = av.AudioFrame.from_ndarray(np.stack([tone] * channels), format="fltp", layout=layout)
                 af.sample_rate = audio_rate
                 af.pts = pts

@@ -93,7 +93,7 @@ class FontChain:
 
     @classmethod
     def installed(cls, dirs: Iterable[Path] = FONT_DIRS) -> FontChain:
-        """Latin (DejaVu Sans Bold), then Noto Sans CJK KR Bold, then every other installed face."""
+        """Latin (DejaVu Sans Bold), then Noto Sans CJK KR Bold, then every other installed font file."""
         return _installed_chain(tuple(dirs))
 
     @property
@@ -148,10 +148,12 @@ def _installed_chain(dirs: tuple[Path, ...]) -> FontChain:
             if (not family or fam == family) and face not in chosen:
                 chosen.append(face)
                 break
+    chosen_files = {f.path for f in chosen}
     for path in files:
-        for face, _ in _faces_of(path):
-            if face not in chosen:
-                others.append(face)
+        # the faces of one collection share a character set (Noto CJK's JP/KR/SC/TC/HK and Mono faces do):
+        # one face per collection is enough to find a character, and each cmap costs a second to read
+        if path not in chosen_files:
+            others.append(_faces_of(path)[0][0])
     if not chosen and not others:
         raise RuntimeError("no font is installed (scripts/bootstrap.sh installs fonts-noto-cjk)")
     return FontChain(chosen + others)

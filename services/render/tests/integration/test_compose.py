@@ -14,12 +14,22 @@ import av
 import numpy as np
 import pytest
 
-from render.compose import ClipSource, RenderResult, RenderSpec, ShortClipPolicy, render_short
+from render.compose import (
+    ClipSource,
+    RenderResult,
+    RenderSpec,
+    ShortClipPolicy,
+    probe_clip,
+    render_short,
+)
 from render.errors import CLIP_TOO_SHORT, MISSING_GLYPHS, Canceled, RenderError
 from render.layout import FPS, Target, layout_for
 from render.overlays import badge_colour, clip_layers
 from render.samples import make_clip
 from render.text import FontChain
+
+# one worker renders the shared short once (make test runs --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("render_compose")
 
 INTRO_S, OUTRO_S = 1.0, 1.5
 TARGET = Target.SHORTS
@@ -85,6 +95,7 @@ def test_the_output_is_a_1080x1920_h264_high_aac_stereo_mp4_of_the_expected_leng
     assert video["r_frame_rate"] == "30/1" and video["pix_fmt"] == "yuv420p"
     assert (sound["codec_name"], int(sound["sample_rate"]), sound["channels"]) == ("aac", 48000, 2)
     expected = INTRO_S + 4 * SECONDS + OUTRO_S
+    assert result.duration_s == pytest.approx(expected)
     assert abs(float(info["format"]["duration"]) - expected) < 0.05
     assert abs(float(sound["duration"]) - expected) < 0.05  # the silent clip still has a (silent) track
     assert int(video["nb_frames"]) == round(expected * FPS)
@@ -108,6 +119,20 @@ def test_rank_badges_are_where_the_layout_says(
             img[badge.y + 6 : badge.y + 16, badge.right + 40 : badge.right + 80].reshape(-1, 3).mean(axis=0)
         )
         assert np.abs(outside - badge_colour(clip.rank)).max() > 24  # and only there
+
+
+def test_a_phone_shot_stored_rotated_is_shown_upright(
+    rendered: tuple[RenderResult, Any], clips: list[ClipSource]
+) -> None:
+    result, _ = rendered
+    info = probe_clip(clips[3].path)
+    assert (info.width, info.height, info.rotation) == (720, 1280, 90)
+    assert result.clips[3].info == info
+    # the source's vertical moving bar (64 px of 1280x720) is a horizontal band once upright (x1.5 to fill)
+    img = _frame_at(result.path, _midpoint(3))
+    strip = img[:, 920:1080].min(axis=2) > 200  # right of the text: only the video
+    bright_rows = int(strip.all(axis=1).sum())
+    assert 60 <= bright_rows <= 200, bright_rows
 
 
 def test_korean_titles_are_drawn_as_the_layer_says(
@@ -155,6 +180,24 @@ def test_ranks_do_not_jump_in_volume_and_the_silent_clip_is_silence(
             if f.time is not None and silent_from + 0.1 < f.time < silent_from + SECONDS - 0.1
         ]
     assert samples and np.abs(np.concatenate(samples, axis=1)).max() < 1e-3
+
+
+def test_loud_clicks_stay_under_minus_1_dbtp_after_aac(
+    clip_dir: Path, tmp_path: Path, loudness_of: Callable[..., tuple[float, float]]
+) -> None:
+    clicky = make_clip(clip_dir, seconds=2.5, width=320, height=240, fps=25, amplitude=0.02, clicks=True)
+    spec = RenderSpec(
+        title="clicks",
+        target=TARGET,
+        clips=[ClipSource(path=clicky, start_s=0, end_s=2.4, rank=1)],
+        intro_s=0,
+        outro_s=0,
+    )
+    result = render_short(spec, tmp_path / "clicks.mp4")
+    assert result.clips[0].gain_db > 5  # a quiet tone: raised, so the clicks would go far over full scale
+    lufs, peak = loudness_of(result.path)
+    assert peak <= -1.0
+    assert lufs <= -13.0
 
 
 def test_progress_goes_through_preparing_then_encoding_to_100(rendered: tuple[RenderResult, Any]) -> None:

@@ -6,8 +6,17 @@ from pathlib import Path
 
 import pytest
 
-from render.compose import ClipInfo, ClipSource, ShortClipPolicy, fit_for, plan_clip
+from render.compose import (
+    ClipInfo,
+    ClipSource,
+    RenderSpec,
+    ShortClipPolicy,
+    estimate_seconds,
+    fit_for,
+    plan_clip,
+)
 from render.errors import CLIP_TOO_SHORT, RenderError
+from render.layout import Target
 
 INFO = ClipInfo(duration_s=5.0, width=1920, height=1080, rotation=0, has_audio=True)
 
@@ -59,3 +68,10 @@ def test_landscape_sits_over_a_blur_and_vertical_fills(
 ) -> None:
     fit = fit_for(*size)
     assert (fit.mode, fit.fg_height) == (mode, fg_height)
+
+
+def test_the_estimate_for_pricing_counts_intro_clips_and_outro() -> None:
+    spec = RenderSpec(
+        title="t", target=Target.SHORTS, clips=[_clip(0, 8), _clip(3, 11)], intro_s=1.5, outro_s=3
+    )
+    assert estimate_seconds(spec) == 20.5
