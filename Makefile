@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 PYTEST_FLAGS := -q --durations=15 -n $(PYTEST_WORKERS) --maxprocesses=8 --dist loadgroup
 
-.PHONY: help up test lint fmt typecheck bench bench-gateway bench-streaming bench-billing bench-captions migrate clean distclean \
+.PHONY: help up test lint fmt typecheck bench bench-gateway bench-streaming bench-billing bench-captions bench-render migrate clean distclean \
 	bootstrap sync services deploy-files deploy-check doctor
 
 help: ## this list
@@ -57,9 +57,9 @@ fmt: sync ## format and autofix
 typecheck: sync ## mypy (libs/common strict, per pyproject.toml) over every lib and service
 	MYPYPATH=$(subst $(SPACE),:,$(PACKAGE_ROOTS)) $(RUN) mypy $(addprefix -p ,$(PACKAGES))
 
-bench: bench-gateway bench-streaming bench-billing bench-captions ## every benchmark
+bench: bench-gateway bench-streaming bench-billing bench-captions bench-render ## every benchmark
 
-bench-gateway bench-streaming bench-billing bench-captions: bench-%: bootstrap
+bench-gateway bench-streaming bench-billing bench-captions bench-render: bench-%: bootstrap
 	$(RUN) python -m $*.bench
 
 migrate: sync ## apply every service's SQL migrations, in parallel (with the settings in $(ENV_FILE))
