@@ -235,7 +235,7 @@ class GeminiEngine:
                 title=answer.title,
                 summary=answer.summary,
                 key_points=answer.key_points,
-                chapters=snap_chapters(answer.chapters, starts),
+                chapters=snap_chapters(answer.chapters, starts, duration_s=duration),
                 highlights=answer.highlights,
                 keywords=answer.keywords,
             )

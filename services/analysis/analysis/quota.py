@@ -241,8 +241,9 @@ class QuotaGovernor:
         day = now.astimezone(ZoneInfo(self.limits.day_reset_tz)).date().isoformat()
         return f"{self._base}:day:{day}", int((self.day_reset(now) - now).total_seconds()) + 3600
 
-    async def acquire(self, tokens: int) -> Lease:
-        """Wait until a request of ``tokens`` fits every limit, then count it; raise ``QuotaParked`` for the day."""
+    async def try_acquire(self, tokens: int) -> Lease | float:
+        """Count a request of ``tokens`` if it fits every limit now, else the seconds to wait before asking again;
+        raise ``QuotaParked`` when the day's requests are spent."""
         if tokens > self.limits.tokens_per_minute:
             raise JobFailure(
                 AnalysisErrorCode.QUOTA_REQUEST_TOO_LARGE,
@@ -250,27 +251,35 @@ class QuotaGovernor:
             )
         lease = Lease(id=uuid.uuid4().hex, tokens=tokens)
         day_key, day_ttl = self._day_key()
-        keys = [
-            f"{self._base}:reqs",
-            f"{self._base}:toks",
-            f"{self._base}:total",
-            day_key,
-            f"{self._base}:hold",
-        ]
-        limits = self.limits
-        args = [int(limits.window_s * 1000), limits.requests_per_minute, limits.tokens_per_minute]
+        base, limits = self._base, self.limits
+        admitted, wait_ms = await self._acquire(
+            keys=[f"{base}:reqs", f"{base}:toks", f"{base}:total", day_key, f"{base}:hold"],
+            args=[
+                int(limits.window_s * 1000),
+                limits.requests_per_minute,
+                limits.tokens_per_minute,
+                limits.requests_per_day,
+                tokens,
+                lease.id,
+                day_ttl,
+            ],
+        )
+        if admitted == -1:
+            self.stats.parked += 1
+            raise QuotaParked(self.day_reset())
+        if admitted == 1:
+            self.stats.sent += 1
+            return lease
+        return int(wait_ms) / 1000
+
+    async def acquire(self, tokens: int) -> Lease:
+        """Wait until a request of ``tokens`` fits every limit, then count it."""
         while True:
-            admitted, wait_ms = await self._acquire(
-                keys=keys, args=[*args, limits.requests_per_day, tokens, lease.id, day_ttl]
-            )
-            if admitted == 1:
-                self.stats.sent += 1
-                return lease
-            if admitted == -1:
-                self.stats.parked += 1
-                raise QuotaParked(self.day_reset())
-            # A little jitter so that waiting workers do not all retry on the same millisecond.
-            delay = int(wait_ms) / 1000 + random.uniform(0, 0.05)
+            admitted = await self.try_acquire(tokens)
+            if isinstance(admitted, Lease):
+                return admitted
+            # A little jitter so that waiting workers do not all ask again on the same millisecond.
+            delay = admitted + random.uniform(0, 0.05)
             self.stats.waited_s += delay
             await asyncio.sleep(delay)
 

@@ -37,9 +37,18 @@ def snap(seconds: float, starts: Sequence[float]) -> float:
     return min(candidates, key=lambda start: abs(start - seconds))
 
 
-def snap_chapters(chapters: Sequence[Chapter], starts: Sequence[float]) -> list[Chapter]:
-    """Each chapter moved to the nearest sentence start; titles stripped."""
-    return [Chapter(start_s=snap(c.start_s, starts), title=c.title.strip()) for c in chapters]
+def snap_chapters(
+    chapters: Sequence[Chapter], starts: Sequence[float], *, duration_s: float
+) -> list[Chapter]:
+    """Each chapter inside the video moved to the nearest sentence start (those outside stay, to be reported);
+    titles stripped."""
+    return [
+        Chapter(
+            start_s=snap(c.start_s, starts) if 0 <= c.start_s < duration_s else c.start_s,
+            title=c.title.strip(),
+        )
+        for c in chapters
+    ]
 
 
 def chapter_violations(chapters: Sequence[Chapter], *, duration_s: float) -> list[str]:

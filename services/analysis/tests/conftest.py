@@ -1,10 +1,23 @@
-"""Fixtures for analysis tests: an English and a Korean transcript of four topics each, timed like speech."""
+"""Fixtures for analysis tests: an English and a Korean transcript of four topics each, timed like speech; governors
+on a private Redis prefix; the Gemini stub."""
 
 from __future__ import annotations
 
-import pytest
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from typing import Any
 
+import pytest
+from redis.asyncio import Redis
+
+from analysis.quota import QuotaGovernor, QuotaLimits, RetryPolicy
 from analysis.transcript import Segment, Transcript, TranscriptSource
+
+from .gemini_stub import GeminiStub
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+GovernorFactory = Callable[..., QuotaGovernor]
 
 ENGLISH_TOPICS = [
     [
@@ -103,3 +116,50 @@ def english() -> Transcript:
 def korean() -> Transcript:
     """About 2 min 25 s of Korean in four topics (solar power, kimchi stew, football, the Moon)."""
     return timed(KOREAN_TOPICS, language="ko")
+
+
+@pytest.fixture
+async def governors() -> AsyncIterator[GovernorFactory]:
+    """Makes governors ("workers"), each with its own Redis connection, on one private key prefix."""
+    prefix = f"test-quota-{uuid.uuid4().hex[:12]}"
+    clients: list[Redis[Any]] = []
+
+    def make(
+        *,
+        rpm: int = 1000,
+        tpm: int = 1_000_000,
+        rpd: int = 10_000,
+        window_s: float = 60.0,
+        policy: RetryPolicy | None = None,
+        model: str = "gemini-stub",
+        api_key: str = "test-key",
+    ) -> QuotaGovernor:
+        client: Redis[Any] = Redis.from_url(REDIS_URL)
+        clients.append(client)
+        return QuotaGovernor(
+            redis=client,
+            api_key=api_key,
+            model=model,
+            limits=QuotaLimits(
+                requests_per_minute=rpm, tokens_per_minute=tpm, requests_per_day=rpd, window_s=window_s
+            ),
+            policy=policy or RetryPolicy(base_delay_s=0.05, max_delay_s=0.2),
+            prefix=prefix,
+        )
+
+    yield make
+    if clients:
+        keys = [k async for k in clients[0].scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await clients[0].delete(*keys)
+    for client in clients:
+        await client.aclose()
+
+
+@pytest.fixture
+async def gemini_stub() -> AsyncIterator[GeminiStub]:
+    """The Gemini REST stub, listening on 127.0.0.1."""
+    stub = GeminiStub()
+    await stub.start()
+    yield stub
+    await stub.close()

@@ -47,34 +47,38 @@ JSON3 = {
 
 # YouTube's auto-caption VTT: each line first appears word-timed, then again (plain) above the next line, and in
 # a 10 ms cue in between.
-AUTO_VTT = """WEBVTT
-Kind: captions
-Language: en
-
-00:00:00.160 --> 00:00:02.790 align:start position:0%
- 
-welcome<00:00:00.480><c> back</c><00:00:00.640><c> to</c><00:00:00.799><c> the</c><00:00:00.960><c> channel</c>
-
-00:00:02.790 --> 00:00:02.800 align:start position:0%
-welcome back to the channel
- 
-
-00:00:02.800 --> 00:00:05.190 align:start position:0%
-welcome back to the channel
-today<00:00:03.120><c> we</c><00:00:03.280><c> talk</c><00:00:03.520><c> about</c><00:00:03.840><c> solar</c><00:00:04.160><c> power</c>
-
-00:00:05.190 --> 00:00:05.200 align:start position:0%
-today we talk about solar power
- 
-
-00:00:05.200 --> 00:00:08.000 align:start position:0%
-today we talk about solar power
-at<00:00:05.500><c> home</c>
-
-00:00:08.000 --> 00:00:08.010 align:start position:0%
-at home
- 
-"""
+AUTO_VTT = "\n".join(
+    [
+        "WEBVTT",
+        "Kind: captions",
+        "Language: en",
+        "",
+        "00:00:00.160 --> 00:00:02.790 align:start position:0%",
+        " ",
+        "welcome<00:00:00.480><c> back</c><00:00:00.640><c> to</c><00:00:00.799><c> the</c><00:00:00.960><c> channel</c>",
+        "",
+        "00:00:02.790 --> 00:00:02.800 align:start position:0%",
+        "welcome back to the channel",
+        " ",
+        "",
+        "00:00:02.800 --> 00:00:05.190 align:start position:0%",
+        "welcome back to the channel",
+        "today<00:00:03.120><c> we</c><00:00:03.280><c> talk</c><00:00:03.520><c> about</c><00:00:03.840><c> solar</c><00:00:04.160><c> power</c>",
+        "",
+        "00:00:05.190 --> 00:00:05.200 align:start position:0%",
+        "today we talk about solar power",
+        " ",
+        "",
+        "00:00:05.200 --> 00:00:08.000 align:start position:0%",
+        "today we talk about solar power",
+        "at<00:00:05.500><c> home</c>",
+        "",
+        "00:00:08.000 --> 00:00:08.010 align:start position:0%",
+        "at home",
+        " ",
+        "",
+    ]
+)
 
 
 def test_json3_keeps_text_events_with_their_times() -> None:
