@@ -179,10 +179,14 @@ def analyze_extractive(
     transcript: Transcript,
     *,
     detail: Detail = Detail.STANDARD,
+    output_language: str | None = None,
     duration_s: float | None = None,
     embedder: Embedder | None = None,
 ) -> AnalysisResult:
-    """The whole analysis of ``transcript`` from its own sentences (no model call; seconds of CPU)."""
+    """The whole analysis of ``transcript`` from its own sentences (no model call; seconds of CPU).
+
+    It quotes the transcript, so it writes in the transcript's language whatever ``output_language`` asks
+    (and says so in ``warnings``)."""
     sentences = split_sentences(transcript)
     if not sentences:
         raise JobFailure(AnalysisErrorCode.TRANSCRIPT_EMPTY, "the transcript has no text to analyse")
@@ -193,6 +197,8 @@ def analyze_extractive(
     lengths = [len(s.text) // 3 if korean else len(s.text.split()) for s in sentences]
     scores = rank_sentences(vectors, lengths)
     warnings: list[str] = []
+    if output_language and output_language.split("-")[0].lower() != transcript.language.split("-")[0].lower():
+        warnings.append(f"the extractive engine writes in the transcript's language ({transcript.language})")
 
     summary_ids = sorted(pick_diverse(scores, vectors, SUMMARY_SENTENCES[detail]))
     keywords = keywords_of(transcript.text, korean=korean)

@@ -154,9 +154,10 @@ class GeminiEngine:
     async def _prompt_tokens(self, contents: list[types.Content]) -> int:
         if self.count_tokens:
             # countTokens has its own, separate quota; if it fails, the estimate will do.
+            failures: tuple[type[BaseException], ...] = (genai_errors.APIError, *transport_errors())
             try:
                 counted = await self.client.aio.models.count_tokens(model=self.model, contents=contents)
-            except (genai_errors.APIError, *transport_errors()):  # type: ignore[misc]
+            except failures:
                 counted = None
             if counted is not None and counted.total_tokens is not None:
                 return counted.total_tokens
