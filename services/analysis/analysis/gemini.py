@@ -15,7 +15,7 @@ from google.genai import types
 
 from common.jobs import JobFailure
 
-from .models import AnalysisErrorCode, AnalysisResult, Chapter, Detail, Engine, Highlight
+from .models import Analysis, AnalysisErrorCode, AnalysisResult, Detail, Engine
 from .quota import QuotaGovernor, transport_errors
 from .rules import (
     MAX_TITLE_CHARS,
@@ -73,17 +73,6 @@ RESPONSE_SCHEMA: dict[str, Any] = {
     },
     "required": ["title", "summary", "key_points", "chapters", "highlights", "keywords"],
 }
-
-
-class ModelAnswer(msgspec.Struct, frozen=True):
-    """The JSON the model must return (``RESPONSE_SCHEMA``)."""
-
-    title: str
-    summary: str
-    key_points: list[str]
-    chapters: list[Chapter]
-    highlights: list[Highlight]
-    keywords: list[str]
 
 
 def make_client(*, api_key: str, base_url: str | None = None, timeout_s: float = 120.0) -> genai.Client:
@@ -208,13 +197,13 @@ class GeminiEngine:
             ),
         ]
         follow_up: list[types.Content] = []
-        best: ModelAnswer | None = None
+        best: Analysis | None = None
         errors: list[str] = []
         malformed_retried = rules_retried = False
         while True:
             text = await self._generate(prompt + follow_up)
             try:
-                answer = msgspec.json.decode(text or "", type=ModelAnswer)
+                answer = msgspec.json.decode(text or "", type=Analysis)
             except msgspec.DecodeError as exc:
                 if malformed_retried:
                     if best is not None:
@@ -232,13 +221,8 @@ class GeminiEngine:
                     ),
                 ]
                 continue
-            best = ModelAnswer(
-                title=answer.title,
-                summary=answer.summary,
-                key_points=answer.key_points,
-                chapters=snap_chapters(answer.chapters, starts, duration_s=duration),
-                highlights=answer.highlights,
-                keywords=answer.keywords,
+            best = msgspec.structs.replace(
+                answer, chapters=snap_chapters(answer.chapters, starts, duration_s=duration)
             )
             errors = chapter_violations(best.chapters, duration_s=duration) + highlight_violations(
                 best.highlights, duration_s=duration, transcript_text=spoken
@@ -260,12 +244,7 @@ class GeminiEngine:
         )
         warnings = [f"the model's answer still broke a rule after a retry: {e}" for e in errors]
         return AnalysisResult(
-            title=best.title,
-            summary=best.summary,
-            key_points=best.key_points,
-            chapters=chapters,
-            highlights=highlights,
-            keywords=best.keywords,
+            **msgspec.structs.asdict(msgspec.structs.replace(best, chapters=chapters, highlights=highlights)),
             engine=Engine.GEMINI,
             model=self.model,
             prompt_version=self.prompt_version,

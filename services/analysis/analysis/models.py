@@ -48,8 +48,8 @@ class Highlight(msgspec.Struct, frozen=True):
     reason: str
 
 
-class AnalysisResult(msgspec.Struct, frozen=True, kw_only=True):
-    """The structured analysis of one video; ``warnings`` says what was dropped or repaired."""
+class Analysis(msgspec.Struct, frozen=True, kw_only=True):
+    """What an engine writes about a video (and the JSON the Gemini model must return)."""
 
     title: str
     summary: str
@@ -57,6 +57,11 @@ class AnalysisResult(msgspec.Struct, frozen=True, kw_only=True):
     chapters: list[Chapter]
     highlights: list[Highlight]
     keywords: list[str]
+
+
+class AnalysisResult(Analysis, frozen=True, kw_only=True):
+    """The structured analysis of one video, with who wrote it; ``warnings`` says what was dropped or repaired."""
+
     engine: Engine
     model: str
     prompt_version: str
