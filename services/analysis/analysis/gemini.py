@@ -139,6 +139,7 @@ class GeminiEngine:
     # Reserved per request on top of the prompt until usage_metadata tells the real total.
     expected_output_tokens: int = 1024
     count_tokens: bool = True
+    engine: Engine = Engine.GEMINI
 
     async def _prompt_tokens(self, contents: list[types.Content]) -> int:
         if self.count_tokens:

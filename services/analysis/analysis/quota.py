@@ -47,13 +47,17 @@ local hold = tonumber(redis.call('GET', KEYS[5]) or '0')
 if hold > now then return {0, hold - now} end
 if tonumber(redis.call('GET', KEYS[4]) or '0') >= rpd then return {-1, 0} end
 local old = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now - window)
-if #old > 0 then
-  local freed = 0
-  for _, v in ipairs(redis.call('HMGET', KEYS[2], unpack(old))) do
+local freed = 0
+-- In chunks: unpack() of thousands of values overflows Lua's stack.
+for first = 1, #old, 1000 do
+  local chunk = {unpack(old, first, math.min(first + 999, #old))}
+  for _, v in ipairs(redis.call('HMGET', KEYS[2], unpack(chunk))) do
     if v then freed = freed + tonumber(v) end
   end
+  redis.call('HDEL', KEYS[2], unpack(chunk))
+end
+if #old > 0 then
   redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - window)
-  redis.call('HDEL', KEYS[2], unpack(old))
   redis.call('DECRBY', KEYS[3], freed)
 end
 local count = redis.call('ZCARD', KEYS[1])
