@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .extractive import EXTRACTIVE_VERSION, Embedder, analyze_extractive, default_embedder
-from .models import AnalysisResult, Detail, Engine
+from .models import AnalysisOptions, AnalysisResult, Engine
 from .transcript import Transcript
 
 
@@ -31,14 +31,9 @@ class Analyzer(Protocol):
         ...
 
     async def analyze(
-        self,
-        transcript: Transcript,
-        *,
-        detail: Detail = Detail.STANDARD,
-        output_language: str | None = None,
-        duration_s: float | None = None,
+        self, transcript: Transcript, options: AnalysisOptions, *, duration_s: float | None = None
     ) -> AnalysisResult:
-        """The analysis of ``transcript``."""
+        """The analysis of ``transcript`` (of a video lasting ``duration_s``, if known)."""
         ...
 
 
@@ -56,27 +51,15 @@ class ExtractiveEngine:
         return self.embedder.name
 
     async def analyze(
-        self,
-        transcript: Transcript,
-        *,
-        detail: Detail = Detail.STANDARD,
-        output_language: str | None = None,
-        duration_s: float | None = None,
+        self, transcript: Transcript, options: AnalysisOptions, *, duration_s: float | None = None
     ) -> AnalysisResult:
         """``analyze_extractive`` in a worker thread."""
         return await asyncio.to_thread(
-            analyze_extractive,
-            transcript,
-            detail=detail,
-            output_language=output_language,
-            duration_s=duration_s,
-            embedder=self.embedder,
+            analyze_extractive, transcript, options, duration_s=duration_s, embedder=self.embedder
         )
 
 
-def cache_key(
-    *, source_id: str, transcript: Transcript, analyzer: Analyzer, detail: Detail, output_language: str | None
-) -> str:
+def cache_key(*, source_id: str, transcript: Transcript, analyzer: Analyzer, options: AnalysisOptions) -> str:
     """The content cache's key: the source, the transcript's content, the engine's model and prompt version,
     and the options (a different detail or language is a different analysis)."""
     parts = [
@@ -85,8 +68,8 @@ def cache_key(
         analyzer.engine,
         analyzer.model,
         analyzer.prompt_version,
-        detail,
-        output_language or transcript.language,
+        options.detail,
+        options.output_language or transcript.language,
     ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 

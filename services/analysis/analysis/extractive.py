@@ -14,7 +14,7 @@ import numpy.typing as npt
 
 from common.jobs import JobFailure
 
-from .models import AnalysisErrorCode, AnalysisResult, Chapter, Detail, Engine, Highlight
+from .models import AnalysisErrorCode, AnalysisOptions, AnalysisResult, Chapter, Detail, Engine, Highlight
 from .rules import MIN_CHAPTER_S, MIN_CHAPTERS, repair_chapters
 from .transcript import Sentence, Transcript, is_korean, kiwi, split_sentences
 
@@ -177,9 +177,8 @@ def _title(words: Sequence[str], *, used: set[str], fallback: str) -> str:
 
 def analyze_extractive(
     transcript: Transcript,
+    options: AnalysisOptions | None = None,
     *,
-    detail: Detail = Detail.STANDARD,
-    output_language: str | None = None,
     duration_s: float | None = None,
     embedder: Embedder | None = None,
 ) -> AnalysisResult:
@@ -197,7 +196,9 @@ def analyze_extractive(
     lengths = [len(s.text) // 3 if korean else len(s.text.split()) for s in sentences]
     scores = rank_sentences(vectors, lengths)
     warnings: list[str] = []
-    if output_language and output_language.split("-")[0].lower() != transcript.language.split("-")[0].lower():
+    options = options or AnalysisOptions()
+    detail, asked = options.detail, options.output_language
+    if asked and asked.split("-")[0].lower() != transcript.language.split("-")[0].lower():
         warnings.append(f"the extractive engine writes in the transcript's language ({transcript.language})")
 
     summary_ids = sorted(pick_diverse(scores, vectors, SUMMARY_SENTENCES[detail]))

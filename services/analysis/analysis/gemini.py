@@ -15,7 +15,7 @@ from google.genai import types
 
 from common.jobs import JobFailure
 
-from .models import Analysis, AnalysisErrorCode, AnalysisResult, Detail, Engine
+from .models import Analysis, AnalysisErrorCode, AnalysisOptions, AnalysisResult, Detail, Engine
 from .quota import QuotaGovernor, transport_errors
 from .rules import (
     MAX_TITLE_CHARS,
@@ -173,9 +173,8 @@ class GeminiEngine:
     async def analyze(
         self,
         transcript: Transcript,
+        options: AnalysisOptions,
         *,
-        detail: Detail = Detail.STANDARD,
-        output_language: str | None = None,
         duration_s: float | None = None,
     ) -> AnalysisResult:
         """The analysis of ``transcript``; rule violations are retried once, then the valid part is kept and
@@ -190,8 +189,8 @@ class GeminiEngine:
             _user(transcript_block(sentences, language=transcript.language)),
             _user(
                 instructions(
-                    detail=detail,
-                    output_language=output_language or transcript.language,
+                    detail=options.detail,
+                    output_language=options.output_language or transcript.language,
                     duration_s=duration,
                     prompt_version=self.prompt_version,
                 )

@@ -32,6 +32,13 @@ class AnalysisErrorCode(StrEnum):
     QUOTA_REQUEST_TOO_LARGE = "quota.request_too_large"
 
 
+class AnalysisOptions(msgspec.Struct, frozen=True, kw_only=True):
+    """What the caller asks for: how detailed, and in which language (default: the transcript's)."""
+
+    detail: Detail = Detail.STANDARD
+    output_language: str | None = None
+
+
 class Chapter(msgspec.Struct, frozen=True):
     """A chapter mark: where it starts and its title."""
 

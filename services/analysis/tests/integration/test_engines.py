@@ -6,7 +6,7 @@ from typing import Any
 
 from analysis.engines import Analyzer, ExtractiveEngine, cache_key
 from analysis.gemini import PROMPT_VERSION, GeminiEngine, make_client
-from analysis.models import Detail, Engine
+from analysis.models import AnalysisOptions, Detail, Engine
 from analysis.transcript import Segment, Transcript, TranscriptSource
 
 from ..conftest import GovernorFactory
@@ -14,7 +14,7 @@ from ..conftest import GovernorFactory
 
 async def test_the_extractive_engine_runs_in_a_thread(english: Transcript) -> None:
     analyzer: Analyzer = ExtractiveEngine()
-    result = await analyzer.analyze(english, detail=Detail.BRIEF)
+    result = await analyzer.analyze(english, AnalysisOptions(detail=Detail.BRIEF))
     assert result.engine is Engine.EXTRACTIVE and result.model == analyzer.model
     assert result.prompt_version == analyzer.prompt_version and len(result.chapters) >= 3
 
@@ -29,14 +29,13 @@ async def test_the_cache_key_changes_with_content_model_prompt_and_options(
             "source_id": "yt:abc",
             "transcript": english,
             "analyzer": gemini,
-            "detail": Detail.STANDARD,
-            "output_language": None,
+            "options": AnalysisOptions(),
             **changes,
         }
     )
     base = key()
     assert key() == base
-    assert key(output_language="en") == base  # the transcript's own language
+    assert key(options=AnalysisOptions(output_language="en")) == base  # the transcript's own language
     edited = Transcript(
         segments=[*english.segments, Segment(200.0, 201.0, "More.")],
         language="en",
@@ -52,8 +51,8 @@ async def test_the_cache_key_changes_with_content_model_prompt_and_options(
             )
         ),
         key(analyzer=ExtractiveEngine()),
-        key(detail=Detail.BRIEF),
-        key(output_language="ko"),
+        key(options=AnalysisOptions(detail=Detail.BRIEF)),
+        key(options=AnalysisOptions(output_language="ko")),
     ]
     assert len({base, *others}) == len(others) + 1
     await client.aio.aclose()

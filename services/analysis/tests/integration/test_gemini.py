@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from analysis.gemini import PROMPT_VERSION, RESPONSE_SCHEMA, GeminiEngine, make_client
-from analysis.models import AnalysisErrorCode, Chapter, Engine
+from analysis.models import AnalysisErrorCode, AnalysisOptions, Chapter, Engine
 from analysis.quota import QuotaParked, RetryPolicy
 from analysis.rules import chapter_violations
 from analysis.transcript import Transcript
@@ -78,7 +78,7 @@ def texts(request: dict[str, Any]) -> list[tuple[str, str]]:
 
 async def test_a_valid_answer(english: Transcript, gemini_stub: GeminiStub, engine_for: Any) -> None:
     gemini_stub.then(answer(VALID))
-    result = await engine_for().analyze(english)
+    result = await engine_for().analyze(english, AnalysisOptions())
     assert (
         result.engine is Engine.GEMINI and result.model == MODEL and result.prompt_version == PROMPT_VERSION
     )
@@ -108,7 +108,7 @@ async def test_bad_chapters_are_retried_with_the_errors(
         ]
     )
     gemini_stub.then(answer(bad), answer(VALID))
-    result = await engine_for().analyze(english)
+    result = await engine_for().analyze(english, AnalysisOptions())
     assert [c.start_s for c in result.chapters] == [0.0, 43.0, 85.0, 127.0] and result.warnings == []
     first, second = gemini_stub.requests
     assert texts(second)[: len(texts(first))] == texts(first)
@@ -135,7 +135,7 @@ async def test_still_bad_after_the_retry_keeps_what_is_valid(
         highlights=highlights,
     )
     gemini_stub.then(answer(bad), answer(bad))
-    result = await engine_for().analyze(english)
+    result = await engine_for().analyze(english, AnalysisOptions())
     assert len(gemini_stub.requests) == 2
     assert result.chapters == [Chapter(0.0, "Solar"), Chapter(85.0, "Football"), Chapter(127.0, "Moon")]
     assert chapter_violations(result.chapters, duration_s=english.duration_s) == []
@@ -150,7 +150,7 @@ async def test_malformed_json_is_retried_then_a_coded_error(
 ) -> None:
     gemini_stub.then(answer("{not json"), answer('{"title": "only a title"}'))
     with pytest.raises(JobFailure) as failure:
-        await engine_for().analyze(english)
+        await engine_for().analyze(english, AnalysisOptions())
     assert failure.value.code == AnalysisErrorCode.MODEL_MALFORMED_OUTPUT
     assert len(gemini_stub.requests) == 2
     assert "not valid JSON" in texts(gemini_stub.requests[1])[-1][1]
@@ -160,7 +160,7 @@ async def test_malformed_json_then_a_valid_answer(
     english: Transcript, gemini_stub: GeminiStub, engine_for: Any
 ) -> None:
     gemini_stub.then(answer("Sure! Here is the analysis: ..."), answer(VALID))
-    result = await engine_for().analyze(english)
+    result = await engine_for().analyze(english, AnalysisOptions())
     assert len(result.chapters) == 4 and result.warnings == []
 
 
@@ -170,7 +170,7 @@ async def test_a_per_minute_429_waits_its_retry_delay(
     gemini_stub.then(rate_limited(retry_delay_s=1.0), answer(VALID))
     engine = engine_for()
     started = time.monotonic()
-    result = await engine.analyze(english)
+    result = await engine.analyze(english, AnalysisOptions())
     assert time.monotonic() - started >= 1.0
     assert len(result.chapters) == 4 and len(gemini_stub.requests) == 2
     assert engine.governor.stats.rate_limited == 1
@@ -181,10 +181,10 @@ async def test_a_per_day_429_parks_every_worker(
 ) -> None:
     gemini_stub.then(rate_limited(per_day=True, retry_delay_s=None))
     with pytest.raises(QuotaParked) as parked:
-        await engine_for().analyze(english)
+        await engine_for().analyze(english, AnalysisOptions())
     # Another worker parks at once, without sending anything.
     with pytest.raises(QuotaParked) as again:
-        await engine_for().analyze(english)
+        await engine_for().analyze(english, AnalysisOptions())
     assert again.value.until == parked.value.until
     assert len(gemini_stub.requests) == 1
 
@@ -194,7 +194,7 @@ async def test_server_errors_back_off_then_succeed(
 ) -> None:
     gemini_stub.then(server_error(503), server_error(500), answer(VALID))
     engine = engine_for()
-    result = await engine.analyze(english)
+    result = await engine.analyze(english, AnalysisOptions())
     assert len(result.chapters) == 4 and engine.governor.stats.retried == 2
 
 
@@ -203,7 +203,9 @@ async def test_server_errors_give_up_after_the_attempts(
 ) -> None:
     gemini_stub.then(*(server_error() for _ in range(3)))
     with pytest.raises(JobFailure) as failure:
-        await engine_for(policy=RetryPolicy(attempts=3, base_delay_s=0.05)).analyze(english)
+        await engine_for(policy=RetryPolicy(attempts=3, base_delay_s=0.05)).analyze(
+            english, AnalysisOptions()
+        )
     assert failure.value.code == AnalysisErrorCode.MODEL_UNAVAILABLE and len(gemini_stub.requests) == 3
 
 
@@ -212,7 +214,7 @@ async def test_a_slow_answer_times_out_and_is_retried(
 ) -> None:
     gemini_stub.then(answer(VALID, delay_s=1.5), answer(VALID))
     engine = engine_for(timeout_s=0.5)
-    result = await engine.analyze(english)
+    result = await engine.analyze(english, AnalysisOptions())
     assert len(result.chapters) == 4 and engine.governor.stats.retried == 1 and len(gemini_stub.requests) == 2
 
 
@@ -221,5 +223,5 @@ async def test_a_rejected_request_is_not_retried(
 ) -> None:
     gemini_stub.then(bad_request())
     with pytest.raises(JobFailure) as failure:
-        await engine_for().analyze(english)
+        await engine_for().analyze(english, AnalysisOptions())
     assert failure.value.code == AnalysisErrorCode.MODEL_REJECTED and len(gemini_stub.requests) == 1

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from analysis.extractive import Vectors, analyze_extractive, default_embedder
-from analysis.models import AnalysisResult, Detail, Engine
+from analysis.models import AnalysisOptions, AnalysisResult, Detail, Engine
 from analysis.rules import chapter_violations, highlight_violations, normalize
 from analysis.transcript import Transcript, split_sentences
 
@@ -71,14 +71,14 @@ def test_korean(korean: Transcript) -> None:
 
 @pytest.mark.parametrize("detail", list(Detail))
 def test_detail_changes_the_length(english: Transcript, detail: Detail) -> None:
-    result = analyze_extractive(english, detail=detail, embedder=EMBEDDER)
+    result = analyze_extractive(english, AnalysisOptions(detail=detail), embedder=EMBEDDER)
     assert_valid(result, english)
     sizes = {Detail.BRIEF: 3, Detail.STANDARD: 5, Detail.DETAILED: 8}
     assert len(result.key_points) == sizes[detail]
 
 
 def test_it_writes_in_the_transcript_language_and_says_so(korean: Transcript) -> None:
-    result = analyze_extractive(korean, output_language="en", embedder=EMBEDDER)
+    result = analyze_extractive(korean, AnalysisOptions(output_language="en"), embedder=EMBEDDER)
     assert result.warnings == ["the extractive engine writes in the transcript's language (ko)"]
     assert "태양광" in result.summary
 
