@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from analysis.models import Chapter, Highlight
 from analysis.rules import (
     chapter_violations,
@@ -70,3 +73,33 @@ def test_highlights_must_lie_inside_and_quote_the_transcript() -> None:
     assert "inside the video" in errors[0] and "not in the transcript" in errors[1]
     kept, warnings = repair_highlights([good, outside, invented], duration_s=60.0, transcript_text=spoken)
     assert kept == [good] and warnings == ["dropped 2 highlights outside the video or not quoting it"]
+
+
+chapter = st.builds(
+    Chapter,
+    st.floats(-20, 400, allow_nan=False),
+    st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=70),
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    chapters=st.lists(chapter, max_size=12),
+    starts=st.lists(st.floats(0, 400, allow_nan=False), min_size=1, max_size=40),
+    duration=st.floats(1, 400, allow_nan=False),
+)
+def test_snapped_and_repaired_chapters_always_satisfy_the_rules(
+    chapters: list[Chapter], starts: list[float], duration: float
+) -> None:
+    """Property: whatever a model answers, what is kept either satisfies every rule or is no chapters at all,
+    and every kept chapter starts at 0:00 or at a sentence start."""
+    sentence_starts = sorted({0.0, *starts})
+    snapped = snap_chapters(chapters, sentence_starts, duration_s=duration)
+    kept, warnings = repair_chapters(snapped, duration_s=duration)
+    if kept:
+        assert chapter_violations(kept, duration_s=duration) == []
+        assert all(c.start_s in sentence_starts for c in kept)
+    if chapter_violations(snapped, duration_s=duration):
+        assert warnings
+    else:
+        assert kept == snapped
