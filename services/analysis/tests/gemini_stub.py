@@ -1,14 +1,18 @@
 """A scriptable stub of the Gemini REST API (``v1beta``) on 127.0.0.1, for the real google-genai client.
 
-``POST /v1beta/models/{model}:generateContent`` answers the next scripted ``Reply`` (or 500 when none is left);
-``:countTokens`` answers a length-based count. Every request body is kept in ``requests``.
+``POST /v1beta/models/{model}:generateContent`` answers the next scripted ``Reply``, else what ``respond`` makes of
+the request, else 500; with ``requests_per_window`` set it first answers 429 (``RetryInfo``: when the oldest request
+leaves the window) to requests beyond that many per ``window_s``, like the real quota. ``:countTokens`` answers a
+length-based count. Every generateContent body is kept in ``requests``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -91,22 +95,45 @@ class GeminiStub:
     requests: list[dict[str, Any]] = field(default_factory=list)
     count_requests: list[dict[str, Any]] = field(default_factory=list)
     api_keys: list[str] = field(default_factory=list)
+    respond: Callable[[dict[str, Any]], Reply] | None = None
+    requests_per_window: int | None = None
+    window_s: float = 60.0
+    refused: int = 0
     base_url: str = ""
     _runner: web.AppRunner | None = None
+    _sent: deque[float] = field(default_factory=deque)
 
     def then(self, *replies: Reply) -> GeminiStub:
         """Append replies to the script."""
         self.script.extend(replies)
         return self
 
+    def _over_limit(self) -> float | None:
+        """Seconds until the window has room, if this request is one too many (it is then not counted)."""
+        if self.requests_per_window is None:
+            return None
+        now = time.monotonic()
+        while self._sent and self._sent[0] <= now - self.window_s:
+            self._sent.popleft()
+        if len(self._sent) >= self.requests_per_window:
+            return self._sent[0] + self.window_s - now
+        self._sent.append(now)
+        return None
+
     async def _generate(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append(await request.json())
+        body = await request.json()
+        self.requests.append(body)
         self.api_keys.append(request.headers.get(API_KEY_HEADER, ""))
-        if not self.script:
-            return web.json_response(
-                {"error": {"code": 500, "message": "no scripted reply", "status": "INTERNAL"}}, status=500
-            )
-        reply = self.script.popleft()
+        wait = self._over_limit()
+        if wait is not None:
+            self.refused += 1
+            reply = rate_limited(retry_delay_s=round(wait, 3))
+        elif self.script:
+            reply = self.script.popleft()
+        elif self.respond is not None:
+            reply = self.respond(body)
+        else:
+            reply = Reply(500, {"error": {"code": 500, "message": "no scripted reply", "status": "INTERNAL"}})
         if reply.delay_s:
             await asyncio.sleep(reply.delay_s)
         return web.json_response(reply.body, status=reply.status)

@@ -3,6 +3,7 @@ quota governor on the real Redis."""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import time
 from collections.abc import AsyncIterator
@@ -61,10 +62,10 @@ async def engine_for(gemini_stub: GeminiStub, governors: GovernorFactory) -> Asy
     """Builds engines on the stub: each call is a new "worker" (its own client and governor)."""
     clients = []
 
-    def make(*, timeout_s: float = 10.0, policy: RetryPolicy | None = None) -> GeminiEngine:
+    def make(*, timeout_s: float = 10.0, **limits: Any) -> GeminiEngine:
         client = make_client(api_key="test-key", base_url=gemini_stub.base_url, timeout_s=timeout_s)
         clients.append(client)
-        return GeminiEngine(client=client, governor=governors(policy=policy), model=MODEL)
+        return GeminiEngine(client=client, governor=governors(**limits), model=MODEL)
 
     yield make
     for client in clients:
@@ -225,3 +226,22 @@ async def test_a_rejected_request_is_not_retried(
     with pytest.raises(JobFailure) as failure:
         await engine_for().analyze(english, AnalysisOptions())
     assert failure.value.code == AnalysisErrorCode.MODEL_REJECTED and len(gemini_stub.requests) == 1
+
+
+async def test_many_analyses_across_two_workers_keep_to_the_quota(
+    english: Transcript, gemini_stub: GeminiStub, engine_for: Any
+) -> None:
+    """The stub allows 10 requests per 2 s and answers 429 beyond; two workers whose governors share that
+    limit through Redis analyse 30 videos: each succeeds, with one accepted request each, in about three windows."""
+    gemini_stub.requests_per_window, gemini_stub.window_s = 10, 2.0
+    gemini_stub.respond = lambda _: answer(VALID)
+    workers = [engine_for(rpm=10, window_s=2.0), engine_for(rpm=10, window_s=2.0)]
+    started = time.monotonic()
+    results = await asyncio.gather(*(workers[i % 2].analyze(english, AnalysisOptions()) for i in range(30)))
+    elapsed = time.monotonic() - started
+    assert all(len(r.chapters) == 4 and r.warnings == [] for r in results)
+    assert len(gemini_stub.requests) - gemini_stub.refused == 30
+    # The governors keep to the limit; a 429 can only come from the time between admission and arrival.
+    assert gemini_stub.refused <= 5
+    assert sum(w.governor.stats.rate_limited for w in workers) == gemini_stub.refused
+    assert elapsed >= 2 * 2.0 - 0.1
