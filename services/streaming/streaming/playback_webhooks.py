@@ -73,7 +73,9 @@ async def _webhook_worker(app: web.Application) -> AsyncIterator[None]:
     sender = sender_for(app)
     app[SENDER] = sender
     await sender.start()
-    await webhook_router(sender).subscribe(app[BUS], queue=webhook_queue(streaming_settings(app)), pool=app[POOL])
+    await webhook_router(sender).subscribe(
+        app[BUS], queue=webhook_queue(streaming_settings(app)), pool=app[POOL]
+    )
     yield
     await sender.stop()
 
