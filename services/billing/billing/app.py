@@ -14,10 +14,11 @@ from aiohttp import web
 from common import db, outbox
 from common.logging import get_logger
 from common.metrics import ERRORS
+from common.openapi import add_api
 from common.service import BUS, POOL, build_app
 
 from . import ledger
-from .api import add_routes
+from .api import API
 from .config import BillingSettings
 from .handlers import EVENT_TYPES, idempotent_handler
 
@@ -75,7 +76,7 @@ def create_app(settings: BillingSettings, *, role: str = "api", **overrides: Any
     overrides.setdefault("use_store", False)
     app = build_app(settings, role=role, **overrides)
     if role == "api":
-        add_routes(app)
+        add_api(app, API)
         return app
 
     async def consumers(app: web.Application) -> AsyncIterator[None]:

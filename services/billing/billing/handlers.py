@@ -8,6 +8,7 @@ import asyncpg
 
 from common import inbox, outbox
 from common.bus.base import Delivery, Handler, PermanentError
+from common.errors import CodedError
 from common.events.base import Event
 from common.events.billing import CreditsHoldRequested, CreditsSettleRequested
 from common.events.gateway import UserRegistered
@@ -53,7 +54,7 @@ class EventHandlers:
                 answers = await ledger.settle(conn, event)
             else:
                 raise PermanentError(f"billing does not handle {event.type}")
-        except ledger.BillingError as e:
+        except CodedError as e:
             # a malformed request cannot succeed on retry: dead-letter it where operators see it
             raise PermanentError(e.code) from e
         for answer in answers:

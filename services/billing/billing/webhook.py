@@ -12,16 +12,18 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 
+from common.errors import CodedError
+
+from .models import BillingCode
+
 TIMESTAMP_HEADER = "X-Payment-Timestamp"
 SIGNATURE_HEADER = "X-Payment-Signature"
 
 
-class SignatureError(Exception):
-    """The delivery is not authentic or not fresh; ``code`` is the stable problem code."""
+class SignatureError(CodedError):
+    """The delivery is not authentic or not fresh (401); ``code`` is one of the ``payment.signature_*`` codes."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
+    default_status = 401
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -41,12 +43,12 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: float, 
     raw_sig = headers.get(SIGNATURE_HEADER, "")
     if not raw_ts or not raw_sig:
         raise SignatureError(
-            "payment.signature_missing", f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
+            BillingCode.SIGNATURE_MISSING, f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
         )
     try:
         timestamp = int(raw_ts)
     except ValueError as e:
-        raise SignatureError("payment.signature_invalid", "malformed timestamp") from e
+        raise SignatureError(BillingCode.SIGNATURE_INVALID, "malformed timestamp") from e
     expected = sign(secret, timestamp, body)
     candidates = [part.strip() for part in raw_sig.split(",")]
     # compare every candidate (constant time each) so timing says nothing about which one matched
@@ -54,8 +56,8 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: float, 
     for candidate in candidates:
         matched |= hmac.compare_digest(candidate.encode(), expected.encode())
     if not matched:
-        raise SignatureError("payment.signature_invalid", "the signature does not match")
+        raise SignatureError(BillingCode.SIGNATURE_INVALID, "the signature does not match")
     if abs(now - timestamp) > tolerance_s:
         raise SignatureError(
-            "payment.signature_expired", "the signed timestamp is outside the tolerance window"
+            BillingCode.SIGNATURE_EXPIRED, "the signed timestamp is outside the tolerance window"
         )
