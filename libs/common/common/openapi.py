@@ -152,7 +152,10 @@ def add_api(app: web.Application, api: Api) -> None:
     """Register every route of ``api`` and ``GET /openapi.json`` (the document built from the same table)."""
     app[API] = api
     for route in api.routes:
-        app.router.add_route(route.method, route.path, _wrap(route))
+        if route.method == "GET":  # and HEAD, as aiohttp's add_get does
+            app.router.add_get(route.path, _wrap(route))
+        else:
+            app.router.add_route(route.method, route.path, _wrap(route))
     document = api.document()
 
     async def openapi(request: web.Request) -> web.Response:

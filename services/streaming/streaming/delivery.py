@@ -9,15 +9,12 @@ from aiohttp import web
 from common import inbox
 from common.bus.base import Delivery
 from common.events.base import Event
-from common.service import BUS, POOL, ROLE
+from common.service import BUS, POOL, ROLE, settings_of
 from common.settings import SettingsError
 
-from . import delivery_openapi
 from .config import StreamingSettings
-from .openapi import add_openapi
-from .play_api import PLAYBACK_KEYS, add_play_routes, streaming_settings
+from .play_api import PLAYBACK_KEYS
 from .playback import KeyConfigError, PlaybackKeys
-from .webhook_api import add_webhook_routes
 from .webhook_dispatch import WebhookDispatcher, queue_deliveries
 from .webhooks import BUS_EVENTS, RetryPolicy
 
@@ -43,7 +40,7 @@ def webhook_queue(settings: StreamingSettings) -> str:
 
 def dispatcher_for(app: web.Application) -> WebhookDispatcher:
     """A dispatcher configured from the app's settings."""
-    s = streaming_settings(app)
+    s = settings_of(app, StreamingSettings)
     return WebhookDispatcher(
         app[POOL],
         policy=RetryPolicy(
@@ -71,14 +68,16 @@ async def _webhook_worker(app: web.Application) -> AsyncIterator[None]:
         await queued(event, delivery)
         dispatcher.wake()  # committed: send now rather than at the next poll
 
-    await app[BUS].subscribe(webhook_queue(streaming_settings(app)), list(BUS_EVENTS), on_stream_event)
+    await app[BUS].subscribe(
+        webhook_queue(settings_of(app, StreamingSettings)), list(BUS_EVENTS), on_stream_event
+    )
     yield
     await dispatcher.stop()
 
 
 def add_delivery(app: web.Application) -> None:
-    """Add the delivery half to a streaming app built by ``build_app`` (routes or worker loops by role)."""
-    settings = streaming_settings(app)
+    """Add the delivery half to a streaming app built by ``build_app`` (playback keys; worker loops by role)."""
+    settings = settings_of(app, StreamingSettings)
     if settings.playback_delivery not in ("proxy", "redirect"):
         raise SettingsError(
             f"PLAYBACK_DELIVERY must be proxy or redirect, not {settings.playback_delivery!r}"
@@ -86,7 +85,3 @@ def add_delivery(app: web.Application) -> None:
     app[PLAYBACK_KEYS] = playback_keys(settings)
     if app[ROLE] == "worker":
         app.cleanup_ctx.append(_webhook_worker)
-    else:
-        add_play_routes(app)
-        add_webhook_routes(app)
-        add_openapi(app, paths=delivery_openapi.PATHS, schemas=delivery_openapi.SCHEMAS)

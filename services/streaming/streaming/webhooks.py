@@ -15,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from common.addresses import is_forbidden
+from common.errors import CodedError
 from common.events.base import Event
 from common.events.streaming import StreamFailed, StreamPlayable, StreamReady
 
@@ -33,13 +34,8 @@ BUS_EVENTS: tuple[type[Event], ...] = tuple(EVENTS.values())
 _PUBLIC_NAME: Mapping[str, str] = {cls.event_type(): name for name, cls in EVENTS.items()}
 
 
-class WebhookError(Exception):
-    """A webhook request the user must fix; ``code`` is the stable problem code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class WebhookError(CodedError):
+    """A webhook registration the user must fix (422; ``code`` is one of the ``webhook.*`` codes)."""
 
 
 def public_event_name(event: Event) -> str | None:
