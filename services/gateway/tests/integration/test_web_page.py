@@ -7,7 +7,7 @@ import re
 from html.parser import HTMLParser
 
 from gateway.api import STATIC_DIR
-from gateway.openapi import gateway_document
+from gateway.api import gateway_document
 from gateway.proxy import route_for
 
 from ..conftest import GatewayFactory
