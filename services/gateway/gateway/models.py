@@ -22,7 +22,7 @@ class GatewayCode(StrEnum):
     REFRESH_EXPIRED = "auth.refresh_expired"
     REFRESH_REUSED = "auth.refresh_reused"
     TOKEN_REVOKED = "auth.token_revoked"
-    USER_NOT_FOUND = "auth.user_not_found"
+    USER_NOT_FOUND = "user.not_found"
     INVALID_EMAIL = "validation.email"
     PASSWORD_TOO_SHORT = "validation.password_too_short"
     PASSWORD_TOO_LONG = "validation.password_too_long"

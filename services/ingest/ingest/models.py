@@ -23,6 +23,7 @@ class IngestCode(StrEnum):
     UPLOAD_TOO_LARGE = "upload.too_large"
     SOURCE_TOO_LARGE = "source.too_large"
     SEARCH_UNSUPPORTED_QUERY = "search.unsupported_query"
+    MEDIA_BAD_DIMENSIONS = "media.bad_dimensions"
 
 
 Platform = Literal["youtube", "tiktok"]
