@@ -79,7 +79,7 @@ def encode_cursor(key: Any) -> str:
     return base64.urlsafe_b64encode(msgspec.json.encode(key)).decode().rstrip("=")
 
 
-def decode_cursor(raw: str, type_: type[K]) -> K:
+def decode_cursor(raw: str, type_: Any) -> Any:
     """The keyset position of a cursor; 422 ``validation.invalid`` (``field: cursor``) when it is not one of ours."""
     try:
         if len(raw) > _MAX_CURSOR:
@@ -103,8 +103,9 @@ def parse_limit(raw: str | None, paging: Paging) -> int:
     return limit
 
 
-def page_request(request: web.Request, paging: Paging, key_type: type[K]) -> PageRequest[K]:
-    """The page a request asks for; the cursor decodes to ``key_type`` (e.g. ``tuple[datetime, UUID]``)."""
+def page_request(request: web.Request, paging: Paging, key_type: Any) -> PageRequest[Any]:
+    """The page a request asks for; the cursor decodes to ``key_type`` (e.g. ``tuple[datetime, UUID]``, or an
+    ``Annotated`` int with bounds)."""
     cursor = request.query.get("cursor")
     return PageRequest(
         limit=parse_limit(request.query.get("limit"), paging),

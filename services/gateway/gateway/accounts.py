@@ -15,8 +15,8 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
-from common.events.gateway import UserRegistered
 from common.errors import NotFound
+from common.events.gateway import UserRegistered
 from common.http import Problem
 from common.logging import get_logger
 

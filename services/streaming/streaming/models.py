@@ -177,7 +177,18 @@ class WebhookView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, hook: WebhookRecord) -> WebhookView:
         """The endpoint as its owner sees it (no secret)."""
-        return cls(**_webhook_fields(hook))
+        return cls(
+            id=hook.id,
+            url=hook.url,
+            events=list(hook.events),
+            enabled=hook.enabled,
+            disabled_reason=hook.disabled_reason,
+            disabled_at=hook.disabled_at,
+            consecutive_failures=hook.consecutive_failures,
+            failing_since=hook.failing_since,
+            last_success_at=hook.last_success_at,
+            created_at=hook.created_at,
+        )
 
 
 class WebhookCreatedView(WebhookView, kw_only=True):
@@ -188,22 +199,7 @@ class WebhookCreatedView(WebhookView, kw_only=True):
     @classmethod
     def created(cls, hook: WebhookRecord, secret: str) -> WebhookCreatedView:
         """The answer to the registration."""
-        return cls(**_webhook_fields(hook), secret=secret)
-
-
-def _webhook_fields(hook: WebhookRecord) -> dict[str, object]:
-    return {
-        "id": hook.id,
-        "url": hook.url,
-        "events": list(hook.events),
-        "enabled": hook.enabled,
-        "disabled_reason": hook.disabled_reason,
-        "disabled_at": hook.disabled_at,
-        "consecutive_failures": hook.consecutive_failures,
-        "failing_since": hook.failing_since,
-        "last_success_at": hook.last_success_at,
-        "created_at": hook.created_at,
-    }
+        return cls(**msgspec.structs.asdict(WebhookView.of(hook)), secret=secret)
 
 
 class WebhookList(msgspec.Struct, kw_only=True):
