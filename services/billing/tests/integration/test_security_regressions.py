@@ -66,3 +66,18 @@ async def test_a_signed_webhook_amount_beyond_bigint_is_refused_not_an_internal_
     assert not [e for e in logs if e["event"] == "http.unhandled"]
     assert (await books.account(user)).balance == 100
     assert await books.violations() == []
+
+
+async def test_a_nul_byte_in_a_path_segment_is_a_4xx_not_a_postgres_error(
+    client, books, token_factory
+) -> None:
+    # issue 14: GET /api/v1/billing/topups/ord_%00x reached asyncpg (CharacterNotInRepertoireError → 500)
+    from yarl import URL
+
+    user = await books.register()
+    with capture_logs() as logs:
+        resp = await client.get(
+            URL("/api/v1/billing/topups/ord_%00x", encoded=True), headers=token_factory.headers(user)
+        )
+        assert (resp.status, (await resp.json())["code"]) == (400, "request.invalid_characters")
+    assert not [e for e in logs if e["event"] == "http.unhandled"]
