@@ -13,6 +13,7 @@ import aiohttp
 import jwt
 from aiohttp import web
 
+from .errors import CodedError
 from .http import Problem
 from .logging import get_logger
 
@@ -37,13 +38,10 @@ class Principal:
     token: str = ""
 
 
-class TokenInvalid(Exception):
-    """The token cannot be trusted; ``code`` is the stable problem code."""
+class TokenInvalid(CodedError):
+    """The token cannot be trusted (401; ``code`` is ``auth.invalid_token`` or ``auth.token_expired``)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    default_status = 401
 
 
 class JWKSVerifier:
@@ -229,11 +227,7 @@ async def require_user(request: web.Request) -> Principal:
     try:
         principal = await request.app[VERIFIER].verify(token)
     except TokenInvalid as e:
-        raise Problem(
-            401,
-            e.code,
-            e.message,
-            headers={"WWW-Authenticate": 'Bearer realm="reelforge", error="invalid_token"'},
-        ) from e
+        e.headers["WWW-Authenticate"] = 'Bearer realm="reelforge", error="invalid_token"'
+        raise
     request[PRINCIPAL] = principal
     return principal

@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
@@ -32,6 +32,7 @@ RELAY: web.AppKey[OutboxRelay] = web.AppKey("outbox_relay", OutboxRelay)
 HTTP_CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("http_client", aiohttp.ClientSession)
 ROLE: web.AppKey[str] = web.AppKey("role", str)
 
+S = TypeVar("S", bound=ServiceSettings)
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
@@ -192,3 +193,12 @@ def main_exit(code: int) -> None:
 def app_info(app: web.Application) -> dict[str, Any]:
     """What an app runs (diagnostics)."""
     return {"service": app[SETTINGS].service, "role": app[ROLE]}
+
+
+def settings_of(source: web.Request | web.Application, type_: type[S]) -> S:
+    """The app's settings as the service's own type (``settings_of(request, BillingSettings)``)."""
+    app = source.app if isinstance(source, web.Request) else source
+    settings = app[SETTINGS]
+    if not isinstance(settings, type_):
+        raise TypeError(f"this app's settings are {type(settings).__name__}, not {type_.__name__}")
+    return settings

@@ -8,11 +8,12 @@ from typing import Any
 from aiohttp import web
 
 from common.logging import get_logger
+from common.openapi import add_api
 from common.runtime import periodic
 from common.service import BUS, POOL, build_app
 
 from . import handlers
-from .api import add_routes
+from .api import API
 from .config import BillingSettings
 
 log = get_logger(__name__)
@@ -23,7 +24,7 @@ def create_app(settings: BillingSettings, *, role: str = "api", **overrides: Any
     overrides.setdefault("use_store", False)
     app = build_app(settings, role=role, **overrides)
     if role == "api":
-        add_routes(app)
+        add_api(app, API)
         return app
 
     async def consumers(app: web.Application) -> AsyncIterator[None]:

@@ -46,7 +46,6 @@ class BillingSettings(ServiceSettings):
     topup_max_credits: int = 1_000_000
     payment_webhook_secret: str = ""  # empty: the webhook refuses everything (503)
     payment_webhook_tolerance_s: int = 300  # how old (or early) a signed timestamp may be
-    ledger_page_max: int = 200
 
     def __post_init__(self) -> None:
         self.price_list()  # fail at startup, not on the first request

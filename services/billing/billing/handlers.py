@@ -9,6 +9,7 @@ import asyncpg
 
 from common import db, outbox
 from common.bus import Delivery, Router
+from common.errors import CodedError
 from common.events.base import Event
 from common.events.billing import CreditsHoldRequested, CreditsSettleRequested
 from common.events.gateway import UserRegistered
@@ -26,11 +27,11 @@ class AccountNotOpenYet(Exception):
 def router(settings: BillingSettings) -> Router:
     """The worker's reactions to ``user.registered``, ``credits.hold_requested`` and ``credits.settle_requested``.
 
-    A ``ledger.BillingError`` (a malformed request) cannot succeed on retry: it is dead-lettered at once, where
+    A ``CodedError`` (a malformed request) cannot succeed on retry: it is dead-lettered at once, where
     operators see it.
     """
     policy = ledger.HoldPolicy(default_ttl_s=settings.hold_default_ttl_s, max_ttl_s=settings.hold_max_ttl_s)
-    r = Router(consumer=CONSUMER, permanent=[ledger.BillingError])
+    r = Router(consumer=CONSUMER, permanent=[CodedError])
 
     @r.on(UserRegistered)
     async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, delivery: Delivery) -> None:

@@ -11,17 +11,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from common import signing
+from common.errors import CodedError
+
+from .models import BillingCode
 
 TIMESTAMP_HEADER = "X-Payment-Timestamp"
 SIGNATURE_HEADER = "X-Payment-Signature"
 
 
-class SignatureError(Exception):
-    """The delivery is not authentic or not fresh; ``code`` is the stable problem code."""
+class SignatureError(CodedError):
+    """The delivery is not authentic or not fresh (401); ``code`` is one of the ``payment.signature_*`` codes."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
+    default_status = 401
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -40,16 +41,16 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: float, 
     raw_sig = headers.get(SIGNATURE_HEADER, "")
     if not raw_ts or not raw_sig:
         raise SignatureError(
-            "payment.signature_missing", f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
+            BillingCode.SIGNATURE_MISSING, f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
         )
     try:
         timestamp = int(raw_ts)
     except ValueError as e:
-        raise SignatureError("payment.signature_invalid", "malformed timestamp") from e
+        raise SignatureError(BillingCode.SIGNATURE_INVALID, "malformed timestamp") from e
     expected = sign(secret, timestamp, body)
     if not signing.matches_any(expected, raw_sig.split(",")):
-        raise SignatureError("payment.signature_invalid", "the signature does not match")
+        raise SignatureError(BillingCode.SIGNATURE_INVALID, "the signature does not match")
     if not signing.is_fresh(timestamp, now=now, tolerance_s=tolerance_s):
         raise SignatureError(
-            "payment.signature_expired", "the signed timestamp is outside the tolerance window"
+            BillingCode.SIGNATURE_EXPIRED, "the signed timestamp is outside the tolerance window"
         )

@@ -8,15 +8,17 @@ import hashlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
-import msgspec
 from aiohttp import WSMsgType, web
 
 from common.auth import PRINCIPAL, VERIFIER, Principal, TokenInvalid, bearer_token, require_user
-from common.http import REQUEST_ID, Problem, json_response, parse_uuid, read_json
+from common.http import REQUEST_ID, Problem, json_response, parse_uuid, read_json, read_query
 from common.logging import get_logger
-from common.service import HTTP_CLIENT, POOL, SETTINGS
+from common.openapi import Api, Route
+from common.pagination import Page, page_request
+from common.service import HTTP_CLIENT, POOL, settings_of
 
 from . import readmodel
 from .accounts import Accounts
@@ -24,8 +26,20 @@ from .config import GatewaySettings
 from .keys import KeyRing
 from .live import CLOSE_TOKEN_EXPIRED, SocketHub
 from .metrics import RATE_LIMITED, WS_OPEN, count_proxied
-from .openapi import OpenAPIAggregator, gateway_document
-from .proxy import Route, client_ip, forward, route_for
+from .models import (
+    Credentials,
+    GatewayCode,
+    JobsQuery,
+    JobView,
+    JwksView,
+    RefreshBody,
+    SocketQuery,
+    TokenPairView,
+    UserView,
+)
+from .openapi import OpenAPIAggregator
+from .proxy import Route as ProxyRoute
+from .proxy import client_ip, forward, route_for
 from .ratelimit import Decision, RateLimiter
 
 log = get_logger(__name__)
@@ -38,7 +52,7 @@ FALLBACK_LIMITER: web.AppKey[RateLimiter] = web.AppKey("fallback_rate_limiter", 
 OPENAPI: web.AppKey[OpenAPIAggregator] = web.AppKey("openapi", OpenAPIAggregator)
 PROXY_CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("proxy_client", aiohttp.ClientSession)
 RATE_DECISION: web.RequestKey[tuple[Decision, int]] = web.RequestKey("rate_decision", tuple)
-ROUTE: web.RequestKey[Route] = web.RequestKey("proxy_route", Route)
+ROUTE: web.RequestKey[ProxyRoute] = web.RequestKey("proxy_route", ProxyRoute)
 
 STATIC_DIR = Path(__file__).parent / "static"
 AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login"})
@@ -47,29 +61,14 @@ REFRESH_PATH = "/api/v1/auth/refresh"
 
 
 def _settings(request: web.Request) -> GatewaySettings:
-    s = request.app[SETTINGS]
-    assert isinstance(s, GatewaySettings)
-    return s
-
-
-class Credentials(msgspec.Struct, forbid_unknown_fields=False):
-    """Register/login body."""
-
-    email: str
-    password: str
-
-
-class RefreshBody(msgspec.Struct, forbid_unknown_fields=False):
-    """Refresh/logout body."""
-
-    refresh_token: str = ""
+    return settings_of(request, GatewaySettings)
 
 
 # --- accounts ---------------------------------------------------------------------------------------------------
 
 
 async def register(request: web.Request) -> web.Response:
-    """POST /api/v1/auth/register."""
+    """Create an account."""
     body = await read_json(request, Credentials)
     user = await request.app[ACCOUNTS].register(
         email=body.email, password=body.password, correlation_id=request[REQUEST_ID]
@@ -78,7 +77,7 @@ async def register(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    """POST /api/v1/auth/login."""
+    """Log in: a new session (a token pair)."""
     body = await read_json(request, Credentials)
     async with _sign_in_attempt(request, body.email):
         pair = await request.app[ACCOUNTS].login(email=body.email, password=body.password)
@@ -127,16 +126,18 @@ async def _sign_in_attempt(request: web.Request, email: str) -> AsyncIterator[No
 
 
 async def refresh(request: web.Request) -> web.Response:
-    """POST /api/v1/auth/refresh."""
+    """Rotate a refresh token: a new token pair; the presented refresh token is spent."""
     body = await read_json(request, RefreshBody)
     if not body.refresh_token:
-        raise Problem(422, "validation.refresh_token", "refresh_token is required", field="refresh_token")
+        raise Problem(
+            422, GatewayCode.REFRESH_TOKEN_REQUIRED, "refresh_token is required", field="refresh_token"
+        )
     pair = await request.app[ACCOUNTS].refresh(refresh_token=body.refresh_token)
     return json_response(pair.public(), headers={"Cache-Control": "no-store"})
 
 
 async def logout(request: web.Request) -> web.Response:
-    """POST /api/v1/auth/logout."""
+    """Revoke the calling token and its session."""
     principal = await require_user(request)
     # the body is optional: none at all (whatever Content-Type, if any, was sent) is no refresh token
     body = await read_json(request, RefreshBody) if await request.read() else RefreshBody()
@@ -151,55 +152,45 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    """GET /api/v1/me."""
+    """The caller's account."""
     principal = await require_user(request)
     user = await request.app[ACCOUNTS].me(user_id=principal.user_id)
     return json_response(user.public())
 
 
 async def jwks(request: web.Request) -> web.Response:
-    """GET /.well-known/jwks.json: every key of the ring (old ones verify until their tokens expire)."""
+    """Public keys that verify access tokens (old ones verify until their tokens expire)."""
     return json_response(request.app[KEYS].jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
 # --- jobs -------------------------------------------------------------------------------------------------------
 
 
-def _int_param(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise Problem(422, f"validation.{name}", f"{name} must be an integer", field=name) from exc
-
-
 async def list_jobs(request: web.Request) -> web.Response:
-    """GET /api/v1/jobs?status=&kind=&limit=&cursor=."""
+    """The caller's jobs, newest first."""
     principal = await require_user(request)
+    filters = read_query(request, JobsQuery)
     page = await readmodel.list_jobs(
         request.app[POOL],
         owner_id=principal.user_id,
-        statuses=request.query.getall("status", []),
-        kinds=request.query.getall("kind", []),
-        limit=_int_param(request, "limit", 20),
-        cursor=request.query.get("cursor") or None,
+        statuses=request.query.getall("status", []) if filters.status else [],
+        kinds=request.query.getall("kind", []) if filters.kind else [],
+        page=page_request(request, readmodel.JOBS_PAGING, readmodel.JobKey),
     )
     return json_response(page)
 
 
 async def get_job(request: web.Request) -> web.Response:
-    """GET /api/v1/jobs/{id}."""
+    """One of the caller's jobs."""
     principal = await require_user(request)
     job = await readmodel.get_job(
         request.app[POOL], owner_id=principal.user_id, job_id=parse_uuid(request.match_info["id"], what="job")
     )
-    return json_response(readmodel.job_view(job))
+    return json_response(JobView.of(job))
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    """POST /api/v1/jobs/{id}/cancel."""
+    """Ask the owning service to cancel a job."""
     principal = await require_user(request)
     job = await readmodel.request_cancel(
         request.app[POOL],
@@ -208,7 +199,7 @@ async def cancel_job(request: web.Request) -> web.Response:
         producer=_settings(request).service,
         correlation_id=request[REQUEST_ID],
     )
-    return json_response(readmodel.job_view(job), status=202)
+    return json_response(JobView.of(job), status=202)
 
 
 # --- live updates -----------------------------------------------------------------------------------------------
@@ -218,14 +209,11 @@ async def _socket_principal(request: web.Request) -> Principal:
     token = bearer_token(request) or request.query.get("access_token", "").strip()
     if not token:
         raise Problem(401, "auth.missing_token", "send the access token as a Bearer header or ?access_token=")
-    try:
-        return await request.app[VERIFIER].verify(token)
-    except TokenInvalid as e:
-        raise Problem(401, e.code, e.message) from e
+    return await request.app[VERIFIER].verify(token)  # TokenInvalid is a 401 problem itself
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """GET /api/v1/ws: ``{"type": "job", "job": {...}}`` for every change of the caller's jobs."""
+    """WebSocket of live job updates: messages ``{type: 'job', job: Job}`` for every change of the caller's jobs."""
     principal = await _socket_principal(request)
     settings = _settings(request)
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=64 * 1024)
@@ -275,18 +263,13 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def own_openapi(request: web.Request) -> web.Response:
-    """GET /openapi.json: the gateway's own paths."""
-    return json_response(gateway_document())
-
-
 async def aggregated_openapi(request: web.Request) -> web.Response:
-    """GET /api/v1/openapi.json: the whole public API, merged from every reachable service."""
+    """This document, merged from every service (the whole public API)."""
     return json_response(await request.app[OPENAPI].document(request.app[HTTP_CLIENT]))
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    """GET /: the live page (headers: ``_PAGE_HEADERS``)."""
+    """The live page (headers: ``_PAGE_HEADERS``)."""
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
 
@@ -397,3 +380,125 @@ async def add_response_headers(request: web.BaseRequest, response: web.StreamRes
     )
     if proxied is None:  # proxied answers keep the owning service's headers
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
+_JOB = "/api/v1/jobs/{id}"
+_NO_JOB = {404: [GatewayCode.JOB_NOT_FOUND]}
+_TAGS = ("gateway",)
+_CREDENTIALS = [GatewayCode.INVALID_EMAIL, GatewayCode.PASSWORD_TOO_SHORT, GatewayCode.PASSWORD_TOO_LONG]
+_REFRESH_REFUSED = [
+    GatewayCode.INVALID_REFRESH_TOKEN,
+    GatewayCode.REFRESH_EXPIRED,
+    GatewayCode.REFRESH_REUSED,
+]
+_RATE = {429: [GatewayCode.RATE_LIMITED]}
+
+ROUTES = (
+    Route("GET", "/", index, documented=False),
+    Route(
+        "GET",
+        "/.well-known/jwks.json",
+        jwks,
+        response=JwksView,
+        public=True,
+        operation_id="jwks",
+        tags=_TAGS,
+    ),
+    Route(
+        "GET",
+        "/api/v1/openapi.json",
+        aggregated_openapi,
+        public=True,
+        raw={200: "an OpenAPI 3.1 document"},
+        operation_id="openapi",
+        tags=_TAGS,
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/register",
+        register,
+        body=Credentials,
+        response=UserView,
+        status=201,
+        public=True,
+        tags=_TAGS,
+        errors={409: [GatewayCode.EMAIL_TAKEN], 422: _CREDENTIALS, **_RATE},
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/login",
+        login,
+        body=Credentials,
+        response=TokenPairView,
+        public=True,
+        tags=_TAGS,
+        errors={401: [GatewayCode.INVALID_CREDENTIALS], 422: [GatewayCode.INVALID_EMAIL], **_RATE},
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/refresh",
+        refresh,
+        body=RefreshBody,
+        response=TokenPairView,
+        public=True,
+        tags=_TAGS,
+        errors={401: _REFRESH_REFUSED, 422: [GatewayCode.REFRESH_TOKEN_REQUIRED], **_RATE},
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/logout",
+        logout,
+        body=RefreshBody,
+        body_required=False,
+        status=204,
+        tags=_TAGS,
+        errors={401: [GatewayCode.TOKEN_REVOKED]},
+    ),
+    Route("GET", "/api/v1/me", me, response=UserView, tags=_TAGS, errors={404: [GatewayCode.USER_NOT_FOUND]}),
+    Route(
+        "GET",
+        "/api/v1/jobs",
+        list_jobs,
+        query=JobsQuery,
+        paging=readmodel.JOBS_PAGING,
+        response=Page[JobView],
+        operation_id="listJobs",
+        tags=_TAGS,
+        errors={422: [GatewayCode.INVALID_STATUS]},
+    ),
+    Route("GET", _JOB, get_job, response=JobView, operation_id="getJob", tags=_TAGS, errors=_NO_JOB),
+    Route(
+        "POST",
+        f"{_JOB}/cancel",
+        cancel_job,
+        response=JobView,
+        status=202,
+        operation_id="cancelJob",
+        tags=_TAGS,
+        errors={**_NO_JOB, 409: [GatewayCode.JOB_NOT_CANCELABLE]},
+    ),
+    Route(
+        "GET",
+        "/api/v1/ws",
+        websocket,
+        query=SocketQuery,
+        raw={101: "switching protocols"},
+        operation_id="jobsSocket",
+        tags=_TAGS,
+    ),
+    # everything else under /api/v1 and /play is another service's: its own document describes it
+    Route("*", "/api/v1/{tail:.*}", proxy, documented=False),
+    Route("*", "/play/{tail:.*}", proxy, documented=False),
+)
+
+API = Api(
+    title="Reelforge gateway",
+    description="Accounts, tokens, jobs and live progress. Errors are application/problem+json.",
+    routes=ROUTES,
+    tags=[{"name": "gateway", "description": "accounts, tokens, jobs"}],
+)
+
+
+def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
+    """The gateway's own document (the base the aggregate merges every service's into)."""
+    return API.document() | {"servers": [{"url": server_url}]}

@@ -13,6 +13,7 @@ from common.auth import Principal
 from common.bus import Bus
 from common.http import add_readiness_check
 from common.logging import get_logger
+from common.openapi import add_api
 from common.runtime import Periodic, periodic
 from common.service import BUS, POOL, build_app
 
@@ -125,6 +126,7 @@ def create_app(
         )
         app[api.PROXY_CLIENT] = session
         app[api.OPENAPI] = OpenAPIAggregator(
+            base=api.gateway_document,
             upstreams=settings.upstreams,
             timeout_s=settings.openapi_fetch_timeout_s,
             ttl_s=settings.openapi_cache_ttl_s,
@@ -177,21 +179,6 @@ def create_app(
 
 
 def add_routes(app: web.Application) -> None:
-    """The gateway's own endpoints first, then the proxy catch-alls."""
-    r = app.router
-    r.add_get("/", api.index)
-    r.add_static("/static/", api.STATIC_DIR, show_index=False)
-    r.add_get("/.well-known/jwks.json", api.jwks)
-    r.add_get("/openapi.json", api.own_openapi)
-    r.add_get("/api/v1/openapi.json", api.aggregated_openapi)
-    r.add_post("/api/v1/auth/register", api.register)
-    r.add_post("/api/v1/auth/login", api.login)
-    r.add_post("/api/v1/auth/refresh", api.refresh)
-    r.add_post("/api/v1/auth/logout", api.logout)
-    r.add_get("/api/v1/me", api.me)
-    r.add_get("/api/v1/jobs", api.list_jobs)
-    r.add_get("/api/v1/jobs/{id}", api.get_job)
-    r.add_post("/api/v1/jobs/{id}/cancel", api.cancel_job)
-    r.add_get("/api/v1/ws", api.websocket)
-    r.add_route("*", "/api/v1/{tail:.*}", api.proxy)
-    r.add_route("*", "/play/{tail:.*}", api.proxy)
+    """The gateway's own endpoints (the route table, proxy catch-alls last) and the page's static files."""
+    app.router.add_static("/static/", api.STATIC_DIR, show_index=False)
+    add_api(app, api.API)

@@ -8,6 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
+from common.openapi import add_api
 from common.runtime import Periodic, periodic
 from common.service import BUS, POOL, STORE, build_app
 from common.storage import ObjectStore
@@ -37,7 +38,7 @@ def create_app(
     app = build_app(settings, role=role, **overrides)
     app.cleanup_ctx.append(tmp_sweeper(settings))
     if role == "api":
-        app.router.add_routes(api.routes)
+        add_api(app, api.API)
     else:
         app.cleanup_ctx.append(_worker(settings, search_fn, store_factory))
     return app

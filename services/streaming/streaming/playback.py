@@ -14,19 +14,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from common.errors import CodedError
 from common.storage import content_types
 
 TOKEN_INVALID = "playback.token_invalid"
 TOKEN_EXPIRED = "playback.token_expired"
 
 
-class TokenError(Exception):
-    """A playback token that must not open the video; ``code`` is the stable problem code."""
+class TokenError(CodedError):
+    """A playback token that must not open the video (403; ``playback.token_invalid`` or ``_expired``)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    default_status = 403
 
 
 class KeyConfigError(ValueError):

@@ -8,15 +8,12 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from common.bus import Router
-from common.service import BUS, POOL, ROLE
+from common.service import BUS, POOL, ROLE, settings_of
 from common.settings import SettingsError
 
-from . import delivery_openapi
 from .config import StreamingSettings
-from .openapi import add_openapi
-from .play_api import PLAYBACK_KEYS, add_play_routes, streaming_settings
+from .play_api import PLAYBACK_KEYS
 from .playback import KeyConfigError, PlaybackKeys
-from .webhook_api import add_webhook_routes
 from .webhook_sender import WebhookSender, queue_deliveries
 from .webhooks import BUS_EVENTS, RetryPolicy
 
@@ -51,7 +48,7 @@ def webhook_router(sender: WebhookSender) -> Router:
 
 def sender_for(app: web.Application) -> WebhookSender:
     """A webhook sender configured from the app's settings."""
-    s = streaming_settings(app)
+    s = settings_of(app, StreamingSettings)
     return WebhookSender(
         app[POOL],
         policy=RetryPolicy(
@@ -74,15 +71,15 @@ async def _webhook_worker(app: web.Application) -> AsyncIterator[None]:
     app[SENDER] = sender
     await sender.start()
     await webhook_router(sender).subscribe(
-        app[BUS], queue=webhook_queue(streaming_settings(app)), pool=app[POOL]
+        app[BUS], queue=webhook_queue(settings_of(app, StreamingSettings)), pool=app[POOL]
     )
     yield
     await sender.stop()
 
 
 def add_playback_and_webhooks(app: web.Application) -> None:
-    """Add playback and webhooks to a streaming app built by ``build_app`` (routes or worker loops by role)."""
-    settings = streaming_settings(app)
+    """Add playback and webhooks to a streaming app built by ``build_app`` (playback keys; worker loops by role)."""
+    settings = settings_of(app, StreamingSettings)
     if settings.playback_delivery not in ("proxy", "redirect"):
         raise SettingsError(
             f"PLAYBACK_DELIVERY must be proxy or redirect, not {settings.playback_delivery!r}"
@@ -90,7 +87,3 @@ def add_playback_and_webhooks(app: web.Application) -> None:
     app[PLAYBACK_KEYS] = playback_keys(settings)
     if app[ROLE] == "worker":
         app.cleanup_ctx.append(_webhook_worker)
-    else:
-        add_play_routes(app)
-        add_webhook_routes(app)
-        add_openapi(app, paths=delivery_openapi.PATHS, schemas=delivery_openapi.SCHEMAS)

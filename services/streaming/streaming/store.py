@@ -32,22 +32,6 @@ class RenditionRecord:
     copy: bool
     complete: bool
 
-    def public(self) -> dict[str, Any]:
-        """The rendition as the API shows it (an audio rendition has channels, not pixels)."""
-        audio = self.kind == "audio"
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "width": None if audio else self.width,
-            "height": None if audio else self.height,
-            # the audio row keeps its channel count in ``width`` (one renditions table for both kinds)
-            "channels": self.width if audio else None,
-            "bandwidth": self.bandwidth,
-            "average_bandwidth": self.average_bandwidth,
-            "codecs": self.codecs,
-            "frame_rate": None if audio else self.frame_rate,
-        }
-
 
 @dataclass(frozen=True, kw_only=True)
 class SubtitleTrack:

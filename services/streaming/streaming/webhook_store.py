@@ -29,21 +29,6 @@ class WebhookRecord:
     created_at: datetime
     updated_at: datetime
 
-    def public(self) -> dict[str, Any]:
-        """The endpoint as its owner sees it (the secret is shown only once, at creation)."""
-        return {
-            "id": str(self.id),
-            "url": self.url,
-            "events": list(self.events),
-            "enabled": self.enabled,
-            "disabled_reason": self.disabled_reason,
-            "disabled_at": _iso(self.disabled_at),
-            "consecutive_failures": self.consecutive_failures,
-            "failing_since": _iso(self.failing_since),
-            "last_success_at": _iso(self.last_success_at),
-            "created_at": _iso(self.created_at),
-        }
-
 
 @dataclass(frozen=True, kw_only=True)
 class AttemptRecord:
@@ -55,17 +40,6 @@ class AttemptRecord:
     latency_ms: int
     error: str | None
     next_retry_at: datetime | None
-
-    def public(self) -> dict[str, Any]:
-        """The attempt as the delivery log shows it."""
-        return {
-            "attempt": self.attempt,
-            "started_at": _iso(self.started_at),
-            "status_code": self.status_code,
-            "latency_ms": self.latency_ms,
-            "error": self.error,
-            "next_retry_at": _iso(self.next_retry_at),
-        }
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,22 +60,6 @@ class DeliveryRecord:
     delivered_at: datetime | None
     attempt_log: list[AttemptRecord] = field(default_factory=list)
 
-    def public(self) -> dict[str, Any]:
-        """The delivery as its owner sees it."""
-        return {
-            "id": str(self.id),
-            "event_id": str(self.event_id),
-            "event_type": self.event_type,
-            "status": self.status,
-            "attempt_count": self.attempts,
-            "next_attempt_at": _iso(self.next_attempt_at) if self.status == "pending" else None,
-            "last_status_code": self.last_status,
-            "last_error": self.last_error,
-            "created_at": _iso(self.created_at),
-            "delivered_at": _iso(self.delivered_at),
-            "attempts": [a.public() for a in self.attempt_log],
-        }
-
 
 @dataclass(frozen=True, kw_only=True)
 class DueDelivery:
@@ -117,10 +75,6 @@ class DueDelivery:
     url: str
     secret: str
     enabled: bool
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
 
 
 _WEBHOOK_COLS = (
@@ -392,15 +346,21 @@ async def purge_deliveries(conn: asyncpg.Connection, *, older_than_s: float) -> 
 
 
 async def list_deliveries(
-    conn: asyncpg.Connection, *, webhook_id: uuid.UUID, limit: int, before: datetime | None = None
+    conn: asyncpg.Connection,
+    *,
+    webhook_id: uuid.UUID,
+    limit: int,
+    before: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[DeliveryRecord]:
-    """An endpoint's deliveries, newest first, each with every attempt."""
+    """An endpoint's deliveries, newest first, after the keyset position ``before``, each with every attempt."""
     rows = await conn.fetch(
         f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE webhook_id = $1"
-        " AND ($3::timestamptz IS NULL OR created_at < $3) ORDER BY created_at DESC, id LIMIT $2",
+        " AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))"
+        " ORDER BY created_at DESC, id DESC LIMIT $2",
         webhook_id,
         limit,
-        before,
+        before[0] if before else None,
+        before[1] if before else None,
     )
     ids = [r["id"] for r in rows]
     attempts: dict[uuid.UUID, list[AttemptRecord]] = {i: [] for i in ids}

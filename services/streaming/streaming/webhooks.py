@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from common import signing
 from common.addresses import ip_literal, is_forbidden, is_local_name
+from common.errors import CodedError
 from common.events.base import Event
 from common.events.streaming import StreamFailed, StreamPlayable, StreamReady
 
@@ -31,13 +32,8 @@ BUS_EVENTS: tuple[type[Event], ...] = tuple(EVENTS.values())
 _PUBLIC_NAME: Mapping[str, str] = {cls.event_type(): name for name, cls in EVENTS.items()}
 
 
-class WebhookError(Exception):
-    """A webhook request the user must fix; ``code`` is the stable problem code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class WebhookError(CodedError):
+    """A webhook registration the user must fix (422; ``code`` is one of the ``webhook.*`` codes)."""
 
 
 def public_event_name(event: Event) -> str | None:

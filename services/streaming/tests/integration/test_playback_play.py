@@ -274,7 +274,8 @@ async def test_no_path_escapes_the_video(
     token = (await _playback(client, s.video_id, s.owner_id, token_factory))["token"]
     path = raw.format(vid=s.video_id, other=other.video_id)
     resp = await client.get(URL(f"/play/{s.video_id}/{path}?token={token}", encoded=True))
-    assert resp.status == 404
+    # a NUL byte is refused before any handler runs (common.http: 400 request.invalid_characters)
+    assert resp.status == (400 if "%00" in raw else 404)
     assert b"private original" not in await resp.read()
 
 
