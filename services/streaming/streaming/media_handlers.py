@@ -11,7 +11,7 @@ from common.bus import Router
 from common.events.captions import CaptionsCompleted
 from common.events.ingest import VideoIngested
 from common.events.jobs import JobCancelRequested
-from common.service import BUS, POOL, ROLE, SETTINGS, STORE
+from common.service import BUS, POOL, ROLE, STORE, settings_of
 
 from .config import StreamingSettings
 from .media.worker import MediaWorker
@@ -33,8 +33,7 @@ def media_router(worker: MediaWorker) -> Router:
 
 
 async def _media_consumer(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    assert isinstance(settings, StreamingSettings)
+    settings = settings_of(app, StreamingSettings)
     worker = MediaWorker(pool=app[POOL], bus=app[BUS], store=app[STORE], settings=settings)
     app[MEDIA_WORKER] = worker
     await media_router(worker).subscribe(app[BUS], queue=settings.queue, pool=app[POOL])

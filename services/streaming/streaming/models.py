@@ -12,8 +12,8 @@ import msgspec
 from common.errors import public_message
 from common.events.jobs import JobError
 
-from .webhook_store import AttemptRecord, DeliveryRecord, WebhookRecord
 from .store import RenditionRecord, StreamRecord
+from .webhook_store import AttemptRecord, DeliveryRecord, WebhookRecord
 
 
 class StreamingCode(StrEnum):

@@ -35,7 +35,9 @@ async def _resolves_publicly(host: str) -> None:
     except (UnresolvableHost, OSError, TimeoutError) as e:
         raise WebhookError(StreamingCode.WEBHOOK_UNRESOLVABLE_HOST, f"{host} does not resolve") from e
     if all(is_forbidden(a) for a in addresses):
-        raise WebhookError(StreamingCode.WEBHOOK_FORBIDDEN_ADDRESS, f"{host} resolves only to non-public addresses")
+        raise WebhookError(
+            StreamingCode.WEBHOOK_FORBIDDEN_ADDRESS, f"{host} resolves only to non-public addresses"
+        )
 
 
 async def create_webhook(request: web.Request) -> web.Response:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from common.errors import CodedError
+
 # error codes (stable: they reach users through the API, webhooks and job events)
 MEDIA_UNREADABLE = "media.unreadable"
 MEDIA_UNSUPPORTED_CODEC = "media.unsupported_codec"
@@ -10,12 +12,8 @@ TRANSCODE_FAILED = "transcode.failed"
 CANCELED = "job.canceled"
 
 
-class MediaError(Exception):
+class MediaError(CodedError):
     """The source cannot become a stream; ``code`` is stable and user-facing."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
 
 
 class Canceled(Exception):
