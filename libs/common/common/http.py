@@ -302,6 +302,8 @@ def client_went_away(request: web.BaseRequest, exc: BaseException) -> bool:
     """``exc`` is the client hanging up while its answer was written (a player seeking or closing), not a fault."""
     transport = request.transport
     return isinstance(exc, ConnectionError) and (transport is None or transport.is_closing())
+
+
 def _reject_nul_in_url(request: web.Request) -> None:
     if "\x00" in request.path:
         reject_nul(request.path, where="the path")

@@ -288,6 +288,11 @@ def _operation(route: Route, refs: Mapping[Any, dict[str, Any]]) -> dict[str, An
             "required": True,
             "content": {"multipart/form-data": {"schema": _form_schema(route.form)}},
         }
+    op["responses"] = _responses(route, refs)
+    return op
+
+
+def _responses(route: Route, refs: Mapping[Any, dict[str, Any]]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     what = _summary(route)
     if route.response is not None:
@@ -301,8 +306,7 @@ def _operation(route: Route, refs: Mapping[Any, dict[str, Any]]) -> dict[str, An
     for status, codes in sorted(_errors(route).items()):
         responses[str(status)] = problem_response(", ".join(codes))
     responses["default"] = {"$ref": "#/components/responses/Problem"}
-    op["responses"] = responses
-    return op
+    return responses
 
 
 def build_document(api: Api) -> dict[str, Any]:
