@@ -69,7 +69,7 @@ def read_window(path: Path, start_s: float, samples: int) -> Iterator[Block]:
         container = av.open(str(path))
     except (av.error.FFmpegError, OSError) as e:
         raise RenderError(MEDIA_UNREADABLE, f"the clip cannot be opened ({e})") from e
-    written = 0
+    window = _Window(start_s, samples)
     with container:
         if not container.streams.audio:
             yield from silence(samples)
@@ -79,36 +79,62 @@ def read_window(path: Path, start_s: float, samples: int) -> Iterator[Block]:
         if start_s > 0:
             container.seek(max(0, math.floor(start_s / tb)), stream=stream, backward=True)
         resampler = av.AudioResampler(format="fltp", layout="stereo", rate=RATE)
-        position: int | None = (
-            None  # output-rate sample index (relative to start_s) of the next resampled sample
-        )
         try:
-            frames = container.decode(stream)
-            for frame in _and_flush(frames):
-                if frame is not None and position is None:
-                    if frame.time is None:
-                        continue
-                    position = round((frame.time - start_s) * RATE)
-                    if position > 0:  # the audio starts after the window does
-                        yield from silence(min(position, samples))
-                        written = min(position, samples)
-                frame_in = frame
-                if frame_in is not None:
-                    frame_in.pts = None  # the resampler restamps; the position is counted here
-                for out in resampler.resample(frame_in):
-                    block = out.to_ndarray().astype(np.float32, copy=False)
-                    assert position is not None
-                    skip = max(0, -position)
-                    position += block.shape[1]
-                    block = block[:, skip:][:, : samples - written]
-                    if block.shape[1]:
-                        written += block.shape[1]
-                        yield block
-                if written >= samples:
-                    return
+            yield from _decode_window(container.decode(stream), resampler, window)
         except av.error.FFmpegError as e:
             raise RenderError(MEDIA_UNREADABLE, f"the clip's audio cannot be decoded ({e})") from e
-    yield from silence(samples - written)
+    yield from silence(samples - window.written)
+
+
+class _Window:
+    """Where resampled audio falls in the window: counts output samples from ``start_s``, trims to ``samples``."""
+
+    def __init__(self, start_s: float, samples: int) -> None:
+        self.start_s = start_s
+        self.samples = samples
+        #: output-rate sample index (relative to start_s) of the next resampled sample; None until the first
+        #: timed frame places the stream
+        self.position: int | None = None
+        self.written = 0
+
+    @property
+    def full(self) -> bool:
+        """All ``samples`` are out."""
+        return self.written >= self.samples
+
+    def lead_in(self, time_s: float) -> Iterator[Block]:
+        """Place the stream by its first frame's time: the silence before it, if it starts after the window."""
+        self.position = round((time_s - self.start_s) * RATE)
+        if self.position > 0:
+            yield from silence(min(self.position, self.samples))
+            self.written = min(self.position, self.samples)
+
+    def trim(self, block: Block) -> Block:
+        """The part of the next resampled ``block`` inside the window (empty before its start or past its end)."""
+        assert self.position is not None
+        skip = max(0, -self.position)
+        self.position += block.shape[1]
+        block = block[:, skip:][:, : self.samples - self.written]
+        self.written += block.shape[1]
+        return block
+
+
+def _decode_window(frames: Iterator[Any], resampler: av.AudioResampler, window: _Window) -> Iterator[Block]:
+    """The decoded ``frames`` resampled and trimmed to ``window``, until it is full or the frames (then the
+    resampler's tail) run out."""
+    for frame in _and_flush(frames):
+        if frame is not None and window.position is None:
+            if frame.time is None:
+                continue  # an untimed frame cannot place the stream: wait for one that can
+            yield from window.lead_in(frame.time)
+        if frame is not None:
+            frame.pts = None  # the resampler restamps; the position is counted by the window
+        for out in resampler.resample(frame):
+            block = window.trim(out.to_ndarray().astype(np.float32, copy=False))
+            if block.shape[1]:
+                yield block
+        if window.full:
+            return
 
 
 def _and_flush(frames: Iterator[Any]) -> Iterator[Any]:

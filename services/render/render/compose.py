@@ -511,6 +511,40 @@ class _AudioFeed:
             self.written += block.shape[1]
 
 
+class _ClipVideo:
+    """A clip's decoded frames on the output's 30 fps clock: each output frame is the source frame on screen at
+    its time, composed once however many output frames hold it; its audio follows frame by frame."""
+
+    def __init__(self, out: _Output, plan: ClipPlan, layers: Sequence[Layer], feed: _AudioFeed) -> None:
+        self.out, self.plan, self.layers, self.feed = out, plan, layers, feed
+        self.graph: ClipGraph | None = None
+        self.held: VideoFrame | None = None  # the source frame on screen
+        self.composed: VideoFrame | None = None  # ``held`` through the graph, once it is needed
+        self.n = 0  # output frames sent
+
+    def show(self, frame: VideoFrame) -> bool:
+        """Send the output frames before ``frame``'s time, then hold it; False once the window is full."""
+        assert frame.time is not None
+        if self.held is not None:
+            self.emit_until(frame.time - self.plan.start_s)
+        if self.n >= self.plan.frames:
+            return False
+        if self.graph is None:
+            self.graph = ClipGraph(frame, self.plan, self.layers, Fraction(1, FPS))
+        self.held, self.composed = frame, None
+        return True
+
+    def emit_until(self, t: float) -> None:
+        """Send the held frame for every output time before ``t`` (seconds into the window), audio alongside."""
+        assert self.held is not None and self.graph is not None
+        while self.n < self.plan.frames and self.n / FPS < t - 1e-6:
+            if self.composed is None:
+                self.composed = self.graph.process(self.held, self.n)
+            self.out.video_frame(self.composed)
+            self.n += 1
+            self.feed.until(self.out, self.n * SAMPLES_PER_FRAME)
+
+
 def _clip(out: _Output, plan: ClipPlan, layers: Sequence[Layer]) -> None:
     """Decode the clip's window once and send ``plan.frames`` composed frames (30 fps: the frame on screen at each
     output time) and its audio to the output."""
@@ -527,41 +561,24 @@ def _clip(out: _Output, plan: ClipPlan, layers: Sequence[Layer]) -> None:
         tb = vs.time_base or Fraction(1, 90000)
         if plan.start_s > 0:
             container.seek(max(0, math.floor(plan.start_s / tb)), stream=vs, backward=True)
-        graph: ClipGraph | None = None
-        held: VideoFrame | None = None
-        composed: VideoFrame | None = None
-        n = 0
-
-        def emit_until(t: float) -> None:
-            nonlocal n, composed
-            assert held is not None and graph is not None
-            while n < plan.frames and n / FPS < t - 1e-6:
-                if composed is None:
-                    composed = graph.process(held, n)
-                out.video_frame(composed)
-                n += 1
-                feed.until(out, n * SAMPLES_PER_FRAME)
-
-        try:
-            for frame in container.decode(vs):
-                if frame.time is None:
-                    continue
-                t = frame.time - plan.start_s
-                if held is not None:
-                    emit_until(t)
-                if n >= plan.frames:
-                    break
-                if graph is None:
-                    graph = ClipGraph(frame, plan, layers, Fraction(1, FPS))
-                held, composed = frame, None
-        except av.error.InvalidDataError:
-            pass  # a damaged tail: the last good frame is held to the end of the window
-        if held is None:
+        video = _ClipVideo(out, plan, layers, feed)
+        _decode_into(container, vs, video)
+        if video.held is None:
             raise RenderError(
                 MEDIA_UNREADABLE, f"rank {plan.source.rank}: no frame of the clip can be decoded"
             )
-        emit_until(math.inf)
+        video.emit_until(math.inf)
     feed.until(out, feed.total)
+
+
+def _decode_into(container: Any, stream: Any, video: _ClipVideo) -> None:
+    """Show ``stream``'s decoded frames in turn until the window is full or they run out."""
+    try:
+        for frame in container.decode(stream):
+            if frame.time is not None and not video.show(frame):
+                break
+    except av.error.InvalidDataError:
+        pass  # a damaged tail: the last good frame is held to the end of the window
 
 
 def prepare(

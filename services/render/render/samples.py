@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 from typing import Any
@@ -40,53 +41,96 @@ def make_clip(
     directory.mkdir(parents=True, exist_ok=True)
     tmp = out.with_suffix(f".tmp{os.getpid()}.mp4")
     rate = Fraction(fps).limit_denominator(1001)
+    layout = "mono" if channels == 1 else "stereo"
     with av.open(str(tmp), "w") as c:
-        vs: Any = c.add_stream("libx264", rate=rate)
-        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-        vs.options = {"preset": "ultrafast", "g": str(max(1, round(2 * fps)))}
-        if bitrate:
-            vs.bit_rate = bitrate
-        if rotate:
-            vs.set_display_rotation(rotate)
-        layout = "mono" if channels == 1 else "stereo"
+        vs = _video_stream(c, rate, width=width, height=height, fps=fps, bitrate=bitrate, rotate=rotate)
         a: Any = None
         if has_audio:
             a = c.add_stream("aac", rate=audio_rate)
             a.layout = layout
-        nframes = round(seconds * fps)
-        base = np.empty((height, width, 3), dtype=np.uint8)
-        base[...] = colour
-        yy, xx = np.mgrid[0:height, 0:width]
-        texture = ((xx // 16 + yy // 16) % 2 * 24).astype(np.uint8)
-        for i in range(nframes):
-            img = base.copy()
-            img[..., 1] += texture
-            bar = (i * 8) % max(1, width)
-            img[:, bar : bar + max(2, width // 20)] = 250
-            img[: max(1, height // 12), : int(width * (i + 1) / nframes)] = 255
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            frame.time_base = 1 / rate
-            for p in vs.encode(frame):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
+        _write_video(c, vs, rate, nframes=round(seconds * fps), width=width, height=height, colour=colour)
         if a is not None:
-            total, spf, pts = int(seconds * audio_rate), 1024, 0
-            while pts < total:
-                n = min(spf, total - pts)
-                t = (np.arange(pts, pts + n) / audio_rate).astype(np.float32)
-                tone = (amplitude * np.sin(2 * math.pi * 440 * t)).astype(np.float32)
-                if clicks:
-                    tone[(t % 0.25) < 0.002] = 0.99
-                af = av.AudioFrame.from_ndarray(np.stack([tone] * channels), format="fltp", layout=layout)
-                af.sample_rate = audio_rate
-                af.pts = pts
-                af.time_base = Fraction(1, audio_rate)
-                for p in a.encode(af):
-                    c.mux(p)
-                pts += n
-            for p in a.encode():
-                c.mux(p)
+            tone = _Tone(
+                rate=audio_rate, channels=channels, layout=layout, amplitude=amplitude, clicks=clicks
+            )
+            _write_tone(c, a, tone, int(seconds * audio_rate))
     tmp.replace(out)
     return out
+
+
+def _video_stream(
+    c: Any, rate: Fraction, *, width: int, height: int, fps: float, bitrate: int, rotate: int
+) -> Any:
+    """An x264 stream (ultrafast, 2-s GOPs), with a bitrate and a display rotation if asked."""
+    vs: Any = c.add_stream("libx264", rate=rate)
+    vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+    vs.options = {"preset": "ultrafast", "g": str(max(1, round(2 * fps)))}
+    if bitrate:
+        vs.bit_rate = bitrate
+    if rotate:
+        vs.set_display_rotation(rotate)
+    return vs
+
+
+def _write_video(
+    c: Any, vs: Any, rate: Fraction, *, nframes: int, width: int, height: int, colour: tuple[int, int, int]
+) -> None:
+    """Encode and mux ``nframes`` pictures, then flush the encoder."""
+    base = np.empty((height, width, 3), dtype=np.uint8)
+    base[...] = colour
+    yy, xx = np.mgrid[0:height, 0:width]
+    texture = ((xx // 16 + yy // 16) % 2 * 24).astype(np.uint8)
+    for i in range(nframes):
+        frame = av.VideoFrame.from_ndarray(_picture(base, texture, i, nframes), format="rgb24")
+        frame.pts = i
+        frame.time_base = 1 / rate
+        for p in vs.encode(frame):
+            c.mux(p)
+    for p in vs.encode():
+        c.mux(p)
+
+
+def _picture(base: np.ndarray, texture: np.ndarray, i: int, nframes: int) -> np.ndarray:
+    """Frame ``i``: the field with its texture, a bar moving right, and a progress band along the top."""
+    height, width = base.shape[:2]
+    img = base.copy()
+    img[..., 1] += texture
+    bar = (i * 8) % max(1, width)
+    img[:, bar : bar + max(2, width // 20)] = 250
+    img[: max(1, height // 12), : int(width * (i + 1) / nframes)] = 255
+    return img
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Tone:
+    """The 440 Hz test tone: its rate, channels (``layout``), level, and optional clicks."""
+
+    rate: int
+    channels: int
+    layout: str
+    amplitude: float
+    clicks: bool
+
+    def frame(self, pts: int, n: int) -> av.AudioFrame:
+        """``n`` samples from sample ``pts``, the same on every channel."""
+        t = (np.arange(pts, pts + n) / self.rate).astype(np.float32)
+        tone = (self.amplitude * np.sin(2 * math.pi * 440 * t)).astype(np.float32)
+        if self.clicks:
+            tone[(t % 0.25) < 0.002] = 0.99
+        af = av.AudioFrame.from_ndarray(np.stack([tone] * self.channels), format="fltp", layout=self.layout)
+        af.sample_rate = self.rate
+        af.pts = pts
+        af.time_base = Fraction(1, self.rate)
+        return af
+
+
+def _write_tone(c: Any, a: Any, tone: _Tone, total: int) -> None:
+    """Encode and mux ``total`` samples of ``tone`` in AAC-sized frames, then flush the encoder."""
+    spf, pts = 1024, 0
+    while pts < total:
+        n = min(spf, total - pts)
+        for p in a.encode(tone.frame(pts, n)):
+            c.mux(p)
+        pts += n
+    for p in a.encode():
+        c.mux(p)
