@@ -58,81 +58,102 @@ def build_app(
     app = create_base_app(service=settings.service, max_body_bytes=max_body_bytes or settings.max_body_bytes)
     app[SETTINGS] = settings
     app[ROLE] = role
-
     if use_db:
-
-        async def db_ctx(app: web.Application) -> AsyncIterator[None]:
-            pool = await db.create_pool(
-                settings.database_url,
-                schema=settings.schema,
-                min_size=settings.db_pool_min,
-                max_size=settings.db_pool_max,
-            )
-            app[POOL] = pool
-            add_readiness_check(app, "postgres", lambda: db.ping(pool))
-            yield
-            await db.close_pool(pool)
-
-        app.cleanup_ctx.append(db_ctx)
-
+        app.cleanup_ctx.append(_db_ctx(settings))
     if use_bus:
-
-        async def bus_ctx(app: web.Application) -> AsyncIterator[None]:
-            the_bus = bus or create_bus(settings)
-            if bus is None:
-                await the_bus.start()
-            app[BUS] = the_bus
-            add_readiness_check(app, "rabbitmq", the_bus.ping)
-            yield
-            if bus is None:
-                await the_bus.close()
-
-        app.cleanup_ctx.append(bus_ctx)
-
+        app.cleanup_ctx.append(_bus_ctx(settings, bus))
     if use_store:
-
-        async def store_ctx(app: web.Application) -> AsyncIterator[None]:
-            the_store = store or create_store(settings)
-            app[STORE] = the_store
-            add_readiness_check(app, "storage", the_store.ping)
-            yield
-            if store is None:
-                await the_store.close()
-
-        app.cleanup_ctx.append(store_ctx)
-
-    async def client_ctx(app: web.Application) -> AsyncIterator[None]:
-        session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
-        app[HTTP_CLIENT] = session
-        yield
-        await session.close()
-
-    app.cleanup_ctx.append(client_ctx)
-
+        app.cleanup_ctx.append(_store_ctx(settings, store))
+    app.cleanup_ctx.append(_client_ctx)
     if use_auth:
-
-        async def auth_ctx(app: web.Application) -> AsyncIterator[None]:
-            v = verifier or JWKSVerifier(
-                audience=settings.jwt_audience, issuer=settings.jwt_issuer, jwks_url=settings.jwks_url
-            )
-            app[VERIFIER] = v
-            yield
-            if verifier is None:
-                await v.close()
-
-        app.cleanup_ctx.append(auth_ctx)
-
+        app.cleanup_ctx.append(_auth_ctx(settings, verifier))
     if use_db and use_bus and run_relay:
-
-        async def relay_ctx(app: web.Application) -> AsyncIterator[None]:
-            relay = OutboxRelay(app[POOL], app[BUS], schema=settings.schema, service=settings.service)
-            app[RELAY] = relay
-            await relay.start()
-            yield
-            await relay.stop()
-
-        app.cleanup_ctx.append(relay_ctx)
+        app.cleanup_ctx.append(_relay_ctx(settings))
     return app
+
+
+def _db_ctx(settings: ServiceSettings) -> CleanupCtx:
+    """The Postgres pool (``POOL``), checked by ``/readyz``."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        pool = await db.create_pool(
+            settings.database_url,
+            schema=settings.schema,
+            min_size=settings.db_pool_min,
+            max_size=settings.db_pool_max,
+        )
+        app[POOL] = pool
+        add_readiness_check(app, "postgres", lambda: db.ping(pool))
+        yield
+        await db.close_pool(pool)
+
+    return ctx
+
+
+def _bus_ctx(settings: ServiceSettings, injected: Bus | None) -> CleanupCtx:
+    """The message bus (``BUS``), checked by ``/readyz``; an injected bus is neither started nor closed here."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        the_bus = injected or create_bus(settings)
+        if injected is None:
+            await the_bus.start()
+        app[BUS] = the_bus
+        add_readiness_check(app, "rabbitmq", the_bus.ping)
+        yield
+        if injected is None:
+            await the_bus.close()
+
+    return ctx
+
+
+def _store_ctx(settings: ServiceSettings, injected: ObjectStore | None) -> CleanupCtx:
+    """The object store (``STORE``), checked by ``/readyz``; an injected store is not closed here."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        the_store = injected or create_store(settings)
+        app[STORE] = the_store
+        add_readiness_check(app, "storage", the_store.ping)
+        yield
+        if injected is None:
+            await the_store.close()
+
+    return ctx
+
+
+async def _client_ctx(app: web.Application) -> AsyncIterator[None]:
+    """The shared outgoing HTTP client (``HTTP_CLIENT``)."""
+    session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60))
+    app[HTTP_CLIENT] = session
+    yield
+    await session.close()
+
+
+def _auth_ctx(settings: ServiceSettings, injected: JWKSVerifier | None) -> CleanupCtx:
+    """The JWT verifier (``VERIFIER``); an injected verifier is not closed here."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        v = injected or JWKSVerifier(
+            audience=settings.jwt_audience, issuer=settings.jwt_issuer, jwks_url=settings.jwks_url
+        )
+        app[VERIFIER] = v
+        yield
+        if injected is None:
+            await v.close()
+
+    return ctx
+
+
+def _relay_ctx(settings: ServiceSettings) -> CleanupCtx:
+    """The outbox relay (``RELAY``), publishing committed outbox rows on the bus (needs ``POOL`` and ``BUS``)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        relay = OutboxRelay(app[POOL], app[BUS], schema=settings.schema, service=settings.service)
+        app[RELAY] = relay
+        await relay.start()
+        yield
+        await relay.stop()
+
+    return ctx
 
 
 Command = Callable[[ServiceSettings, argparse.Namespace], Coroutine[Any, Any, int]]

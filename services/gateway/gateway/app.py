@@ -15,7 +15,7 @@ from common.http import add_readiness_check
 from common.logging import get_logger
 from common.openapi import add_api
 from common.runtime import Periodic, periodic
-from common.service import BUS, POOL, build_app
+from common.service import BUS, POOL, CleanupCtx, build_app
 
 from . import api, store
 from .accounts import Accounts
@@ -71,8 +71,30 @@ def create_app(
     app[VERIFIER_KEY] = verifier
     app.middlewares.append(api.rate_limit_middleware)
     app.on_response_prepare.append(api.add_response_headers)
+    # first: in production a gateway without keys must fail before it opens any connection
+    app.cleanup_ctx.insert(0, _keys_ctx(settings, keys, verifier))
+    app.cleanup_ctx.extend(
+        [
+            _accounts_ctx(settings, keys, verifier),
+            _limiter_ctx(settings, limiter),
+            _proxy_ctx(settings),
+            _live_ctx(settings, role),
+            periodic("purge_expired", HOUSEKEEPING_INTERVAL_S, _purge_expired),
+            periodic("ws_revocations", settings.ws_revocation_check_s, _close_revoked_sockets),
+        ]
+    )
+    app.on_shutdown.append(_close_sockets)
+    add_routes(app)
+    return app
 
-    async def keys_ctx(app: web.Application) -> AsyncIterator[None]:
+
+def _keys_ctx(settings: GatewaySettings, keys: KeyRing, verifier: GatewayVerifier) -> CleanupCtx:
+    """Load the signing keys into ``verifier`` (a development key is generated if none), reloaded periodically."""
+
+    async def _reload() -> None:
+        verifier.reload_keys()
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
         keys.load()
         if not keys.kids:
             if settings.environment == "production":
@@ -89,13 +111,13 @@ def create_app(
         yield
         await reload.stop()
 
-    async def _reload() -> None:
-        verifier.reload_keys()
+    return ctx
 
-    # first: in production a gateway without keys must fail before it opens any connection
-    app.cleanup_ctx.insert(0, keys_ctx)
 
-    async def accounts_ctx(app: web.Application) -> AsyncIterator[None]:
+def _accounts_ctx(settings: GatewaySettings, keys: KeyRing, verifier: GatewayVerifier) -> CleanupCtx:
+    """The revocation cache (``REVOCATIONS``, also wired into ``verifier``) and ``Accounts``."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = app[POOL]
 
         async def lookup(jti: str, sid: str) -> bool:
@@ -107,18 +129,30 @@ def create_app(
         app[api.ACCOUNTS] = Accounts(pool=pool, keys=keys, revocations=revocations, settings=settings)
         yield
 
-    async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
-        the_limiter = limiter or make_limiter(settings)
+    return ctx
+
+
+def _limiter_ctx(settings: GatewaySettings, injected: RateLimiter | None) -> CleanupCtx:
+    """The rate limiter and its in-process fallback; an injected limiter is not closed here."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        the_limiter = injected or make_limiter(settings)
         app[api.LIMITER] = the_limiter
         app[api.FALLBACK_LIMITER] = MemoryLimiter()
         if isinstance(the_limiter, RedisLimiter):
             add_readiness_check(app, "redis", the_limiter.ping)
         log.info("ratelimit.backend", backend=the_limiter.name)
         yield
-        if limiter is None:
+        if injected is None:
             await the_limiter.close()
 
-    async def proxy_ctx(app: web.Application) -> AsyncIterator[None]:
+    return ctx
+
+
+def _proxy_ctx(settings: GatewaySettings) -> CleanupCtx:
+    """The upstream HTTP session (``PROXY_CLIENT``) and the merged OpenAPI document (``OPENAPI``)."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
         session = make_session(
             connect_timeout_s=settings.upstream_connect_timeout_s,
             read_timeout_s=settings.upstream_read_timeout_s,
@@ -134,7 +168,13 @@ def create_app(
         yield
         await session.close()
 
-    async def live_ctx(app: web.Application) -> AsyncIterator[None]:
+    return ctx
+
+
+def _live_ctx(settings: GatewaySettings, role: str) -> CleanupCtx:
+    """The WebSocket hub (``HUB``) and, in the api role, the read-model and live-snapshot subscriptions."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
         revocations = app[REVOCATIONS]
 
         async def is_revoked(p: Principal) -> bool:
@@ -149,33 +189,24 @@ def create_app(
             await fanout_router(hub).subscribe(app[BUS], queue=live_queue, exclusive=True)
         yield
 
-    async def purge_expired(app: web.Application) -> None:
-        await store.purge_expired(app[POOL])
+    return ctx
 
-    async def close_revoked_sockets(app: web.Application) -> None:
-        # a socket whose token was revoked (e.g. a logout on another replica) must not keep listening
-        closed = await app[api.HUB].close_revoked()
-        if closed:
-            log.info("ws.revoked_sockets_closed", count=closed)
 
-    async def close_sockets(app: web.Application) -> None:
-        hub = app.get(api.HUB)
-        if hub is not None:
-            await hub.close_all()
+async def _purge_expired(app: web.Application) -> None:
+    await store.purge_expired(app[POOL])
 
-    app.cleanup_ctx.extend(
-        [
-            accounts_ctx,
-            limiter_ctx,
-            proxy_ctx,
-            live_ctx,
-            periodic("purge_expired", HOUSEKEEPING_INTERVAL_S, purge_expired),
-            periodic("ws_revocations", settings.ws_revocation_check_s, close_revoked_sockets),
-        ]
-    )
-    app.on_shutdown.append(close_sockets)
-    add_routes(app)
-    return app
+
+async def _close_revoked_sockets(app: web.Application) -> None:
+    # a socket whose token was revoked (e.g. a logout on another replica) must not keep listening
+    closed = await app[api.HUB].close_revoked()
+    if closed:
+        log.info("ws.revoked_sockets_closed", count=closed)
+
+
+async def _close_sockets(app: web.Application) -> None:
+    hub = app.get(api.HUB)
+    if hub is not None:
+        await hub.close_all()
 
 
 def add_routes(app: web.Application) -> None:

@@ -46,37 +46,55 @@ def merge(base: dict[str, Any], docs: Mapping[str, dict[str, Any] | None]) -> di
         if doc is None:
             unavailable.append(service)
             continue
-        renames: dict[str, str] = {}
-        for section, entries in (doc.get("components") or {}).items():
-            if section == "securitySchemes":  # referenced by name, not $ref: share them
-                for name, value in entries.items():
-                    components.setdefault(section, {}).setdefault(name, value)
-                continue
-            target = components.setdefault(section, {})
-            for name, value in entries.items():
-                if name in target and target[name] != value:
-                    renames[f"#/components/{section}/{name}"] = f"#/components/{section}/{service}_{name}"
+        renames = _share_schemes_and_find_clashes(components, doc, service)
         doc = _rewrite_refs(doc, renames)
-        for section, entries in (doc.get("components") or {}).items():
-            if section == "securitySchemes":
-                continue
-            target = components.setdefault(section, {})
-            for name, value in entries.items():
-                new = renames.get(f"#/components/{section}/{name}", f"#/components/{section}/{name}").rsplit(
-                    "/", 1
-                )[1]
-                target[new] = value
-        for path, item in (doc.get("paths") or {}).items():
-            route = route_for("*", path)
-            if route is None or route.upstream != service:
-                log.info("openapi.path_not_routed", service=service, path=path)
-                continue
-            out["paths"].setdefault(path, {}).update(item)
+        _add_components(components, doc, renames)
+        _add_routed_paths(out, doc, service)
         for tag in doc.get("tags") or []:
             tags.setdefault(tag["name"], tag)
     out["tags"] = list(tags.values())
     out["x-unavailable"] = unavailable
     return out
+
+
+def _share_schemes_and_find_clashes(
+    components: dict[str, dict[str, Any]], doc: dict[str, Any], service: str
+) -> dict[str, str]:
+    """Add ``doc``'s security schemes to ``components``; return the renames of its components that clash."""
+    renames: dict[str, str] = {}
+    for section, entries in (doc.get("components") or {}).items():
+        if section == "securitySchemes":  # referenced by name, not $ref: share them
+            for name, value in entries.items():
+                components.setdefault(section, {}).setdefault(name, value)
+            continue
+        target = components.setdefault(section, {})
+        for name, value in entries.items():
+            if name in target and target[name] != value:
+                renames[f"#/components/{section}/{name}"] = f"#/components/{section}/{service}_{name}"
+    return renames
+
+
+def _add_components(
+    components: dict[str, dict[str, Any]], doc: dict[str, Any], renames: Mapping[str, str]
+) -> None:
+    """Add ``doc``'s components (security schemes aside) under their names after ``renames``."""
+    for section, entries in (doc.get("components") or {}).items():
+        if section == "securitySchemes":
+            continue
+        target = components.setdefault(section, {})
+        for name, value in entries.items():
+            ref = f"#/components/{section}/{name}"
+            target[renames.get(ref, ref).rsplit("/", 1)[1]] = value
+
+
+def _add_routed_paths(out: dict[str, Any], doc: dict[str, Any], service: str) -> None:
+    """Add ``doc``'s paths to ``out``, only those the gateway routes to ``service``."""
+    for path, item in (doc.get("paths") or {}).items():
+        route = route_for("*", path)
+        if route is None or route.upstream != service:
+            log.info("openapi.path_not_routed", service=service, path=path)
+            continue
+        out["paths"].setdefault(path, {}).update(item)
 
 
 class OpenAPIAggregator:

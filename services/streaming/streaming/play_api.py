@@ -12,7 +12,7 @@ from common.auth import require_user
 from common.errors import CodedError, NotFound
 from common.http import Problem, json_response, parse_uuid, read_json, read_query
 from common.service import POOL, STORE, settings_of
-from common.storage import InvalidKey, ObjectNotFound
+from common.storage import InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore
 
 from . import store as media_store
 from .config import StreamingSettings
@@ -20,6 +20,7 @@ from .models import PlaybackRequest, PlaybackView, PlayQuery, StreamingCode
 from .playback import (
     REWRITERS,
     PlaybackKeys,
+    PlayPath,
     RangeNotSatisfiable,
     TokenError,
     clamp_ttl,
@@ -140,59 +141,41 @@ async def _play(request: web.Request) -> web.StreamResponse:
     settings = settings_of(request, StreamingSettings)
 
     if target.rewrite is not None:
-        try:
-            text = (await store.read_bytes(target.key)).decode("utf-8")
-        except (ObjectNotFound, InvalidKey) as e:
-            raise _no_file() from e
-        except UnicodeDecodeError as e:
-            raise _no_file() from e
-        body = REWRITERS[target.rewrite](text, token).encode()
-        PLAY_BYTES.labels("playlist").inc(len(body))
-        resp = web.Response(body=body, headers={**CORS, "Cache-Control": PLAYLIST_CACHE})
-        resp.content_type = target.content_type
-        if target.content_type.startswith("text/"):
-            resp.charset = "utf-8"
-        return resp
-
+        return await _rewritten_playlist(store, target, target.rewrite, token)
     if settings.playback_delivery == "redirect":
         url = await store.presigned_url(target.key, expires_in=settings.playback_presign_ttl_s)
         if url is not None:
             # the redirect itself must not outlive the presigned URL it points to
             return web.Response(status=302, headers={**CORS, "Location": url, "Cache-Control": "no-store"})
+    return await _serve_bytes(request, store, target)
 
+
+async def _rewritten_playlist(store: ObjectStore, target: PlayPath, rewrite: str, token: str) -> web.Response:
+    """The playlist at ``target``, rewritten by ``REWRITERS[rewrite]`` so every child URI carries ``token``."""
     try:
-        info = await store.stat(target.key)
-    except InvalidKey as e:
+        text = (await store.read_bytes(target.key)).decode("utf-8")
+    except (ObjectNotFound, InvalidKey) as e:
         raise _no_file() from e
-    if info is None:
-        raise _no_file()
-    headers = {
-        **CORS,
-        "Cache-Control": SEGMENT_CACHE,
-        "Accept-Ranges": "bytes",
-        hdrs.CONTENT_TYPE: target.content_type,
-    }
+    except UnicodeDecodeError as e:
+        raise _no_file() from e
+    body = REWRITERS[rewrite](text, token).encode()
+    PLAY_BYTES.labels("playlist").inc(len(body))
+    resp = web.Response(body=body, headers={**CORS, "Cache-Control": PLAYLIST_CACHE})
+    resp.content_type = target.content_type
+    if target.content_type.startswith("text/"):
+        resp.charset = "utf-8"
+    return resp
+
+
+async def _serve_bytes(request: web.Request, store: ObjectStore, target: PlayPath) -> web.StreamResponse:
+    """The stored bytes at ``target``, proxied with conditional (ETag) and range support."""
+    info = await _stat(store, target.key)
     etag = f'"{info.etag}"' if info.etag else ""
-    if etag:
-        headers["ETag"] = etag
-    if info.last_modified is not None:
-        headers["Last-Modified"] = info.last_modified.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    headers = _bytes_headers(target, info, etag)
     if etag and etag in _etags(request.headers.get(hdrs.IF_NONE_MATCH, "")):
         return web.Response(status=304, headers={k: v for k, v in headers.items() if k != hdrs.CONTENT_TYPE})
 
-    range_header = request.headers.get(hdrs.RANGE)
-    if_range = request.headers.get(hdrs.IF_RANGE)
-    if if_range is not None and if_range != etag:
-        range_header = None  # the client's partial copy is stale: send it all
-    try:
-        byte_range = parse_range(range_header, info.size)
-    except RangeNotSatisfiable as e:
-        raise Problem(
-            416,
-            StreamingCode.RANGE_NOT_SATISFIABLE,
-            f"the file has {info.size} bytes",
-            headers={"Content-Range": f"bytes */{info.size}"},
-        ) from e
+    byte_range = _byte_range(request, info.size, etag)
     if byte_range is None:
         start, end, status = 0, info.size - 1, 200
     else:
@@ -201,21 +184,72 @@ async def _play(request: web.Request) -> web.StreamResponse:
     stream = web.StreamResponse(status=status, headers=headers)
     stream.content_length = max(0, end - start + 1)
     await stream.prepare(request)
-    if request.method != hdrs.METH_HEAD and info.size > 0:
-        try:
-            async for chunk in store.get(target.key, start=start, end=end):
-                await stream.write(chunk)
-                PLAY_BYTES.labels("media").inc(len(chunk))
-        except ObjectNotFound:
-            # deleted between stat and read: the headers are gone, so cut the response short
-            if request.transport is not None:
-                request.transport.close()
-            return stream
-        except ConnectionResetError:
-            # players abort segment downloads all the time (seeking, switching renditions): not an error
-            return stream
-    await stream.write_eof()
+    has_body = request.method != hdrs.METH_HEAD and info.size > 0
+    if not has_body or await _write_range(request, stream, store, target.key, start, end):
+        await stream.write_eof()
     return stream
+
+
+async def _stat(store: ObjectStore, key: str) -> ObjectInfo:
+    """The stored object's metadata; a missing object or an invalid key is "no such file"."""
+    try:
+        info = await store.stat(key)
+    except InvalidKey as e:
+        raise _no_file() from e
+    if info is None:
+        raise _no_file()
+    return info
+
+
+def _bytes_headers(target: PlayPath, info: ObjectInfo, etag: str) -> dict[str, str]:
+    """The headers of a 200/206/304 for ``target`` (``Content-Range`` aside)."""
+    headers = {
+        **CORS,
+        "Cache-Control": SEGMENT_CACHE,
+        "Accept-Ranges": "bytes",
+        hdrs.CONTENT_TYPE: target.content_type,
+    }
+    if etag:
+        headers["ETag"] = etag
+    if info.last_modified is not None:
+        headers["Last-Modified"] = info.last_modified.strftime("%a, %d %b %Y %H:%M:%S GMT")
+    return headers
+
+
+def _byte_range(request: web.Request, size: int, etag: str) -> tuple[int, int] | None:
+    """The inclusive byte range the request asks for, or None for the whole file (416 if it cannot be served)."""
+    range_header = request.headers.get(hdrs.RANGE)
+    if_range = request.headers.get(hdrs.IF_RANGE)
+    if if_range is not None and if_range != etag:
+        range_header = None  # the client's partial copy is stale: send it all
+    try:
+        return parse_range(range_header, size)
+    except RangeNotSatisfiable as e:
+        raise Problem(
+            416,
+            StreamingCode.RANGE_NOT_SATISFIABLE,
+            f"the file has {size} bytes",
+            headers={"Content-Range": f"bytes */{size}"},
+        ) from e
+
+
+async def _write_range(
+    request: web.Request, stream: web.StreamResponse, store: ObjectStore, key: str, start: int, end: int
+) -> bool:
+    """Copy bytes ``start``..``end`` of ``key`` into ``stream``; False when the response was cut short."""
+    try:
+        async for chunk in store.get(key, start=start, end=end):
+            await stream.write(chunk)
+            PLAY_BYTES.labels("media").inc(len(chunk))
+    except ObjectNotFound:
+        # deleted between stat and read: the headers are gone, so cut the response short
+        if request.transport is not None:
+            request.transport.close()
+        return False
+    except ConnectionResetError:
+        # players abort segment downloads all the time (seeking, switching renditions): not an error
+        return False
+    return True
 
 
 def _etags(header: str) -> set[str]:
