@@ -94,7 +94,12 @@ def test_every_code_a_service_raises_is_catalogued(service: str) -> None:
 def test_libs_common_raises_only_its_catalogued_codes() -> None:
     known = set().union(*(_codes(e) for e in SHARED))
     raised = _raised_codes(ROOT / "libs" / "common" / "common")
-    missing = {code: where for code, where in raised.items() if code not in known and "{" not in code}
+    # common.testing's fakes (e.g. the saga suite's trivial job) fail with codes of their own: not product codes
+    missing = {
+        code: where
+        for code, where in raised.items()
+        if code not in known and "{" not in code and not all("/common/testing/" in w for w in where)
+    }
     assert not missing, f"libs/common: codes raised but not in CommonCode/ErrorCode: {missing}"
 
 
