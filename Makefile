@@ -23,7 +23,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 PYTEST_FLAGS := -q --durations=15 -n $(PYTEST_WORKERS) --maxprocesses=8 --dist loadgroup
 
-.PHONY: help up test lint fmt typecheck bench bench-gateway bench-streaming bench-billing migrate clean distclean \
+.PHONY: help up test lint fmt typecheck bench bench-gateway bench-streaming bench-billing bench-captions migrate clean distclean \
 	bootstrap sync services deploy-files deploy-check doctor
 
 help: ## this list
@@ -53,9 +53,9 @@ fmt: sync ## format and autofix
 typecheck: sync ## mypy (libs/common strict, per pyproject.toml) over every lib and service
 	MYPYPATH=$(subst $(SPACE),:,$(PACKAGE_ROOTS)) $(RUN) mypy $(addprefix -p ,$(PACKAGES))
 
-bench: bench-gateway bench-streaming bench-billing ## every benchmark
+bench: bench-gateway bench-streaming bench-billing bench-captions ## every benchmark
 
-bench-gateway bench-streaming bench-billing: bench-%: bootstrap
+bench-gateway bench-streaming bench-billing bench-captions: bench-%: bootstrap
 	$(RUN) python -m $*.bench
 
 migrate: sync ## apply every service's SQL migrations, in parallel (with the settings in $(ENV_FILE))

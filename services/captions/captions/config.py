@@ -14,3 +14,21 @@ class CaptionsSettings(ServiceSettings):
     service: str = "captions"
     http_port: int = 8003
     worker_port: int = 9103
+    # speech-to-text (faster-whisper). Empty path: the pinned PyPI `base` model, assembled into the cache dir.
+    whisper_model_path: str = ""
+    whisper_cache_dir: str = "./var/cache/whisper"
+    whisper_compute_type: str = "int8"
+    whisper_threads: int = 2
+    whisper_beam_size: int = 5
+    stt_chunk_s: float = 300.0  # audio transcribed per window: memory stays flat on long media
+    stt_no_speech_threshold: float = 0.6  # a segment above this no-speech probability...
+    stt_log_prob_threshold: float = -1.0  # ...and below this mean log-probability is silence: dropped
+    # translation (Gemini). No key: translation requests are refused with captions.translation_unavailable.
+    gemini_api_key: str = ""
+    gemini_base_url: str = ""  # empty: the SDK's default endpoint
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_timeout_s: float = 120.0
+    translate_batch_cues: int = 80
+    translate_attempts: int = 5
+    translate_retry_initial_s: float = 1.0
+    translate_retry_max_s: float = 30.0
