@@ -16,6 +16,10 @@ class Code(StrEnum):
     TRANSLATION_INVALID = "captions.translation_invalid"
     MODEL_UNAVAILABLE = "captions.model_unavailable"
     CANCELED = "job.canceled"
+    INVALID_CUES = "captions.invalid_cues"
+    VERSION_CONFLICT = "captions.version_conflict"
+    VIDEO_NOT_FOUND = "video.not_found"
+    TRACK_NOT_FOUND = "track.not_found"
 
 
 class CaptionsError(Exception):

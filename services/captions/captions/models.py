@@ -32,21 +32,6 @@ class JobKind(StrEnum):
     TRANSCRIPT = "transcript"  # for another service (captions.transcript_requested): no charge, no tracks
 
 
-class ErrorCode(StrEnum):
-    """Every error code the captions service answers or fails a job with."""
-
-    VIDEO_NOT_FOUND = "video.not_found"
-    TRACK_NOT_FOUND = "captions.track_not_found"
-    NO_AUDIO = "media.no_audio_stream"
-    UNREADABLE = "media.unreadable"
-    NO_SPEECH = "captions.no_speech"
-    TRANSLATION_UNAVAILABLE = "captions.translation_unavailable"
-    TRANSLATION_FAILED = "captions.translation_failed"
-    UNSUPPORTED_LANGUAGE = "captions.unsupported_language"
-    INVALID_CUES = "captions.invalid_cues"
-    MODEL_UNAVAILABLE = "captions.model_unavailable"
-
-
 class VideoRef(msgspec.Struct, kw_only=True, frozen=True):
     """What captions knows of a video (from ``video.ingested``)."""
 
