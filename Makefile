@@ -18,12 +18,15 @@ SPACE := $(EMPTY) $(EMPTY)
 # The settings `make up`/`make migrate` run with (honcho reads it); created from .env.example when missing.
 ENV_FILE ?= .env
 
+# where `make up` says the stack is, once it answers there (the gateway's port in the Procfile)
+UP_URL ?= http://127.0.0.1:8080
+
 # `make test PYTEST_ARGS="-k ledger services/billing"`; PYTEST_WORKERS=0 runs in one process.
 PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 PYTEST_FLAGS := -q --durations=15 -n $(PYTEST_WORKERS) --maxprocesses=8 --dist loadgroup
 
-.PHONY: help up test lint fmt typecheck bench bench-gateway bench-streaming bench-billing bench-captions migrate clean distclean \
+.PHONY: help up test lint fmt typecheck bench bench-gateway bench-streaming bench-billing bench-captions bench-render migrate clean distclean \
 	bootstrap sync services deploy-files deploy-check doctor
 
 help: ## this list
@@ -32,8 +35,9 @@ help: ## this list
 up: $(ENV_FILE) ## bootstrap, migrate, then run every service in the foreground (Ctrl-C stops them)
 	@scripts/bootstrap.sh --env-file $(ENV_FILE)
 	@$(MAKE) migrate
-	@echo "Reelforge is up: http://127.0.0.1:8080"
-	@$(RUN) honcho start -f Procfile -e $(ENV_FILE)
+	@# honcho runs in the foreground; the waiter prints "Reelforge is up" once the gateway's /healthz answers
+	@# (not before the services listen), and ends with this shell ($$$$) if honcho stops first
+	@scripts/wait_up.py $(UP_URL) --watch-pid $$$$ & $(RUN) honcho start -f Procfile -e $(ENV_FILE)
 
 test: ## bootstrap, then the whole test suite (PYTEST_ARGS, PYTEST_WORKERS)
 	@scripts/bootstrap.sh
@@ -53,9 +57,9 @@ fmt: sync ## format and autofix
 typecheck: sync ## mypy (libs/common strict, per pyproject.toml) over every lib and service
 	MYPYPATH=$(subst $(SPACE),:,$(PACKAGE_ROOTS)) $(RUN) mypy $(addprefix -p ,$(PACKAGES))
 
-bench: bench-gateway bench-streaming bench-billing bench-captions ## every benchmark
+bench: bench-gateway bench-streaming bench-billing bench-captions bench-render ## every benchmark
 
-bench-gateway bench-streaming bench-billing bench-captions: bench-%: bootstrap
+bench-gateway bench-streaming bench-billing bench-captions bench-render: bench-%: bootstrap
 	$(RUN) python -m $*.bench
 
 migrate: sync ## apply every service's SQL migrations, in parallel (with the settings in $(ENV_FILE))
@@ -70,7 +74,7 @@ deploy-files: sync ## regenerate Procfile, docker-compose.yml, per-service k8s f
 	$(RUN) python scripts/gen_deploy.py
 
 deploy-check: sync ## validate docker-compose.yml, k8s manifests, Prometheus rules (no Docker needed)
-	$(RUN) pytest -q -p no:cacheprovider -o addopts="" --import-mode=importlib tests/deploy
+	$(RUN) pytest -q -p no:cacheprovider -o addopts="" -p common.testing.plugin --import-mode=importlib tests/deploy
 
 clean: ## caches and scratch files (keeps var/storage, var/keys and .venv)
 	rm -rf .pytest_cache .mypy_cache .ruff_cache .import_linter_cache var/tmp var/cache

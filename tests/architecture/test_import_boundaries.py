@@ -8,8 +8,10 @@ import sys
 import tomllib
 from pathlib import Path
 
+from common import registry
+
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ["gateway", "ingest", "analysis", "render", "captions", "streaming", "billing"]
+SERVICES = registry.NAMES
 
 
 def _config_text() -> str:

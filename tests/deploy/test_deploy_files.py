@@ -25,6 +25,8 @@ import kubernetes_validate.utils
 import pytest
 import yaml
 
+from common import registry
+
 # kubernetes-validate re-reads its (large) JSON schemas for every object; the files never change, so read each once.
 if hasattr(kubernetes_validate.utils, "schema_contents"):
     kubernetes_validate.utils.schema_contents = cache(kubernetes_validate.utils.schema_contents)
@@ -178,19 +180,17 @@ def test_prometheus_scrapes_every_process() -> None:
 # ---------------------------------------------------------------- Procfile, .env.example
 
 
-def test_procfile_runs_every_service() -> None:
+def test_procfile_runs_every_service_on_its_registry_ports() -> None:
     assert SERVICES, "no services found"
-    ports = []
-    for svc in SERVICES:
-        api = procfile_process(svc, "api")
-        assert api, f"Procfile has no `python -m {svc} api` line"
-        ports.append(api[1])
-        if svc != "gateway":
-            worker = procfile_process(svc, "worker")
-            assert worker, f"Procfile has no `python -m {svc} worker` line"
-            ports.append(worker[1])
-    assert len(ports) == len(set(ports)), f"two processes share a port: {sorted(ports)}"
-    assert procfile_process("gateway", "api")[1] == 8080  # type: ignore[index]
+    assert sorted(registry.NAMES) == SERVICES, "common.registry must list every service in services/"
+    for spec in registry.SERVICES:
+        for role, port in spec.processes:
+            assert procfile_process(spec.name, role) == (
+                f"{spec.name}-worker" if role == "worker" else spec.name,
+                port,
+            ), f"Procfile: `python -m {spec.name} {role}` on port {port}"
+        if not spec.has_worker:
+            assert procfile_process(spec.name, "worker") is None
 
 
 def test_env_example_points_the_gateway_at_every_api() -> None:
@@ -199,11 +199,8 @@ def test_env_example_points_the_gateway_at_every_api() -> None:
         for line in (ROOT / ".env.example").read_text().splitlines()
         if line.strip() and not line.startswith("#")
     )
-    for svc in SERVICES:
-        if svc == "gateway":
-            continue
-        _, port = procfile_process(svc, "api")  # type: ignore[misc]
-        assert env.get(f"UPSTREAM_{svc.upper()}") == f"http://127.0.0.1:{port}"
+    for svc in registry.UPSTREAMS:
+        assert env.get(f"UPSTREAM_{svc.upper()}") == registry.get(svc).local_url
     assert env["IMPORT_ALLOW_PRIVATE"] == "true"
     assert env["JWKS_URL"] == "http://127.0.0.1:8080/.well-known/jwks.json"
 

@@ -17,11 +17,12 @@ from pathlib import Path
 
 import aiohttp
 
+from common import registry
 from common.testing.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
-SERVICES = ["gateway", "ingest", "streaming", "captions", "analysis", "render", "billing"]
-WORKERS = ["ingest", "streaming", "captions", "analysis", "render", "billing"]
+SERVICES = registry.NAMES
+WORKERS = registry.WORKERS
 
 
 @dataclass
@@ -163,11 +164,7 @@ def make_stack(workdir: Path, *, database_url: str, amqp_url: str, redis_url: st
         "RATE_LIMIT_KEY_PREFIX": f"e2e:{tag}:rl",
         "WEBHOOK_ALLOW_PRIVATE": "true",
         "REELFORGE_MEDIA_CACHE": os.environ.get("REELFORGE_MEDIA_CACHE", str(ROOT / "var/cache/media")),
-        **{
-            f"UPSTREAM_{svc.upper()}": f"http://127.0.0.1:{ports[svc]}"
-            for svc in SERVICES
-            if svc != "gateway"
-        },
+        **{f"UPSTREAM_{svc.upper()}": f"http://127.0.0.1:{ports[svc]}" for svc in registry.UPSTREAMS},
     }
     stack = Stack(workdir=workdir, env=env, tag=tag)
     stack._ports = ports  # type: ignore[attr-defined]

@@ -228,7 +228,7 @@ async def test_bad_requests_get_stable_problem_codes(e2e_stack: Stack, http: aio
         assert r.status == 422 and (await r.json())["code"] == "media.unreadable"
 
 
-async def test_an_existing_bucket_is_migrated_once_and_its_videos_play(
+async def test_an_existing_bucket_is_imported_once_and_its_videos_play(
     e2e_stack: Stack, http: aiohttp.ClientSession, tmp_path: Path
 ) -> None:
     """The operator's command lists a legacy bucket; the owner sees each video ingested and streamed, once."""
@@ -251,7 +251,7 @@ async def test_an_existing_bucket_is_migrated_once_and_its_videos_play(
                 sys.executable,
                 "-m",
                 "streaming",
-                "migrate",
+                "import-bucket",
                 "--prefix",
                 "courses/",
                 "--owner",

@@ -13,12 +13,17 @@ import aiohttp
 import jwt
 from aiohttp import web
 
+from .errors import CodedError
 from .http import Problem
 from .logging import get_logger
 
 log = get_logger(__name__)
 
 ALGORITHMS = ["EdDSA", "ES256"]
+#: the JOSE header ``typ`` of an access token (RFC 9068 §2.1); verifiers refuse any other
+ACCESS_TOKEN_TYP = "at+jwt"
+_ACCESS_TYPS = frozenset({ACCESS_TOKEN_TYP, "application/" + ACCESS_TOKEN_TYP})
+_REQUIRED = ("exp", "iat", "sub", "jti", "aud", "iss")
 
 
 @dataclass(frozen=True)
@@ -33,13 +38,10 @@ class Principal:
     token: str = ""
 
 
-class TokenInvalid(Exception):
-    """The token cannot be trusted; ``code`` is the stable problem code."""
+class TokenInvalid(CodedError):
+    """The token cannot be trusted (401; ``code`` is ``auth.invalid_token`` or ``auth.token_expired``)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    default_status = 401
 
 
 class JWKSVerifier:
@@ -107,16 +109,19 @@ class JWKSVerifier:
             await self._session.close()
 
     async def verify(self, token: str) -> Principal:
-        """Verify signature, ``kid``, expiry, audience and issuer; raise ``TokenInvalid`` otherwise."""
+        """Verify ``typ``, signature, ``kid``, claim types, expiry, audience and issuer; raise ``TokenInvalid``."""
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as e:
             raise TokenInvalid("auth.invalid_token", "malformed token") from e
-        alg, kid = header.get("alg"), header.get("kid")
+        alg, kid, typ = header.get("alg"), header.get("kid"), header.get("typ")
         if alg not in ALGORITHMS:
             raise TokenInvalid("auth.invalid_token", f"algorithm {alg!r} is not accepted")
         if not isinstance(kid, str):
             raise TokenInvalid("auth.invalid_token", "token has no key id")
+        # RFC 9068 §4: only a token typed as an access token is one (not an ID token, not a refresh token)
+        if not isinstance(typ, str) or typ.lower() not in _ACCESS_TYPS:
+            raise TokenInvalid("auth.invalid_token", "not an access token (typ must be at+jwt)")
         await self._refresh(force=False)
         if kid not in self._keys:
             await self._refresh(force=True)
@@ -124,31 +129,73 @@ class JWKSVerifier:
         if key is None:
             raise TokenInvalid("auth.invalid_token", "unknown key id")
         try:
+            # signature only: PyJWT coerces claim types (``"exp": "1999999999"`` passes ``int()``), so the
+            # claims are type-checked below before their values are compared
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key=key,
                 algorithms=[alg],
-                audience=self.audience,
-                issuer=self.issuer,
-                leeway=self.leeway_s,
-                options={"require": ["exp", "iat", "sub", "jti", "aud", "iss"]},
+                options={
+                    "verify_exp": False,
+                    "verify_nbf": False,
+                    "verify_iat": False,
+                    "verify_aud": False,
+                    "verify_iss": False,
+                },
             )
-        except jwt.ExpiredSignatureError as e:
-            raise TokenInvalid("auth.token_expired", "the access token has expired") from e
         except jwt.PyJWTError as e:
             raise TokenInvalid("auth.invalid_token", f"invalid token: {e}") from e
-        try:
-            user_id = uuid.UUID(str(claims["sub"]))
-        except ValueError as e:
-            raise TokenInvalid("auth.invalid_token", "bad subject") from e
+        user_id = self._check_claims(claims)
         return Principal(
             user_id=user_id,
-            token_id=str(claims["jti"]),
+            token_id=claims["jti"],
             expires_at=int(claims["exp"]),
-            email=str(claims.get("email", "")),
+            email=claims.get("email", ""),
             claims=claims,
             token=token,
         )
+
+    def _check_claims(self, claims: dict[str, Any]) -> uuid.UUID:
+        """Strict types and exact values: the subject's id, or ``TokenInvalid`` / ``auth.token_expired``."""
+        _check_claim_types(claims)
+        user_id = _subject(claims)
+        # exactly the strings this verifier trusts (no audience lists, no other types)
+        if claims["aud"] != self.audience or not isinstance(claims["aud"], str):
+            raise TokenInvalid("auth.invalid_token", "wrong audience")
+        if claims["iss"] != self.issuer or not isinstance(claims["iss"], str):
+            raise TokenInvalid("auth.invalid_token", "wrong issuer")
+        now = time.time()
+        if claims["exp"] <= now - self.leeway_s:
+            raise TokenInvalid("auth.token_expired", "the access token has expired")
+        if claims.get("nbf", 0) > now + self.leeway_s or claims["iat"] > now + self.leeway_s:
+            raise TokenInvalid("auth.invalid_token", "the token is not valid yet")
+        return user_id
+
+
+def _check_claim_types(claims: dict[str, Any]) -> None:
+    missing = [name for name in _REQUIRED if name not in claims]
+    if missing:
+        raise TokenInvalid("auth.invalid_token", f"token lacks {', '.join(missing)}")
+    for name in ("exp", "iat", "nbf"):
+        value = claims.get(name, 0)
+        # bool is an int in Python, never a NumericDate in JSON
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise TokenInvalid("auth.invalid_token", f"{name} must be a number")
+    for name in ("jti", "sub", "email", "sid"):
+        if not isinstance(claims.get(name, ""), str):
+            raise TokenInvalid("auth.invalid_token", f"{name} must be a string")
+    if not claims["jti"]:
+        raise TokenInvalid("auth.invalid_token", "jti is empty")
+
+
+def _subject(claims: dict[str, Any]) -> uuid.UUID:
+    try:
+        user_id = uuid.UUID(claims["sub"])
+    except ValueError as e:
+        raise TokenInvalid("auth.invalid_token", "bad subject") from e
+    if str(user_id) != claims["sub"]:  # only the canonical form the gateway writes
+        raise TokenInvalid("auth.invalid_token", "bad subject")
+    return user_id
 
 
 VERIFIER: web.AppKey[JWKSVerifier] = web.AppKey("jwks_verifier", JWKSVerifier)
@@ -180,11 +227,7 @@ async def require_user(request: web.Request) -> Principal:
     try:
         principal = await request.app[VERIFIER].verify(token)
     except TokenInvalid as e:
-        raise Problem(
-            401,
-            e.code,
-            e.message,
-            headers={"WWW-Authenticate": 'Bearer realm="reelforge", error="invalid_token"'},
-        ) from e
+        e.headers["WWW-Authenticate"] = 'Bearer realm="reelforge", error="invalid_token"'
+        raise
     request[PRINCIPAL] = principal
     return principal

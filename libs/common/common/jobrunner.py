@@ -23,6 +23,8 @@ process shuts down. ``checkpoint`` turns those into exceptions: ``JobStopped`` (
 
 ``on_failure(conn, job, failure)`` runs in the transaction that fails or cancels a job, so a service can record
 its own consequences (a stream in ``error``, a ``*.failed`` event) atomically with the job's end.
+A paid job (``common.credits``) is claimed only while its credit hold is granted, and the transaction that ends
+it also writes its settle (``common.jobs.update_job``), so a runner needs nothing credit-specific.
 New queued jobs and cancel requests wake runners through ``LISTEN/NOTIFY`` (a trigger on ``jobs``, see
 ``sql/0002_job_runs.sql``); a short poll covers a lost notification.
 """
@@ -56,6 +58,7 @@ from .jobs import (
     update_job,
 )
 from .logging import get_logger
+from .settings import ServiceSettings
 
 log = get_logger(__name__)
 
@@ -101,6 +104,8 @@ async def claim_job(
 ) -> tuple[uuid.UUID, int] | None:
     """Lease the oldest runnable job of ``kinds``: queued, or running under an expired lease (its worker died).
 
+    A paid job (one with a ``credit_holds`` row, ``common.credits``) is runnable only while its hold is granted.
+
     ``exclude``: jobs the caller still runs itself. A lease that expired while the database was unreachable must
     not be claimed again by the same worker: both runs would hold the lease under one worker id, and the final
     transaction's check could not tell them apart.
@@ -115,6 +120,8 @@ async def claim_job(
             "SELECT j.id FROM jobs j LEFT JOIN job_runs r ON r.job_id = j.id"
             " WHERE j.kind = ANY($1::text[]) AND j.status IN ('queued', 'running')"
             " AND (r.lease_until IS NULL OR r.lease_until < now()) AND NOT (j.id = ANY($2::uuid[]))"
+            # a paid job is funded only while its hold is granted (common.credits); other jobs have no hold
+            " AND NOT EXISTS (SELECT 1 FROM credit_holds h WHERE h.job_id = j.id AND h.status <> 'granted')"
             " ORDER BY j.created_at LIMIT 1 FOR UPDATE OF j SKIP LOCKED",
             list(kinds),
             skipped,
@@ -565,3 +572,42 @@ class LeasedJobRunner:
             return
         except Exception as exc:  # the lease expires by itself; another worker takes the job then
             log.warning("jobrunner.hand_back_failed", error=repr(exc))
+
+    # -- construction from settings --------------------------------------------------------------------
+
+    @classmethod
+    def from_settings(
+        cls,
+        settings: ServiceSettings,
+        *,
+        pool: asyncpg.Pool,
+        bus: Bus | None,
+        kinds: Sequence[str],
+        handler: JobHandler,
+        producer: str | None = None,
+        concurrency: int | None = None,
+        unexpected_error_code: str = ErrorCode.INTERNAL,
+        on_failure: OnFailure | None = None,
+        worker_id: str | None = None,
+        name: str | None = None,
+    ) -> LeasedJobRunner:
+        """A runner configured by the ``JOB_*`` settings (concurrency, lease, attempts, poll, progress, retry
+        delays) on the service's schema; ``producer`` and ``name`` default to the service."""
+        return cls(
+            pool=pool,
+            bus=bus,
+            kinds=kinds,
+            handler=handler,
+            producer=producer or settings.service,
+            schema=settings.schema,
+            concurrency=settings.job_concurrency if concurrency is None else concurrency,
+            lease_s=settings.job_lease_s,
+            max_attempts=settings.job_max_attempts,
+            poll_interval_s=settings.job_poll_interval_s,
+            progress_interval_s=settings.job_progress_interval_s,
+            retry_delays_s=[float(d) for d in settings.job_retry_delays_s],
+            unexpected_error_code=unexpected_error_code,
+            on_failure=on_failure,
+            worker_id=worker_id,
+            name=name or settings.service,
+        )

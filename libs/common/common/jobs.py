@@ -13,8 +13,9 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from . import outbox
+from . import credit_holds, outbox
 from .bus.base import Bus
+from .errors import CodedError, public_message
 from .events.jobs import JobError, JobProgress
 from .logging import get_logger
 from .metrics import JOBS
@@ -67,13 +68,8 @@ class InvalidTransition(Exception):
     """A job cannot move from its status to the requested one (e.g. out of a terminal status)."""
 
 
-class JobFailure(Exception):
-    """Raise from domain work to fail a job with a stable code and a user-facing message."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+class JobFailure(CodedError):
+    """Raise from domain work to fail a job with a stable code and a user-facing message (422 over HTTP)."""
 
 
 class Job(msgspec.Struct, kw_only=True):
@@ -201,9 +197,11 @@ async def update_job(
         raise InvalidTransition(f"job {job_id}: {current.status} -> {new_status}")
     err: dict[str, str] | None = current.error
     if isinstance(error, JobFailure):
-        err = {"code": error.code, "message": error.message}
+        err = {"code": error.code, "message": public_message(error.message)}
     elif error is not None:
         err = dict(error)
+        if "message" in err:  # what users read never names a file of ours
+            err["message"] = public_message(err["message"])
     pct = current.progress if progress is None else max(0.0, min(100.0, float(progress)))
     if new_status == JobStatus.SUCCEEDED:
         pct = 100.0
@@ -220,6 +218,15 @@ async def update_job(
     job = _row(r)
     if new_status != current.status:
         JOBS.labels(producer, job.kind, job.status).inc()
+        if new_status in TERMINAL:
+            # a paid job's settle is sent by the transaction that ends it, whoever ends it (common.credits)
+            await credit_holds.settle_ended_job(
+                conn,
+                job_id=job_id,
+                succeeded=new_status == JobStatus.SUCCEEDED,
+                producer=producer,
+                correlation_id=correlation_id,
+            )
     if emit and (
         new_status != current.status or new_status in TERMINAL or result is not None or error is not None
     ):

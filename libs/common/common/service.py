@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import asyncpg
@@ -32,6 +32,7 @@ RELAY: web.AppKey[OutboxRelay] = web.AppKey("outbox_relay", OutboxRelay)
 HTTP_CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("http_client", aiohttp.ClientSession)
 ROLE: web.AppKey[str] = web.AppKey("role", str)
 
+S = TypeVar("S", bound=ServiceSettings)
 CleanupCtx = Callable[[web.Application], AsyncIterator[None]]
 
 
@@ -150,10 +151,9 @@ def run_service(
     sub = parser.add_subparsers(dest="command", required=True)
     sub.add_parser("api", help="serve the HTTP API")
     sub.add_parser("worker", help="consume events and run long work (serves /healthz, /readyz, /metrics)")
-    migrate_parser = sub.add_parser("migrate", help="apply pending SQL migrations and exit")
-    for name, (_, configure) in (commands or {}).items():
-        # a service may extend ``migrate`` (e.g. streaming's bucket migration) with its own flags
-        p = migrate_parser if name == "migrate" else sub.add_parser(name)
+    sub.add_parser("migrate", help="apply pending SQL migrations and exit")
+    for name, (command, configure) in (commands or {}).items():
+        p = sub.add_parser(name, help=(command.__doc__ or "").strip().split("\n")[0] or None)
         if configure:
             configure(p)
     args = parser.parse_args(argv)
@@ -164,9 +164,6 @@ def run_service(
             db.migrate(settings.database_url, schema=settings.schema, directories=[migrations_dir])
         )
         log.info("migrate.done", schema=settings.schema, applied=applied)
-        if commands and "migrate" in commands:
-            extra, _ = commands["migrate"]
-            return asyncio.run(extra(settings, args))
         return 0
     if args.command in ("api", "worker"):
         app = create_app(settings, role=args.command)
@@ -196,3 +193,12 @@ def main_exit(code: int) -> None:
 def app_info(app: web.Application) -> dict[str, Any]:
     """What an app runs (diagnostics)."""
     return {"service": app[SETTINGS].service, "role": app[ROLE]}
+
+
+def settings_of(source: web.Request | web.Application, type_: type[S]) -> S:
+    """The app's settings as the service's own type (``settings_of(request, BillingSettings)``)."""
+    app = source.app if isinstance(source, web.Request) else source
+    settings = app[SETTINGS]
+    if not isinstance(settings, type_):
+        raise TypeError(f"this app's settings are {type(settings).__name__}, not {type_.__name__}")
+    return settings

@@ -76,7 +76,18 @@ class ServiceSettings:
     jwt_audience: str = "reelforge"
     jwt_issuer: str = "reelforge-gateway"
     shutdown_timeout_s: float = 30.0
+    # the job runner (common.jobrunner.LeasedJobRunner.from_settings) of a worker that runs jobs
+    job_concurrency: int = 1  # jobs at once per worker process
+    job_lease_s: float = 60.0  # renewed every third of it; a killed worker's job is taken over after it
+    job_max_attempts: int = 3  # claims of one job (crashes, retries) before it fails with internal.error
+    job_poll_interval_s: float = 1.0  # NOTIFY wakes the runner at once; the poll covers a lost notification
+    job_progress_interval_s: float = 0.5  # throttle of direct job.progress.v1 snapshots
+    job_retry_delays_s: tuple[
+        str, ...
+    ] = ()  # back-off before retrying an unexpected error (empty: fail at once)
     tmp_dir: str = "./var/tmp"
+    # where a paid service reads billing's price list (common.credits.PriceList)
+    billing_url: str = "http://127.0.0.1:8006"
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property

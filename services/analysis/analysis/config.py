@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common import registry
 from common.settings import ServiceSettings
 
 
@@ -12,5 +13,5 @@ class AnalysisSettings(ServiceSettings):
     """Analysis settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "analysis"
-    http_port: int = 8004
-    worker_port: int = 9104
+    http_port: int = registry.get("analysis").api_port
+    worker_port: int = registry.get("analysis").worker_port or 0

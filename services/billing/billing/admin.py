@@ -10,6 +10,7 @@ from collections.abc import Awaitable, Callable
 import asyncpg
 
 from common import db
+from common.errors import CodedError
 from common.settings import ServiceSettings
 
 from . import ledger, store
@@ -40,7 +41,7 @@ async def _post_entry(
     try:
         async with db.transaction(pool) as conn:
             entry = await write(conn)
-    except ledger.BillingError as e:
+    except CodedError as e:
         _out({"error": e.code, "message": e.message})
         return 1
     finally:

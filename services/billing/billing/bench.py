@@ -24,10 +24,9 @@ from common.events.billing import CreditsHoldRequested, CreditsSettleRequested
 from common.events.gateway import UserRegistered
 from common.logging import configure_logging
 
-from . import store
+from . import handlers, store
 from .__main__ import MIGRATIONS
 from .config import BillingSettings
-from .handlers import idempotent_handler
 
 
 async def _timed(requesters: int, work: Callable[[int], Awaitable[None]]) -> float:
@@ -61,7 +60,7 @@ async def _scenario(
     pool: asyncpg.Pool, settings: BillingSettings, *, requesters: int, cycles: int, accounts: int
 ) -> tuple[float, list[str]]:
     """Hold+settle cycles per second; and what is wrong with the books afterwards (nothing, we hope)."""
-    handler = idempotent_handler(pool, settings)
+    handler = handlers.router(settings).handler(pool=pool)
     ids = [uuid.uuid4() for _ in range(accounts)]
     for account in ids:
         await handler(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common import registry
 from common.settings import ServiceSettings, SettingsError
 
 # What each paid operation costs, in credits. Overridden as a whole by PRICES="name=credits,...".
@@ -28,8 +29,8 @@ class BillingSettings(ServiceSettings):
     """Billing settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "billing"
-    http_port: int = 8006
-    worker_port: int = 9106
+    http_port: int = registry.get("billing").api_port
+    worker_port: int = registry.get("billing").worker_port or 0
     signup_grant: int = 100  # credits every new account starts with (0 disables the grant)
     prices: tuple[str, ...] = DEFAULT_PRICES
     # a hold for an account not opened yet (its user.registered still in flight) is retried by the bus on
@@ -45,7 +46,6 @@ class BillingSettings(ServiceSettings):
     topup_max_credits: int = 1_000_000
     payment_webhook_secret: str = ""  # empty: the webhook refuses everything (503)
     payment_webhook_tolerance_s: int = 300  # how old (or early) a signed timestamp may be
-    ledger_page_max: int = 200
 
     def __post_init__(self) -> None:
         self.price_list()  # fail at startup, not on the first request

@@ -1,13 +1,15 @@
-"""Event handlers: thin. Inbox claim → ledger rule → outbox, all in one transaction (``common.inbox``)."""
+"""Event handlers: thin. Inbox claim → ledger rule → outbox, all in one transaction (``common.bus.Router``)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 import asyncpg
 
-from common import inbox, outbox
-from common.bus.base import Delivery, Handler, PermanentError
+from common import db, outbox
+from common.bus import Delivery, Router
+from common.errors import CodedError
 from common.events.base import Event
 from common.events.billing import CreditsHoldRequested, CreditsSettleRequested
 from common.events.gateway import UserRegistered
@@ -22,44 +24,55 @@ class AccountNotOpenYet(Exception):
     """A hold arrived before its account's ``user.registered``: let the bus retry it with back-off."""
 
 
-EVENT_TYPES: list[type[Event]] = [UserRegistered, CreditsHoldRequested, CreditsSettleRequested]
+def router(settings: BillingSettings) -> Router:
+    """The worker's reactions to ``user.registered``, ``credits.hold_requested`` and ``credits.settle_requested``.
 
+    A ``CodedError`` (a malformed request) cannot succeed on retry: it is dead-lettered at once, where
+    operators see it.
+    """
+    policy = ledger.HoldPolicy(default_ttl_s=settings.hold_default_ttl_s, max_ttl_s=settings.hold_max_ttl_s)
+    r = Router(consumer=CONSUMER, permanent=[CodedError])
 
-class EventHandlers:
-    """The worker's reactions to ``user.registered``, ``credits.hold_requested`` and ``credits.settle_requested``."""
-
-    def __init__(self, settings: BillingSettings) -> None:
-        self.settings = settings
-        self.policy = ledger.HoldPolicy(
-            default_ttl_s=settings.hold_default_ttl_s, max_ttl_s=settings.hold_max_ttl_s
+    @r.on(UserRegistered)
+    async def on_user_registered(conn: asyncpg.Connection, event: UserRegistered, delivery: Delivery) -> None:
+        await ledger.open_account(
+            conn, account_id=event.user_id, email=event.email, signup_grant=settings.signup_grant
         )
 
-    async def handle(self, conn: asyncpg.Connection, event: Event, delivery: Delivery) -> None:
-        """Dispatch one event (inside the inbox transaction) and write the answers to the outbox."""
-        try:
-            if isinstance(event, UserRegistered):
-                await ledger.open_account(
-                    conn, account_id=event.user_id, email=event.email, signup_grant=self.settings.signup_grant
-                )
-                answers: list[Event] = []
-            elif isinstance(event, CreditsHoldRequested):
-                if (
-                    delivery.attempt <= self.settings.hold_account_wait_attempts
-                    and not await ledger.account_exists(conn, account_id=event.account_id)
-                ):
-                    raise AccountNotOpenYet(str(event.account_id))
-                answers = await ledger.place_hold(conn, event, now=datetime.now(UTC), policy=self.policy)
-            elif isinstance(event, CreditsSettleRequested):
-                answers = await ledger.settle(conn, event)
-            else:
-                raise PermanentError(f"billing does not handle {event.type}")
-        except ledger.BillingError as e:
-            # a malformed request cannot succeed on retry: dead-letter it where operators see it
-            raise PermanentError(e.code) from e
-        for answer in answers:
-            await outbox.add(conn, answer)
+    @r.on(CreditsHoldRequested)
+    async def on_hold_requested(
+        conn: asyncpg.Connection, event: CreditsHoldRequested, delivery: Delivery
+    ) -> None:
+        if delivery.attempt <= settings.hold_account_wait_attempts and not await ledger.account_exists(
+            conn, account_id=event.account_id
+        ):
+            raise AccountNotOpenYet(str(event.account_id))
+        await _answer(conn, await ledger.place_hold(conn, event, now=datetime.now(UTC), policy=policy))
+
+    @r.on(CreditsSettleRequested)
+    async def on_settle_requested(
+        conn: asyncpg.Connection, event: CreditsSettleRequested, delivery: Delivery
+    ) -> None:
+        await _answer(conn, await ledger.settle(conn, event))
+
+    return r
 
 
-def idempotent_handler(pool: asyncpg.Pool, settings: BillingSettings) -> Handler:
-    """The bus handler of the worker: the event handlers behind the inbox."""
-    return inbox.idempotent(pool, CONSUMER, EventHandlers(settings).handle, service=settings.service)
+async def sweep_holds(pool: asyncpg.Pool, *, batch: int, now: datetime | None = None) -> int:
+    """Release every hold due at ``now`` (default: the current time), ``batch`` per transaction; how many.
+
+    Replicas may sweep side by side: rows are skip-locked. A sweep interrupted mid-batch is rolled back and redone.
+    """
+    total = 0
+    while True:
+        async with db.transaction(pool) as conn:
+            events = await ledger.expire_due(conn, now=now or datetime.now(UTC), limit=batch)
+            await _answer(conn, events)
+        total += len(events)
+        if len(events) < batch:
+            return total
+
+
+async def _answer(conn: asyncpg.Connection, events: Sequence[Event]) -> None:
+    for event in events:
+        await outbox.add(conn, event)

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from common.errors import CodedError
 from common.events.base import Event
 from common.events.billing import (
     CreditsCaptured,
@@ -24,21 +25,13 @@ from common.events.billing import (
 from common.logging import get_logger
 
 from . import metrics, store
-from .models import Entry, EntryKind, Hold, HoldStatus, Order, OrderStatus
+from .models import BillingCode, Entry, EntryKind, Hold, HoldStatus, Order, OrderStatus
 from .store import Conn
 
 log = get_logger(__name__)
 
 PRODUCER = "billing"
 SIGNUP_REFERENCE = "signup"
-
-
-class BillingError(Exception):
-    """A refusal a caller can cause: a stable ``code``, a message and the HTTP status it maps to."""
-
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.status, self.code, self.message = status, code, message
 
 
 @dataclass(frozen=True)
@@ -109,9 +102,9 @@ async def place_hold(
     if account is None:
         exists = await store.get_account(conn, account_id=req.account_id) is not None
         code, message = (
-            ("credits.insufficient", "not enough available credits for this operation")
+            (BillingCode.CREDITS_INSUFFICIENT, "not enough available credits for this operation")
             if exists
-            else ("credits.no_account", "no credit account for this user")
+            else (BillingCode.CREDITS_NO_ACCOUNT, "no credit account for this user")
         )
         await store.set_hold(conn, hold_ref=req.hold_ref, status=HoldStatus.REJECTED, reject_code=code)
         metrics.HOLDS.labels("rejected").inc()
@@ -165,7 +158,9 @@ async def _hold_seen_before(conn: Conn, req: CreditsHoldRequested, *, expires_at
             reject_code="credits.insufficient",
         )
         metrics.HOLDS.labels("rejected").inc()
-        return [_reject(req, "credits.insufficient", "not enough available credits for this operation")]
+        return [
+            _reject(req, BillingCode.CREDITS_INSUFFICIENT, "not enough available credits for this operation")
+        ]
     await store.set_hold(
         conn,
         hold_ref=req.hold_ref,
@@ -194,8 +189,10 @@ async def _hold_seen_before(conn: Conn, req: CreditsHoldRequested, *, expires_at
 async def settle(conn: Conn, req: CreditsSettleRequested) -> list[Event]:
     """Capture ``req.capture`` (at most the hold) into the ledger and release the rest; idempotent by hold_ref."""
     if req.capture < 0:
-        raise BillingError(
-            422, "credits.invalid_amount", f"settle of {req.hold_ref!r} has a negative capture"
+        raise CodedError(
+            BillingCode.CREDITS_INVALID_AMOUNT,
+            f"settle of {req.hold_ref!r} has a negative capture",
+            status=422,
         )
     hold = await store.get_hold(conn, hold_ref=req.hold_ref, for_update=True)
     if hold is None:
@@ -308,27 +305,29 @@ async def adjust(
 ) -> Entry:
     """Post an admin adjustment (either sign); idempotent by ``reference``; never below what is held."""
     if amount == 0:
-        raise BillingError(422, "billing.invalid_amount", "an adjustment must not be zero")
+        raise CodedError(BillingCode.INVALID_AMOUNT, "an adjustment must not be zero", status=422)
     if not reason.strip():
-        raise BillingError(422, "billing.reason_required", "an adjustment needs a reason")
+        raise CodedError(BillingCode.REASON_REQUIRED, "an adjustment needs a reason", status=422)
     reference = reference or f"adj_{uuid.uuid4().hex}"
     account = await store.get_account(conn, account_id=account_id, for_update=True)
     if account is None:
-        raise BillingError(404, "billing.no_account", f"no account {account_id}")
+        raise CodedError(BillingCode.ACCOUNT_NOT_FOUND, f"no account {account_id}", status=404)
     earlier = await store.find_entry(
         conn, account_id=account_id, kind=EntryKind.ADJUSTMENT, reference=reference
     )
     if earlier is not None:
         if earlier.amount != amount:
-            raise BillingError(
-                409, "billing.reference_reused", f"reference {reference!r} was used for another amount"
+            raise CodedError(
+                BillingCode.REFERENCE_REUSED,
+                f"reference {reference!r} was used for another amount",
+                status=409,
             )
         return earlier
     if account.balance + amount < account.held:
-        raise BillingError(
-            409,
-            "credits.insufficient",
+        raise CodedError(
+            BillingCode.CREDITS_INSUFFICIENT,
             f"balance {account.balance} with {account.held} held cannot go down by {-amount}",
+            status=409,
         )
     entry = await store.post_entry(
         conn,
@@ -346,7 +345,7 @@ async def refund(conn: Conn, *, hold_ref: str, amount: int | None, reason: str) 
     """Give back (part of) what a hold captured, once per hold; ``amount`` None refunds all of it."""
     hold = await store.get_hold(conn, hold_ref=hold_ref, for_update=True)
     if hold is None or hold.status != HoldStatus.CAPTURED:
-        raise BillingError(404, "billing.no_capture", f"hold {hold_ref!r} captured nothing")
+        raise CodedError(BillingCode.NO_CAPTURE, f"hold {hold_ref!r} captured nothing", status=404)
     if hold.refunded:
         existing = await store.find_entry(
             conn, account_id=hold.account_id, kind=EntryKind.REFUND, reference=hold_ref
@@ -355,7 +354,9 @@ async def refund(conn: Conn, *, hold_ref: str, amount: int | None, reason: str) 
         return existing
     amount = hold.captured if amount is None else amount
     if not 0 < amount <= hold.captured:
-        raise BillingError(422, "billing.invalid_amount", f"refund must be between 1 and {hold.captured}")
+        raise CodedError(
+            BillingCode.INVALID_AMOUNT, f"refund must be between 1 and {hold.captured}", status=422
+        )
     await store.add_refunded(conn, hold_ref=hold_ref, amount=amount)
     entry = await store.post_entry(
         conn,
@@ -385,10 +386,10 @@ class TopupPolicy:
 async def create_order(conn: Conn, *, account_id: uuid.UUID, credits: int, policy: TopupPolicy) -> Order:
     """A pending top-up order for the payment provider, priced now."""
     if not policy.min_credits <= credits <= policy.max_credits:
-        raise BillingError(
-            422,
-            "billing.invalid_amount",
+        raise CodedError(
+            BillingCode.INVALID_AMOUNT,
             f"a top-up must be between {policy.min_credits} and {policy.max_credits} credits",
+            status=422,
         )
     await store.ensure_account(conn, account_id=account_id)
     # Toss order ids: 6-64 characters of [A-Za-z0-9_-]
@@ -430,12 +431,14 @@ async def confirm_payment(
     await store.lock_payment_key(conn, payment_key=payment_key)
     order = await store.get_order(conn, order_id=order_id, for_update=True)
     if order is None:
-        raise BillingError(404, "payment.unknown_order", f"no order {order_id!r}")
+        raise CodedError(BillingCode.ORDER_NOT_FOUND, f"no order {order_id!r}", status=404)
     if await store.payment_key_used_elsewhere(conn, payment_key=payment_key, order_id=order_id):
         # a provider's payment key belongs to one order: a notification naming another is not this payment
         metrics.WEBHOOKS.labels("key_conflict").inc()
         log.warning("billing.payment_key_conflict", order_id=order_id, payment_key=payment_key)
-        raise BillingError(409, "payment.key_conflict", "this payment key already belongs to another order")
+        raise CodedError(
+            BillingCode.KEY_CONFLICT, "this payment key already belongs to another order", status=409
+        )
     previous = await store.payment_outcome(conn, payment_key=payment_key, status=status)
     if previous is not None:
         metrics.WEBHOOKS.labels("duplicate").inc()

@@ -8,26 +8,26 @@ the tolerance window refuses old ones; the payment key makes a replay inside the
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 from collections.abc import Mapping
+
+from common import signing
+from common.errors import CodedError
+
+from .models import BillingCode
 
 TIMESTAMP_HEADER = "X-Payment-Timestamp"
 SIGNATURE_HEADER = "X-Payment-Signature"
 
 
-class SignatureError(Exception):
-    """The delivery is not authentic or not fresh; ``code`` is the stable problem code."""
+class SignatureError(CodedError):
+    """The delivery is not authentic or not fresh (401); ``code`` is one of the ``payment.signature_*`` codes."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code, self.message = code, message
+    default_status = 401
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
     """The ``v1=`` signature of ``body`` sent at ``timestamp``."""
-    mac = hmac.new(secret.encode(), str(timestamp).encode() + b"." + body, hashlib.sha256)
-    return f"v1={mac.hexdigest()}"
+    return f"v1={signing.mac(secret, timestamp, body)}"
 
 
 def signed_headers(secret: str, timestamp: int, body: bytes) -> dict[str, str]:
@@ -41,21 +41,16 @@ def verify(secret: str, headers: Mapping[str, str], body: bytes, *, now: float, 
     raw_sig = headers.get(SIGNATURE_HEADER, "")
     if not raw_ts or not raw_sig:
         raise SignatureError(
-            "payment.signature_missing", f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
+            BillingCode.SIGNATURE_MISSING, f"{TIMESTAMP_HEADER} and {SIGNATURE_HEADER} are required"
         )
     try:
         timestamp = int(raw_ts)
     except ValueError as e:
-        raise SignatureError("payment.signature_invalid", "malformed timestamp") from e
+        raise SignatureError(BillingCode.SIGNATURE_INVALID, "malformed timestamp") from e
     expected = sign(secret, timestamp, body)
-    candidates = [part.strip() for part in raw_sig.split(",")]
-    # compare every candidate (constant time each) so timing says nothing about which one matched
-    matched = False
-    for candidate in candidates:
-        matched |= hmac.compare_digest(candidate.encode(), expected.encode())
-    if not matched:
-        raise SignatureError("payment.signature_invalid", "the signature does not match")
-    if abs(now - timestamp) > tolerance_s:
+    if not signing.matches_any(expected, raw_sig.split(",")):
+        raise SignatureError(BillingCode.SIGNATURE_INVALID, "the signature does not match")
+    if not signing.is_fresh(timestamp, now=now, tolerance_s=tolerance_s):
         raise SignatureError(
-            "payment.signature_expired", "the signed timestamp is outside the tolerance window"
+            BillingCode.SIGNATURE_EXPIRED, "the signed timestamp is outside the tolerance window"
         )

@@ -11,10 +11,8 @@ from typing import Any
 import asyncpg
 import pytest
 
-from billing import store
-from billing.app import HoldSweeper
+from billing import handlers, store
 from billing.config import BillingSettings
-from billing.handlers import idempotent_handler
 from billing.models import Account
 from common import db
 from common.bus.base import Delivery
@@ -66,7 +64,7 @@ class Books:
 
     def __init__(self, pool: asyncpg.Pool, settings: BillingSettings) -> None:
         self.pool, self.settings = pool, settings
-        self.handler = idempotent_handler(pool, settings)
+        self.handler = handlers.router(settings).handler(pool=pool)
 
     async def deliver(self, event: Event, *, attempt: int = 1) -> None:
         """Deliver one event as the bus would (``attempt`` > 1: a retry)."""
@@ -114,7 +112,7 @@ class Books:
 
     async def sweep(self, now: datetime | None = None) -> int:
         """Run the hold sweeper once."""
-        return await HoldSweeper(self.pool, interval_s=1, batch=50).sweep(now)
+        return await handlers.sweep_holds(self.pool, batch=50, now=now)
 
     async def answers(self, event_type: str | None = None, hold_ref: str | None = None) -> list[Any]:
         """Events billing wrote to its outbox (its answers), oldest first."""

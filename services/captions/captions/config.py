@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common import registry
 from common.settings import ServiceSettings
 
 
@@ -12,8 +13,8 @@ class CaptionsSettings(ServiceSettings):
     """Captions settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "captions"
-    http_port: int = 8003
-    worker_port: int = 9103
+    http_port: int = registry.get("captions").api_port
+    worker_port: int = registry.get("captions").worker_port or 0
     # speech-to-text (faster-whisper). Empty path: the pinned PyPI `base` model, assembled into the cache dir.
     whisper_model_path: str = ""
     whisper_cache_dir: str = "./var/cache/whisper"

@@ -15,6 +15,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from common.errors import NotFound
 from common.events.gateway import UserRegistered
 from common.http import Problem
 from common.logging import get_logger
@@ -271,5 +272,5 @@ class Accounts:
         async with self.pool.acquire() as conn:
             user = await store.user_by_id(conn, user_id=user_id)
         if user is None:
-            raise Problem(404, "auth.user_not_found", "this account no longer exists")
+            raise NotFound("user", "this account no longer exists")
         return user

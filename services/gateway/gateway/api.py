@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import aiohttp
-import msgspec
 from aiohttp import WSMsgType, web
 
 from common.auth import PRINCIPAL, VERIFIER, Principal, TokenInvalid, bearer_token, require_user
-from common.http import REQUEST_ID, Problem, json_response, parse_uuid, read_json
+from common.http import REQUEST_ID, Problem, json_response, parse_uuid, read_json, read_query
 from common.logging import get_logger
-from common.service import HTTP_CLIENT, POOL, SETTINGS
+from common.openapi import Api, Route
+from common.pagination import Page, page_request
+from common.service import HTTP_CLIENT, POOL, settings_of
 
 from . import readmodel
 from .accounts import Accounts
@@ -22,8 +26,20 @@ from .config import GatewaySettings
 from .keys import KeyRing
 from .live import CLOSE_TOKEN_EXPIRED, SocketHub
 from .metrics import RATE_LIMITED, WS_OPEN, count_proxied
-from .openapi import OpenAPIAggregator, gateway_document
-from .proxy import Route, client_ip, forward, route_for
+from .models import (
+    Credentials,
+    GatewayCode,
+    JobsQuery,
+    JobView,
+    JwksView,
+    RefreshBody,
+    SocketQuery,
+    TokenPairView,
+    UserView,
+)
+from .openapi import OpenAPIAggregator
+from .proxy import Route as ProxyRoute
+from .proxy import client_ip, forward, route_for
 from .ratelimit import Decision, RateLimiter
 
 log = get_logger(__name__)
@@ -36,7 +52,7 @@ FALLBACK_LIMITER: web.AppKey[RateLimiter] = web.AppKey("fallback_rate_limiter", 
 OPENAPI: web.AppKey[OpenAPIAggregator] = web.AppKey("openapi", OpenAPIAggregator)
 PROXY_CLIENT: web.AppKey[aiohttp.ClientSession] = web.AppKey("proxy_client", aiohttp.ClientSession)
 RATE_DECISION: web.RequestKey[tuple[Decision, int]] = web.RequestKey("rate_decision", tuple)
-ROUTE: web.RequestKey[Route] = web.RequestKey("proxy_route", Route)
+ROUTE: web.RequestKey[ProxyRoute] = web.RequestKey("proxy_route", ProxyRoute)
 
 STATIC_DIR = Path(__file__).parent / "static"
 AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login"})
@@ -45,29 +61,14 @@ REFRESH_PATH = "/api/v1/auth/refresh"
 
 
 def _settings(request: web.Request) -> GatewaySettings:
-    s = request.app[SETTINGS]
-    assert isinstance(s, GatewaySettings)
-    return s
-
-
-class Credentials(msgspec.Struct, forbid_unknown_fields=False):
-    """Register/login body."""
-
-    email: str
-    password: str
-
-
-class RefreshBody(msgspec.Struct, forbid_unknown_fields=False):
-    """Refresh/logout body."""
-
-    refresh_token: str = ""
+    return settings_of(request, GatewaySettings)
 
 
 # --- accounts ---------------------------------------------------------------------------------------------------
 
 
 async def register(request: web.Request) -> web.Response:
-    """POST /api/v1/auth/register."""
+    """Create an account."""
     body = await read_json(request, Credentials)
     user = await request.app[ACCOUNTS].register(
         email=body.email, password=body.password, correlation_id=request[REQUEST_ID]
@@ -76,25 +77,70 @@ async def register(request: web.Request) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    """POST /api/v1/auth/login."""
+    """Log in: a new session (a token pair)."""
     body = await read_json(request, Credentials)
-    pair = await request.app[ACCOUNTS].login(email=body.email, password=body.password)
+    async with _sign_in_attempt(request, body.email):
+        pair = await request.app[ACCOUNTS].login(email=body.email, password=body.password)
     return json_response(pair.public(), headers={"Cache-Control": "no-store"})
 
 
+@contextlib.asynccontextmanager
+async def _sign_in_attempt(request: web.Request, email: str) -> AsyncIterator[None]:
+    """Count the attempt as a failure of its account and of its address unless it succeeds; 429 when either
+    has failed too often (``LOGIN_FAILURES_PER_*`` in ``LOGIN_FAILURE_WINDOW_S``).
+
+    The slots are taken *before* the password is checked and given back on success, so concurrent guesses
+    cannot all pass one check, and a right guess past the limit is refused like a wrong one.
+    """
+    settings = _settings(request)
+    window = settings.login_failure_window_s
+    # hashed: Redis keys carry no email address; unnormalisable input still has an account key of its own
+    account = hashlib.sha256(email.strip().lower().encode(errors="surrogatepass")).hexdigest()[:32]
+    address = client_ip(request, trusted_hops=settings.trusted_proxy_hops)
+    taken: list[tuple[RateLimiter, str]] = []
+    try:
+        for key, limit in (
+            (f"login-failed:account:{account}", settings.login_failures_per_account),
+            (f"login-failed:ip:{address}", settings.login_failures_per_address),
+        ):
+            limiter, decision = await _hit(request, key, limit=limit, window_s=window)
+            if not decision.allowed:
+                raise _refused(
+                    decision, window, "login_failures", "auth.too_many_failures", "failed sign-ins"
+                )
+            taken.append((limiter, key))
+        yield
+    except Problem as p:
+        if p.code == "auth.invalid_credentials":
+            taken.clear()  # a failure: it stays counted
+        raise
+    except asyncio.CancelledError:
+        taken.clear()  # the outcome is unknown: a guess must not become free by hanging up
+        raise
+    finally:
+        for limiter, key in taken:
+            try:
+                await limiter.release(key)
+            except Exception as exc:  # Redis went away meanwhile: the slot expires with its window
+                log.warning("ratelimit.release_failed", error=repr(exc))
+
+
 async def refresh(request: web.Request) -> web.Response:
-    """POST /api/v1/auth/refresh."""
+    """Rotate a refresh token: a new token pair; the presented refresh token is spent."""
     body = await read_json(request, RefreshBody)
     if not body.refresh_token:
-        raise Problem(422, "validation.refresh_token", "refresh_token is required", field="refresh_token")
+        raise Problem(
+            422, GatewayCode.REFRESH_TOKEN_REQUIRED, "refresh_token is required", field="refresh_token"
+        )
     pair = await request.app[ACCOUNTS].refresh(refresh_token=body.refresh_token)
     return json_response(pair.public(), headers={"Cache-Control": "no-store"})
 
 
 async def logout(request: web.Request) -> web.Response:
-    """POST /api/v1/auth/logout."""
+    """Revoke the calling token and its session."""
     principal = await require_user(request)
-    body = await read_json(request, RefreshBody)
+    # the body is optional: none at all (whatever Content-Type, if any, was sent) is no refresh token
+    body = await read_json(request, RefreshBody) if await request.read() else RefreshBody()
     await request.app[ACCOUNTS].logout(
         user_id=principal.user_id,
         jti=principal.token_id,
@@ -106,55 +152,45 @@ async def logout(request: web.Request) -> web.Response:
 
 
 async def me(request: web.Request) -> web.Response:
-    """GET /api/v1/me."""
+    """The caller's account."""
     principal = await require_user(request)
     user = await request.app[ACCOUNTS].me(user_id=principal.user_id)
     return json_response(user.public())
 
 
 async def jwks(request: web.Request) -> web.Response:
-    """GET /.well-known/jwks.json: every key of the ring (old ones verify until their tokens expire)."""
+    """Public keys that verify access tokens (old ones verify until their tokens expire)."""
     return json_response(request.app[KEYS].jwks(), headers={"Cache-Control": "public, max-age=60"})
 
 
 # --- jobs -------------------------------------------------------------------------------------------------------
 
 
-def _int_param(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise Problem(422, f"validation.{name}", f"{name} must be an integer", field=name) from exc
-
-
 async def list_jobs(request: web.Request) -> web.Response:
-    """GET /api/v1/jobs?status=&kind=&limit=&cursor=."""
+    """The caller's jobs, newest first."""
     principal = await require_user(request)
+    filters = read_query(request, JobsQuery)
     page = await readmodel.list_jobs(
         request.app[POOL],
         owner_id=principal.user_id,
-        statuses=request.query.getall("status", []),
-        kinds=request.query.getall("kind", []),
-        limit=_int_param(request, "limit", 20),
-        cursor=request.query.get("cursor") or None,
+        statuses=request.query.getall("status", []) if filters.status else [],
+        kinds=request.query.getall("kind", []) if filters.kind else [],
+        page=page_request(request, readmodel.JOBS_PAGING, readmodel.JobKey),
     )
     return json_response(page)
 
 
 async def get_job(request: web.Request) -> web.Response:
-    """GET /api/v1/jobs/{id}."""
+    """One of the caller's jobs."""
     principal = await require_user(request)
     job = await readmodel.get_job(
         request.app[POOL], owner_id=principal.user_id, job_id=parse_uuid(request.match_info["id"], what="job")
     )
-    return json_response(readmodel.job_view(job))
+    return json_response(JobView.of(job))
 
 
 async def cancel_job(request: web.Request) -> web.Response:
-    """POST /api/v1/jobs/{id}/cancel."""
+    """Ask the owning service to cancel a job."""
     principal = await require_user(request)
     job = await readmodel.request_cancel(
         request.app[POOL],
@@ -163,7 +199,7 @@ async def cancel_job(request: web.Request) -> web.Response:
         producer=_settings(request).service,
         correlation_id=request[REQUEST_ID],
     )
-    return json_response(readmodel.job_view(job), status=202)
+    return json_response(JobView.of(job), status=202)
 
 
 # --- live updates -----------------------------------------------------------------------------------------------
@@ -173,14 +209,11 @@ async def _socket_principal(request: web.Request) -> Principal:
     token = bearer_token(request) or request.query.get("access_token", "").strip()
     if not token:
         raise Problem(401, "auth.missing_token", "send the access token as a Bearer header or ?access_token=")
-    try:
-        return await request.app[VERIFIER].verify(token)
-    except TokenInvalid as e:
-        raise Problem(401, e.code, e.message) from e
+    return await request.app[VERIFIER].verify(token)  # TokenInvalid is a 401 problem itself
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """GET /api/v1/ws: ``{"type": "job", "job": {...}}`` for every change of the caller's jobs."""
+    """WebSocket of live job updates: messages ``{type: 'job', job: Job}`` for every change of the caller's jobs."""
     principal = await _socket_principal(request)
     settings = _settings(request)
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=64 * 1024)
@@ -230,18 +263,13 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     return resp
 
 
-async def own_openapi(request: web.Request) -> web.Response:
-    """GET /openapi.json: the gateway's own paths."""
-    return json_response(gateway_document())
-
-
 async def aggregated_openapi(request: web.Request) -> web.Response:
-    """GET /api/v1/openapi.json: the whole public API, merged from every reachable service."""
+    """This document, merged from every service (the whole public API)."""
     return json_response(await request.app[OPENAPI].document(request.app[HTTP_CLIENT]))
 
 
 async def index(request: web.Request) -> web.FileResponse:
-    """GET /: the live page (headers: ``_PAGE_HEADERS``)."""
+    """The live page (headers: ``_PAGE_HEADERS``)."""
     return web.FileResponse(STATIC_DIR / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
 
@@ -279,6 +307,17 @@ async def _identity(request: web.Request, klass: str, trusted_hops: int) -> str:
     return f"ip:{client_ip(request, trusted_hops=trusted_hops)}"
 
 
+async def _hit(request: web.Request, key: str, *, limit: int, window_s: int) -> tuple[RateLimiter, Decision]:
+    """One hit on the shared limiter, or on this replica's own when the shared one fails (never fail open)."""
+    limiter = request.app[LIMITER]
+    try:
+        return limiter, await limiter.hit(key, limit=limit, window_s=window_s)
+    except Exception as exc:  # Redis down: keep limiting, per replica
+        log.warning("ratelimit.backend_failed", error=repr(exc))
+        limiter = request.app[FALLBACK_LIMITER]
+        return limiter, await limiter.hit(key, limit=limit, window_s=window_s)
+
+
 @web.middleware
 async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse with 429 ``rate_limited`` past the route class's limit; add ``RateLimit-*`` headers to answers."""
@@ -293,23 +332,24 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
     }.get(klass, settings.rate_limit_default)
     key = f"{klass}:{await _identity(request, klass, settings.trusted_proxy_hops)}"
     window = settings.rate_limit_window_s
-    try:
-        decision = await request.app[LIMITER].hit(key, limit=limit, window_s=window)
-    except Exception as exc:  # Redis down: keep limiting, per replica, rather than fail open
-        log.warning("ratelimit.backend_failed", error=repr(exc))
-        decision = await request.app[FALLBACK_LIMITER].hit(key, limit=limit, window_s=window)
+    _, decision = await _hit(request, key, limit=limit, window_s=window)
     request[RATE_DECISION] = (decision, window)
     if not decision.allowed:
-        RATE_LIMITED.labels(klass).inc()
-        raise Problem(
-            429,
-            "rate_limited",
-            f"too many requests; retry in {decision.retry_after_s} s",
-            headers=decision.headers(window),
-            limit=decision.limit,
-            window_s=window,
-        )
+        raise _refused(decision, window, klass, "rate_limited", "requests")
     return await handler(request)
+
+
+def _refused(decision: Decision, window_s: int, counted_as: str, code: str, what: str) -> Problem:
+    """The 429 problem of a refused ``decision`` (counted under route class ``counted_as``)."""
+    RATE_LIMITED.labels(counted_as).inc()
+    return Problem(
+        429,
+        code,
+        f"too many {what}; retry in {decision.retry_after_s} s",
+        headers=decision.headers(window_s),
+        limit=decision.limit,
+        window_s=window_s,
+    )
 
 
 # The page and its assets: same-origin files only, no inline script or style, no plugins, not framable.
@@ -340,3 +380,125 @@ async def add_response_headers(request: web.BaseRequest, response: web.StreamRes
     )
     if proxied is None:  # proxied answers keep the owning service's headers
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
+
+
+_JOB = "/api/v1/jobs/{id}"
+_NO_JOB = {404: [GatewayCode.JOB_NOT_FOUND]}
+_TAGS = ("gateway",)
+_CREDENTIALS = [GatewayCode.INVALID_EMAIL, GatewayCode.PASSWORD_TOO_SHORT, GatewayCode.PASSWORD_TOO_LONG]
+_REFRESH_REFUSED = [
+    GatewayCode.INVALID_REFRESH_TOKEN,
+    GatewayCode.REFRESH_EXPIRED,
+    GatewayCode.REFRESH_REUSED,
+]
+_RATE = {429: [GatewayCode.RATE_LIMITED]}
+
+ROUTES = (
+    Route("GET", "/", index, documented=False),
+    Route(
+        "GET",
+        "/.well-known/jwks.json",
+        jwks,
+        response=JwksView,
+        public=True,
+        operation_id="jwks",
+        tags=_TAGS,
+    ),
+    Route(
+        "GET",
+        "/api/v1/openapi.json",
+        aggregated_openapi,
+        public=True,
+        raw={200: "an OpenAPI 3.1 document"},
+        operation_id="openapi",
+        tags=_TAGS,
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/register",
+        register,
+        body=Credentials,
+        response=UserView,
+        status=201,
+        public=True,
+        tags=_TAGS,
+        errors={409: [GatewayCode.EMAIL_TAKEN], 422: _CREDENTIALS, **_RATE},
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/login",
+        login,
+        body=Credentials,
+        response=TokenPairView,
+        public=True,
+        tags=_TAGS,
+        errors={401: [GatewayCode.INVALID_CREDENTIALS], 422: [GatewayCode.INVALID_EMAIL], **_RATE},
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/refresh",
+        refresh,
+        body=RefreshBody,
+        response=TokenPairView,
+        public=True,
+        tags=_TAGS,
+        errors={401: _REFRESH_REFUSED, 422: [GatewayCode.REFRESH_TOKEN_REQUIRED], **_RATE},
+    ),
+    Route(
+        "POST",
+        "/api/v1/auth/logout",
+        logout,
+        body=RefreshBody,
+        body_required=False,
+        status=204,
+        tags=_TAGS,
+        errors={401: [GatewayCode.TOKEN_REVOKED]},
+    ),
+    Route("GET", "/api/v1/me", me, response=UserView, tags=_TAGS, errors={404: [GatewayCode.USER_NOT_FOUND]}),
+    Route(
+        "GET",
+        "/api/v1/jobs",
+        list_jobs,
+        query=JobsQuery,
+        paging=readmodel.JOBS_PAGING,
+        response=Page[JobView],
+        operation_id="listJobs",
+        tags=_TAGS,
+        errors={422: [GatewayCode.INVALID_STATUS]},
+    ),
+    Route("GET", _JOB, get_job, response=JobView, operation_id="getJob", tags=_TAGS, errors=_NO_JOB),
+    Route(
+        "POST",
+        f"{_JOB}/cancel",
+        cancel_job,
+        response=JobView,
+        status=202,
+        operation_id="cancelJob",
+        tags=_TAGS,
+        errors={**_NO_JOB, 409: [GatewayCode.JOB_NOT_CANCELABLE]},
+    ),
+    Route(
+        "GET",
+        "/api/v1/ws",
+        websocket,
+        query=SocketQuery,
+        raw={101: "switching protocols"},
+        operation_id="jobsSocket",
+        tags=_TAGS,
+    ),
+    # everything else under /api/v1 and /play is another service's: its own document describes it
+    Route("*", "/api/v1/{tail:.*}", proxy, documented=False),
+    Route("*", "/play/{tail:.*}", proxy, documented=False),
+)
+
+API = Api(
+    title="Reelforge gateway",
+    description="Accounts, tokens, jobs and live progress. Errors are application/problem+json.",
+    routes=ROUTES,
+    tags=[{"name": "gateway", "description": "accounts, tokens, jobs"}],
+)
+
+
+def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
+    """The gateway's own document (the base the aggregate merges every service's into)."""
+    return API.document() | {"servers": [{"url": server_url}]}

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,15 +11,16 @@ from aiohttp import web
 
 from common.auth import Principal
 from common.bus import Bus
-from common.events.jobs import JobProgress
 from common.http import add_readiness_check
 from common.logging import get_logger
+from common.openapi import add_api
+from common.runtime import Periodic, periodic
 from common.service import BUS, POOL, build_app
 
 from . import api, store
 from .accounts import Accounts
 from .config import GatewaySettings
-from .handlers import fanout_handler, read_model_handler
+from .handlers import fanout_router, read_model_router
 from .keys import KeyRing, NoSigningKey, generate_key
 from .live import SocketHub
 from .openapi import OpenAPIAggregator
@@ -48,15 +47,6 @@ def make_limiter(settings: GatewaySettings) -> RateLimiter:
     if kind == "memory":
         return MemoryLimiter()
     raise ValueError(f"RATE_LIMITER must be auto, memory or redis, not {settings.rate_limiter!r}")
-
-
-async def _every(interval_s: float, fn: Callable[[], Awaitable[Any]], what: str) -> None:
-    while True:
-        await asyncio.sleep(interval_s)
-        try:
-            await fn()
-        except Exception as exc:  # housekeeping must never kill the process
-            log.warning(f"{what}.failed", error=repr(exc))
 
 
 def create_app(
@@ -94,11 +84,10 @@ def create_app(
             keys.load()
         verifier.load(keys.jwks())
         log.info("keys.loaded", active=keys.active.kid, kids=sorted(keys.kids))
-        reload = asyncio.create_task(_every(settings.keys_reload_interval_s, _reload, "keys.reload"))
+        reload = Periodic("keys_reload", settings.keys_reload_interval_s, _reload, service=settings.service)
+        reload.start()
         yield
-        reload.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await reload
+        await reload.stop()
 
     async def _reload() -> None:
         verifier.reload_keys()
@@ -116,13 +105,7 @@ def create_app(
         verifier.revocations = revocations
         app[REVOCATIONS] = revocations
         app[api.ACCOUNTS] = Accounts(pool=pool, keys=keys, revocations=revocations, settings=settings)
-        purge = asyncio.create_task(
-            _every(HOUSEKEEPING_INTERVAL_S, lambda: store.purge_expired(pool), "purge")
-        )
         yield
-        purge.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await purge
 
     async def limiter_ctx(app: web.Application) -> AsyncIterator[None]:
         the_limiter = limiter or make_limiter(settings)
@@ -143,6 +126,7 @@ def create_app(
         )
         app[api.PROXY_CLIENT] = session
         app[api.OPENAPI] = OpenAPIAggregator(
+            base=api.gateway_document,
             upstreams=settings.upstreams,
             timeout_s=settings.openapi_fetch_timeout_s,
             ttl_s=settings.openapi_cache_ttl_s,
@@ -159,50 +143,42 @@ def create_app(
         hub = SocketHub(send_timeout_s=settings.ws_send_timeout_s, is_revoked=is_revoked)
         app[api.HUB] = hub
         if role == "api":
-            the_bus = app[BUS]
-            await the_bus.subscribe(settings.queue, [JobProgress], read_model_handler(app[POOL]))
+            await read_model_router(app[POOL]).subscribe(app[BUS], queue=settings.queue)
             # one exclusive, auto-deleted queue per replica: every replica sees every snapshot for its sockets
-            await the_bus.subscribe(
-                f"{settings.queue}.live.{uuid.uuid4().hex[:12]}",
-                [JobProgress],
-                fanout_handler(hub),
-                exclusive=True,
-            )
-        watcher = asyncio.create_task(
-            hub.watch_revocations(settings.ws_revocation_check_s), name="ws-revocations"
-        )
+            live_queue = f"{settings.queue}.live.{uuid.uuid4().hex[:12]}"
+            await fanout_router(hub).subscribe(app[BUS], queue=live_queue, exclusive=True)
         yield
-        watcher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watcher
+
+    async def purge_expired(app: web.Application) -> None:
+        await store.purge_expired(app[POOL])
+
+    async def close_revoked_sockets(app: web.Application) -> None:
+        # a socket whose token was revoked (e.g. a logout on another replica) must not keep listening
+        closed = await app[api.HUB].close_revoked()
+        if closed:
+            log.info("ws.revoked_sockets_closed", count=closed)
 
     async def close_sockets(app: web.Application) -> None:
         hub = app.get(api.HUB)
         if hub is not None:
             await hub.close_all()
 
-    app.cleanup_ctx.extend([accounts_ctx, limiter_ctx, proxy_ctx, live_ctx])
+    app.cleanup_ctx.extend(
+        [
+            accounts_ctx,
+            limiter_ctx,
+            proxy_ctx,
+            live_ctx,
+            periodic("purge_expired", HOUSEKEEPING_INTERVAL_S, purge_expired),
+            periodic("ws_revocations", settings.ws_revocation_check_s, close_revoked_sockets),
+        ]
+    )
     app.on_shutdown.append(close_sockets)
     add_routes(app)
     return app
 
 
 def add_routes(app: web.Application) -> None:
-    """The gateway's own endpoints first, then the proxy catch-alls."""
-    r = app.router
-    r.add_get("/", api.index)
-    r.add_static("/static/", api.STATIC_DIR, show_index=False)
-    r.add_get("/.well-known/jwks.json", api.jwks)
-    r.add_get("/openapi.json", api.own_openapi)
-    r.add_get("/api/v1/openapi.json", api.aggregated_openapi)
-    r.add_post("/api/v1/auth/register", api.register)
-    r.add_post("/api/v1/auth/login", api.login)
-    r.add_post("/api/v1/auth/refresh", api.refresh)
-    r.add_post("/api/v1/auth/logout", api.logout)
-    r.add_get("/api/v1/me", api.me)
-    r.add_get("/api/v1/jobs", api.list_jobs)
-    r.add_get("/api/v1/jobs/{id}", api.get_job)
-    r.add_post("/api/v1/jobs/{id}/cancel", api.cancel_job)
-    r.add_get("/api/v1/ws", api.websocket)
-    r.add_route("*", "/api/v1/{tail:.*}", api.proxy)
-    r.add_route("*", "/play/{tail:.*}", api.proxy)
+    """The gateway's own endpoints (the route table, proxy catch-alls last) and the page's static files."""
+    app.router.add_static("/static/", api.STATIC_DIR, show_index=False)
+    add_api(app, api.API)

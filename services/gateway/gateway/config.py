@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common import registry
 from common.settings import ServiceSettings
 
-#: upstream service name -> the settings field holding its base URL
-UPSTREAMS = ("ingest", "streaming", "captions", "analysis", "render", "billing")
+#: the services the gateway proxies to; ``upstream_<name>`` holds each one's base URL
+UPSTREAMS = registry.UPSTREAMS
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -15,7 +16,7 @@ class GatewaySettings(ServiceSettings):
     """Gateway settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "gateway"
-    http_port: int = 8080
+    http_port: int = registry.get("gateway").api_port
 
     # signing keys: a directory of Ed25519 PEM files, file name = kid (a Kubernetes Secret in production)
     gateway_keys_dir: str = "./var/keys"
@@ -35,20 +36,26 @@ class GatewaySettings(ServiceSettings):
     rate_limiter: str = "auto"
     rate_limit_window_s: int = 60
     rate_limit_default: int = 100
-    rate_limit_auth: int = 10
+    #: every register/login request per address, successes included (an office behind one NAT signs in at 9:00)
+    rate_limit_auth: int = 60
     rate_limit_refresh: int = 60
     rate_limit_play: int = 1200
     rate_limit_key_prefix: str = "reelforge:rl"
+    # failed sign-ins (OWASP authentication cheat sheet): counted per account (whatever the address, so spreading
+    # guesses over many addresses does not help) and per address (whatever the account: password spraying)
+    login_failures_per_account: int = 10
+    login_failures_per_address: int = 30
+    login_failure_window_s: int = 900
     #: how many reverse proxies in front of the gateway append to X-Forwarded-For (0: trust none of it)
     trusted_proxy_hops: int = 0
 
-    # upstreams (Kubernetes service names in production)
-    upstream_ingest: str = "http://127.0.0.1:8001"
-    upstream_streaming: str = "http://127.0.0.1:8002"
-    upstream_captions: str = "http://127.0.0.1:8003"
-    upstream_analysis: str = "http://127.0.0.1:8004"
-    upstream_render: str = "http://127.0.0.1:8005"
-    upstream_billing: str = "http://127.0.0.1:8006"
+    # upstreams (Kubernetes service names in production); one field per registry.UPSTREAMS entry
+    upstream_ingest: str = registry.get("ingest").local_url
+    upstream_streaming: str = registry.get("streaming").local_url
+    upstream_captions: str = registry.get("captions").local_url
+    upstream_analysis: str = registry.get("analysis").local_url
+    upstream_render: str = registry.get("render").local_url
+    upstream_billing: str = registry.get("billing").local_url
     upstream_connect_timeout_s: float = 5.0
     #: longest silence while waiting for upstream headers or body bytes (not a cap on the whole transfer)
     upstream_read_timeout_s: float = 60.0

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from common.bus import Delivery, Handler, PermanentError
-from common.events.base import Event
+from common.bus import Delivery, Router
 from common.events.jobs import JobProgress
 
 from . import readmodel, store
@@ -11,24 +10,25 @@ from .live import SocketHub
 from .metrics import JOB_SNAPSHOTS
 
 
-def read_model_handler(pool: store.Pool) -> Handler:
+def read_model_router(pool: store.Pool) -> Router:
     """Upsert each snapshot; idempotent by the job's ``seq`` (so no inbox row per progress tick)."""
+    r = Router()
 
-    async def handle(event: Event, delivery: Delivery) -> None:
-        if not isinstance(event, JobProgress):
-            raise PermanentError(f"unexpected event {event.type}")
+    @r.on(JobProgress, inbox=False)
+    async def apply_snapshot(event: JobProgress, delivery: Delivery) -> None:
         async with store.transaction(pool) as conn:
             applied = await readmodel.apply_snapshot(conn, event)
         JOB_SNAPSHOTS.labels("applied" if applied else "stale").inc()
 
-    return handle
+    return r
 
 
-def fanout_handler(hub: SocketHub) -> Handler:
+def fanout_router(hub: SocketHub) -> Router:
     """Push each snapshot to its owner's sockets on this replica."""
+    r = Router()
 
-    async def handle(event: Event, delivery: Delivery) -> None:
-        if isinstance(event, JobProgress):
-            await hub.on_job_progress(event)
+    @r.on(JobProgress, inbox=False)
+    async def push_snapshot(event: JobProgress, delivery: Delivery) -> None:
+        await hub.on_job_progress(event)
 
-    return handle
+    return r

@@ -17,6 +17,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from common.auth import ACCESS_TOKEN_TYP
 from common.logging import get_logger
 
 log = get_logger(__name__)
@@ -143,9 +144,11 @@ class KeyRing:
         return {"keys": [k.public_jwk() for k in ordered]}
 
     def sign(self, claims: dict[str, Any]) -> str:
-        """A compact JWS (EdDSA) of ``claims`` with the active key's ``kid`` in its header."""
+        """An access token: a compact JWS (EdDSA) of ``claims``, header ``kid`` (the active key) and ``typ: at+jwt``."""
         key = self.active
-        return jwt.encode(claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid, "typ": "JWT"})
+        return jwt.encode(
+            claims, key.private_key, algorithm="EdDSA", headers={"kid": key.kid, "typ": ACCESS_TOKEN_TYP}
+        )
 
     def prunable(self, *, now: float, token_ttl_s: int, leeway_s: int = 300) -> list[str]:
         """Inactive keys no unexpired token can still name: the active key has signed for longer than a token lives.

@@ -116,18 +116,6 @@ class SocketHub:
             closed += 1
         return closed
 
-    async def watch_revocations(self, interval_s: float) -> None:
-        """Run ``close_revoked`` every ``interval_s`` until cancelled (a logged-out socket must not keep listening)."""
-        while True:
-            await asyncio.sleep(interval_s)
-            try:
-                n = await self.close_revoked()
-            except Exception as exc:  # the revocation store is unreachable: try again next round
-                log.warning("ws.revocation_check_failed", error=repr(exc))
-                continue
-            if n:
-                log.info("ws.revoked_sockets_closed", count=n)
-
     async def close_all(self) -> None:
         """Close every socket with GOING_AWAY (shutdown: clients reconnect to another replica)."""
         for ws in list(self.sockets):

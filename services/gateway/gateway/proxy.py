@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -11,7 +10,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
-from common.http import REQUEST_ID, REQUEST_ID_HEADER, Problem
+from common import registry
+from common.http import REQUEST_ID, REQUEST_ID_HEADER, Problem, client_went_away
 from common.logging import get_logger
 
 log = get_logger(__name__)
@@ -53,17 +53,6 @@ class Route:
     rate_class: str = "default"
 
 
-_VIDEO_SUB = re.compile(r"^/api/v1/videos/[^/]+/(stream|playback|captions)(?:/|$)")
-_PREFIXES: tuple[tuple[str, str], ...] = (
-    ("/api/v1/videos", "ingest"),
-    ("/api/v1/imports", "ingest"),
-    ("/api/v1/searches", "ingest"),
-    ("/api/v1/webhooks", "streaming"),
-    ("/api/v1/rankings", "render"),
-    ("/api/v1/analyses", "analysis"),
-    ("/api/v1/captions", "captions"),
-    ("/api/v1/billing", "billing"),
-)
 PAYMENT_WEBHOOK = "/api/v1/billing/payments/webhook"
 #: the price list is public, like any pricing page (billing serves it without a token)
 PRICES = "/api/v1/billing/prices"
@@ -74,20 +63,17 @@ def _under(path: str, prefix: str) -> bool:
 
 
 def route_for(method: str, path: str) -> Route | None:
-    """The owning service of ``path`` (kept unchanged upstream), or None when no service owns it."""
+    """The owning service of ``path`` (kept unchanged upstream, from ``common.registry``), or None."""
     if _under(path, "/play"):
         return Route("streaming", auth=False, rate_class="play")
     if path == PAYMENT_WEBHOOK and method in ("POST", "*"):
         return Route("billing", auth=False)  # authenticated by its HMAC signature at billing
     if path == PRICES and method in ("GET", "HEAD", "*"):
         return Route("billing", auth=False)
-    m = _VIDEO_SUB.match(path)
-    if m:
-        return Route("captions" if m.group(1) == "captions" else "streaming")
-    for prefix, upstream in _PREFIXES:
-        if _under(path, prefix):
-            return Route(upstream)
-    return None
+    owner = registry.owner_of(path)
+    if owner is None or owner not in registry.UPSTREAMS:
+        return None
+    return Route(owner)
 
 
 def check_path(raw_path: str) -> None:
@@ -194,6 +180,9 @@ async def forward(
             compress=None,
         )
     except (aiohttp.ClientError, TimeoutError) as exc:
+        if request.transport is None or request.transport.is_closing():
+            # the uploader hung up: reading its body failed, which aiohttp reports as a write to the upstream
+            raise ConnectionResetError("the client closed the connection") from exc
         raise upstream_problem(exc, upstream) from exc
 
     async with upstream_resp:
@@ -213,26 +202,39 @@ async def forward(
             # a small answer of known size (most API answers): read it whole, as the streaming loop would read
             # its one chunk, so that status line, headers and body leave in one write instead of two
             return await _buffered(upstream_resp, resp_headers, upstream=upstream)
-        resp = web.StreamResponse(
-            status=upstream_resp.status, reason=upstream_resp.reason, headers=resp_headers
-        )
-        if length is not None and not no_body:
-            resp.content_length = length
-        elif no_body and length is not None:
-            resp.headers["Content-Length"] = str(length)
-        await resp.prepare(request)
-        if not no_body:
-            try:
-                async for chunk in upstream_resp.content.iter_chunked(_CHUNK):
-                    await resp.write(chunk)
-            except (aiohttp.ClientError, TimeoutError) as exc:
-                # the status line is gone already: all a proxy can do is cut the client off mid-body
-                log.warning("proxy.body_aborted", upstream=upstream, error=describe_error(exc))
-                if request.transport is not None:
-                    request.transport.close()
-                return resp
-        await resp.write_eof()
-        return resp
+        return await _streamed(request, upstream_resp, resp_headers, upstream=upstream, no_body=no_body)
+
+
+async def _streamed(
+    request: web.Request,
+    upstream_resp: aiohttp.ClientResponse,
+    resp_headers: CIMultiDict[str],
+    *,
+    upstream: str,
+    no_body: bool,
+) -> web.StreamResponse:
+    """Relay the upstream's answer chunk by chunk (a 2 GB download never sits in memory)."""
+    length = upstream_resp.content_length
+    resp = web.StreamResponse(status=upstream_resp.status, reason=upstream_resp.reason, headers=resp_headers)
+    if length is not None and not no_body:
+        resp.content_length = length
+    elif no_body and length is not None:
+        resp.headers["Content-Length"] = str(length)
+    await resp.prepare(request)
+    if not no_body:
+        try:
+            async for chunk in upstream_resp.content.iter_chunked(_CHUNK):
+                await resp.write(chunk)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            if client_went_away(request, exc):
+                raise  # the viewer hung up (aiohttp's ClientConnectionResetError): not the upstream's fault
+            # the status line is gone already: all a proxy can do is cut the client off mid-body
+            log.warning("proxy.body_aborted", upstream=upstream, error=describe_error(exc))
+            if request.transport is not None:
+                request.transport.close()
+            return resp
+    await resp.write_eof()
+    return resp
 
 
 def upstream_problem(exc: BaseException, upstream: str) -> Problem:

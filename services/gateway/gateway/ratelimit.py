@@ -57,6 +57,10 @@ class RateLimiter(abc.ABC):
     async def hit(self, key: str, *, limit: int, window_s: int) -> Decision:
         """Record a request for ``key`` if the window has room; say whether it may proceed."""
 
+    @abc.abstractmethod
+    async def release(self, key: str) -> None:
+        """Give back the newest counted slot of ``key`` (an attempt charged up front that turned out fine)."""
+
     async def close(self) -> None:  # noqa: B027  (optional hook: most limiters hold nothing)
         """Release connections."""
 
@@ -99,6 +103,11 @@ class MemoryLimiter(RateLimiter):
             return Decision(False, limit, 0, q[0] + window_s - now if q else float(window_s))
         q.append(now)
         return Decision(True, limit, limit - len(q), q[0] + window_s - now)
+
+    async def release(self, key: str) -> None:
+        q = self._hits.get(key)
+        if q:
+            q.pop()
 
 
 # KEYS[1] = the window's sorted set; ARGV = limit, window (ms), unique member suffix.
@@ -210,6 +219,10 @@ class RedisLimiter(RateLimiter):
         for call in calls:
             pipe.evalsha(self._script.sha, 1, *call)
         return list(await pipe.execute(raise_on_error=False))
+
+    async def release(self, key: str) -> None:
+        # the newest member: any one member of the window counts the same
+        await self.redis.zpopmax(f"{self.prefix}:{key}")
 
     async def ping(self) -> None:
         await self.redis.ping()

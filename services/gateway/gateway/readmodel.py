@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from common.errors import NotFound
 from common.events.jobs import JobCancelRequested, JobProgress
 from common.http import Problem
 from common.jobs import TERMINAL, Job, JobStatus
+from common.pagination import Page, PageRequest, Paging, page_of
 
 from . import store
+from .models import GatewayCode, JobView
 
 STATUSES = frozenset(s.value for s in JobStatus)
-MAX_PAGE = 100
-
-
-def job_view(job: Job) -> dict[str, Any]:
-    """The job as the API and the WebSocket show it (ARCHITECTURE §4, plus ``cancel_requested`` and ``seq``)."""
-    return {**job.public(), "cancel_requested": job.cancel_requested, "seq": job.seq}
+JOBS_PAGING = Paging(default=20, maximum=100)
+#: the keyset position of a page of jobs: the last one's (created_at, id)
+JobKey = tuple[datetime, uuid.UUID]
 
 
 def snapshot_view(event: JobProgress) -> dict[str, Any]:
@@ -60,22 +58,6 @@ async def apply_snapshot(conn: store.Connection, event: JobProgress) -> bool:
     )
 
 
-def encode_cursor(job: Job) -> str:
-    """An opaque keyset cursor after ``job``."""
-    assert job.created_at is not None
-    return base64.urlsafe_b64encode(f"{job.created_at.isoformat()}|{job.id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[datetime, uuid.UUID]:
-    """The keyset position of a cursor; 422 ``validation.cursor`` when it is not one of ours."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        created, _, job_id = raw.partition("|")
-        return datetime.fromisoformat(created), uuid.UUID(job_id)
-    except (ValueError, binascii.Error, UnicodeDecodeError) as exc:
-        raise Problem(422, "validation.cursor", "malformed cursor", field="cursor") from exc
-
-
 def _split(values: Sequence[str]) -> list[str]:
     return [p.strip() for v in values for p in v.split(",") if p.strip()]
 
@@ -86,31 +68,33 @@ async def list_jobs(
     owner_id: uuid.UUID,
     statuses: Sequence[str] = (),
     kinds: Sequence[str] = (),
-    limit: int = 20,
-    cursor: str | None = None,
-) -> dict[str, Any]:
+    page: PageRequest[JobKey],
+) -> Page[JobView]:
     """A page of the owner's jobs, newest first, and the cursor of the next page (or null)."""
     wanted = _split(statuses)
     bad = [s for s in wanted if s not in STATUSES]
     if bad:
         raise Problem(
             422,
-            "validation.status",
+            GatewayCode.INVALID_STATUS,
             f"unknown status {bad[0]!r}; use one of {sorted(STATUSES)}",
             field="status",
         )
-    if not 1 <= limit <= MAX_PAGE:
-        raise Problem(422, "validation.limit", f"limit must be between 1 and {MAX_PAGE}", field="limit")
-    before = decode_cursor(cursor) if cursor else None
     async with pool.acquire() as conn:
         jobs = await store.list_jobs(
-            conn, owner_id=owner_id, statuses=wanted, kinds=_split(kinds), limit=limit + 1, before=before
+            conn,
+            owner_id=owner_id,
+            statuses=wanted,
+            kinds=_split(kinds),
+            limit=page.limit + 1,
+            before=page.after,
         )
-    page = jobs[:limit]
-    return {
-        "items": [job_view(j) for j in page],
-        "next_cursor": encode_cursor(page[-1]) if len(jobs) > limit else None,
-    }
+    return page_of(jobs, page, key=_key, view=JobView.of)
+
+
+def _key(job: Job) -> JobKey:
+    assert job.created_at is not None
+    return job.created_at, job.id
 
 
 async def get_job(pool: store.Pool, *, owner_id: uuid.UUID, job_id: uuid.UUID) -> Job:
@@ -118,7 +102,7 @@ async def get_job(pool: store.Pool, *, owner_id: uuid.UUID, job_id: uuid.UUID) -
     async with pool.acquire() as conn:
         job = await store.owned_job(conn, owner_id=owner_id, job_id=job_id)
     if job is None:
-        raise Problem(404, "job.not_found", "no such job")
+        raise NotFound("job")
     return job
 
 
@@ -129,9 +113,11 @@ async def request_cancel(
     async with store.transaction(pool) as conn:
         job = await store.owned_job(conn, owner_id=owner_id, job_id=job_id, for_update=True)
         if job is None:
-            raise Problem(404, "job.not_found", "no such job")
+            raise NotFound("job")
         if job.status in TERMINAL:
-            raise Problem(409, "job.not_cancelable", f"the job already {job.status}", job_status=job.status)
+            raise Problem(
+                409, GatewayCode.JOB_NOT_CANCELABLE, f"the job already {job.status}", job_status=job.status
+            )
         if job.cancel_requested:
             return job  # asked before; the owning service has the request already
         await store.add_event(

@@ -185,7 +185,19 @@ def fake_upstream_app(name: str, *, paths: tuple[str, ...] = ()) -> web.Applicat
             },
         )
 
+    async def big(request: web.Request) -> web.StreamResponse:
+        # 32 MiB, produced only as fast as it is read (a long segment or an original being downloaded)
+        chunk = b"\x47" * (256 * 1024)
+        resp = web.StreamResponse(headers={"Content-Type": "video/mp2t"})
+        resp.content_length = 128 * len(chunk)
+        await resp.prepare(request)
+        for _ in range(128):
+            await resp.write(chunk)
+        await resp.write_eof()
+        return resp
+
     app.router.add_get("/openapi.json", openapi)
+    app.router.add_get("/play/{video}/big.ts", big)
     app.router.add_get("/play/{video}/slow", slow)
     app.router.add_get("/api/v1/videos/{id}/slow", slow)
     app.router.add_get("/play/{video}/seg.ts", ranged)

@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from aiohttp import web
 
+from common.openapi import add_api
+from common.runtime import Periodic, periodic
 from common.service import BUS, POOL, STORE, build_app
 from common.storage import ObjectStore
 
 from . import api
 from .config import IngestSettings
-from .handlers import EVENT_TYPES, Handlers
+from .handlers import Handlers
 from .runner import JobRunner, SearchFn
 from .tmpfiles import sweep
 
 RUNNER: web.AppKey[JobRunner] = web.AppKey("ingest_runner", JobRunner)
+SWEEPER: web.AppKey[Periodic] = web.AppKey("ingest_tmp_sweeper", Periodic)
 #: the multipart envelope around a maximal upload (the size itself is enforced while streaming)
 _BODY_SLACK = 1024 * 1024
 
@@ -34,32 +36,22 @@ def create_app(
     """Build the ingest app for ``role`` (``api`` or ``worker``); ``search_fn``/``store_factory`` are test seams."""
     overrides.setdefault("max_body_bytes", settings.max_upload_bytes + _BODY_SLACK)
     app = build_app(settings, role=role, **overrides)
-    app.cleanup_ctx.append(_sweeper(settings))
+    app.cleanup_ctx.append(tmp_sweeper(settings))
     if role == "api":
-        app.router.add_routes(api.routes)
+        add_api(app, api.API)
     else:
         app.cleanup_ctx.append(_worker(settings, search_fn, store_factory))
     return app
 
 
-def _sweeper(settings: IngestSettings) -> Callable[[web.Application], AsyncIterator[None]]:
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        root = settings.ingest_tmp
-        await asyncio.to_thread(root.mkdir, parents=True, exist_ok=True)
+def tmp_sweeper(settings: IngestSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Remove what killed processes left in the temp directory: at start, then every ``tmp_sweep_interval_s``."""
+    root = settings.ingest_tmp
 
-        async def loop() -> None:
-            while True:
-                # at start: whatever a killed process left; then periodically
-                await asyncio.to_thread(sweep, root, max_age_s=settings.tmp_max_age_s)
-                await asyncio.sleep(settings.tmp_sweep_interval_s)
+    async def sweep_once(app: web.Application) -> None:
+        await asyncio.to_thread(sweep, root, max_age_s=settings.tmp_max_age_s)
 
-        task = asyncio.create_task(loop(), name="ingest-tmp-sweeper")
-        yield
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-    return ctx
+    return periodic("tmp_sweeper", settings.tmp_sweep_interval_s, sweep_once, run_at_start=True, key=SWEEPER)
 
 
 def _worker(
@@ -73,7 +65,7 @@ def _worker(
         handlers = Handlers(
             pool=app[POOL], store=app[STORE], settings=settings, runner=runner, store_factory=store_factory
         )
-        await app[BUS].subscribe(settings.queue, list(EVENT_TYPES), handlers)
+        await handlers.router().subscribe(app[BUS], queue=settings.queue, pool=app[POOL])
         await runner.start()
         yield
         await runner.stop(timeout_s=max(1.0, settings.shutdown_timeout_s - 5))

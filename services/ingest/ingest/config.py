@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from common import registry
 from common.settings import ServiceSettings
 
 GIB = 1024 * 1024 * 1024
@@ -15,9 +16,9 @@ class IngestSettings(ServiceSettings):
     """Ingest settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "ingest"
-    http_port: int = 8001
+    http_port: int = registry.get("ingest").api_port
     #: the worker role serves /healthz, /readyz and /metrics here (``python -m ingest worker``)
-    worker_port: int = 9101
+    worker_port: int = registry.get("ingest").worker_port or 0
 
     # media limits, applied to every original whatever its source
     max_upload_bytes: int = 2 * GIB
@@ -35,12 +36,8 @@ class IngestSettings(ServiceSettings):
     #: format selection: best <=1080p MP4-compatible (merging needs ffmpeg; see docs/ingest.md)
     import_format: str = "bv*[height<=1080][ext=mp4]+ba[ext=m4a]/b[height<=1080][ext=mp4]/b[height<=1080]/b"
 
-    # the job runner (imports and searches) in the worker role
+    # the job runner (imports and searches) in the worker role; the other JOB_* settings are common ones
     job_concurrency: int = 2
-    job_poll_interval_s: float = 1.0
-    job_lease_s: float = 60.0
-    job_max_attempts: int = 3
-    progress_interval_s: float = 0.5
 
     # temp files
     tmp_max_age_s: float = 2 * 3600.0

@@ -8,7 +8,7 @@ from collections.abc import Callable
 import asyncpg
 
 from common import inbox, outbox
-from common.bus import Delivery
+from common.bus import Delivery, Router
 from common.events.base import Event
 from common.events.ingest import VideoDeleted, VideoIngestFailed
 from common.events.jobs import JobCancelRequested
@@ -26,11 +26,10 @@ from .tmpfiles import workspace
 log = get_logger(__name__)
 
 CONSUMER = "ingest"
-EVENT_TYPES: tuple[type[Event], ...] = (RenderCompleted, MigrationRequested, JobCancelRequested, VideoDeleted)
 
 
 class Handlers:
-    """One dispatcher for the service queue (a queue has one consumer per process)."""
+    """The worker's event handlers; ``router()`` registers them for the service queue."""
 
     def __init__(
         self,
@@ -45,16 +44,14 @@ class Handlers:
         self.limits = limits_of(settings)
         self._store_factory = store_factory or (lambda url: create_store(settings.with_(storage_url=url)))
 
-    async def __call__(self, event: Event, delivery: Delivery) -> None:
-        """Route an event to its handler."""
-        if isinstance(event, RenderCompleted):
-            await self.on_render_completed(event, delivery)
-        elif isinstance(event, MigrationRequested):
-            await self.on_migration_requested(event, delivery)
-        elif isinstance(event, JobCancelRequested):
-            await inbox.idempotent(self.pool, CONSUMER, self._cancel, service=PRODUCER)(event, delivery)
-        elif isinstance(event, VideoDeleted):
-            await self.on_video_deleted(event, delivery)
+    def router(self) -> Router:
+        """The worker queue's routes: registrations are idempotent by their source reference, cancels by the inbox."""
+        r = Router(consumer=CONSUMER)
+        r.add(RenderCompleted, self.on_render_completed, inbox=False)
+        r.add(MigrationRequested, self.on_migration_requested, inbox=False)
+        r.add(JobCancelRequested, self.on_cancel_requested)
+        r.add(VideoDeleted, self.on_video_deleted, inbox=False)
+        return r
 
     async def on_render_completed(self, event: RenderCompleted, delivery: Delivery) -> None:
         """Register a rendered short as a video with source ``render`` (idempotent by render id)."""
@@ -153,8 +150,10 @@ class Handlers:
             raise
         log.info("ingest.registered", source=source, video_id=str(video_id), key=key)
 
-    async def _cancel(self, conn: asyncpg.Connection, event: Event, delivery: Delivery) -> None:
-        assert isinstance(event, JobCancelRequested)
+    async def on_cancel_requested(
+        self, conn: asyncpg.Connection, event: JobCancelRequested, delivery: Delivery
+    ) -> None:
+        """Cancel an import or search of the event's owner (in the inbox transaction)."""
         if event.kind not in KINDS:
             return
         job = await get_job(conn, event.job_id)

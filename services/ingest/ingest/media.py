@@ -11,6 +11,7 @@ import av
 import av.error
 
 from common.jobs import ErrorCode, JobFailure
+from common.storage import content_types
 
 BAD_DIMENSIONS = "media.bad_dimensions"
 
@@ -30,24 +31,6 @@ _EXTENSIONS = {
     "aac": "aac",
 }
 
-CONTENT_TYPES = {
-    "mp4": "video/mp4",
-    "mov": "video/quicktime",
-    "m4a": "audio/mp4",
-    "webm": "video/webm",
-    "mkv": "video/x-matroska",
-    "avi": "video/x-msvideo",
-    "flv": "video/x-flv",
-    "ts": "video/mp2t",
-    "ogv": "video/ogg",
-    "wmv": "video/x-ms-wmv",
-    "mpg": "video/mpeg",
-    "gif": "image/gif",
-    "mp3": "audio/mpeg",
-    "wav": "audio/wav",
-    "flac": "audio/flac",
-    "aac": "audio/aac",
-}
 
 # formats ffmpeg "opens" but that are not media files anyone uploads on purpose (text, images)
 _REFUSED_FORMATS = frozenset(
@@ -101,7 +84,7 @@ class Probe:
     @property
     def content_type(self) -> str:
         """The MIME type to store the original with."""
-        return CONTENT_TYPES.get(self.container, "application/octet-stream")
+        return content_types.content_type(self.container)
 
 
 def probe(path: Path, limits: Limits, *, allow_audio_only: bool = False) -> Probe:

@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any, Literal
 
 import msgspec
 
 from common.events.ingest import VideoIngested
+from common.events.jobs import JobError
+from common.jobs import JobStatus
+
+
+class IngestCode(StrEnum):
+    """Every error code ingest answers or fails a job with (besides ``CommonCode`` and ``common.jobs.ErrorCode``)."""
+
+    VIDEO_NOT_FOUND = "video.not_found"
+    IMPORT_NOT_FOUND = "import.not_found"
+    SEARCH_NOT_FOUND = "search.not_found"
+    UPLOAD_TOO_LARGE = "upload.too_large"
+    SOURCE_TOO_LARGE = "source.too_large"
+    SEARCH_UNSUPPORTED_QUERY = "search.unsupported_query"
+    MEDIA_BAD_DIMENSIONS = "media.bad_dimensions"
+
+
+Platform = Literal["youtube", "tiktok"]
+Sort = Literal["relevance", "views", "likes", "comments", "recent"]
 
 
 class Video(msgspec.Struct, kw_only=True):
@@ -33,26 +52,6 @@ class Video(msgspec.Struct, kw_only=True):
     audio_only: bool = False
     size_bytes: int
     created_at: datetime | None = None
-
-    def public(self) -> dict[str, Any]:
-        """The video as the API shows it."""
-        return {
-            "id": str(self.id),
-            "title": self.title,
-            "source": self.source,
-            "source_url": self.source_url,
-            "duration_s": self.duration_s,
-            "width": self.width,
-            "height": self.height,
-            "rotation": self.rotation,
-            "fps": self.fps,
-            "video_codec": self.video_codec,
-            "audio_codec": self.audio_codec,
-            "audio_only": self.audio_only,
-            "container": self.container,
-            "size_bytes": self.size_bytes,
-            "created_at": self.created_at.isoformat() if self.created_at else None,
-        }
 
     def ingested(self, *, correlation_id: str = "") -> VideoIngested:
         """The ``video.ingested.v1`` event announcing this video."""
@@ -90,18 +89,178 @@ class SearchResult(msgspec.Struct, kw_only=True):
     thumbnail_url: str | None = None
     published_at: datetime | None = None
 
-    def public(self) -> dict[str, Any]:
+
+# -- the API's bodies ------------------------------------------------------------------------------------------
+
+
+class UploadForm(msgspec.Struct):
+    """``multipart/form-data`` of POST /videos (the file is streamed, never held in memory)."""
+
+    file: bytes
+    title: str = ""
+    allow_audio_only: bool = False
+
+
+class ImportRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of POST /imports."""
+
+    url: Annotated[str, msgspec.Meta(description="an http(s) URL yt-dlp can download")]
+    title: str = ""
+    allow_audio_only: bool = False
+
+
+class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of POST /searches: YouTube keywords, or TikTok ``#tag`` / ``@user``."""
+
+    platform: Platform
+    query: Annotated[str, msgspec.Meta(max_length=200)]
+    limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 20
+
+
+class SearchQuery(msgspec.Struct):
+    """Query of GET /searches/{id}."""
+
+    sort: Sort = "relevance"
+
+
+class VideoView(msgspec.Struct, kw_only=True):
+    """A video of the catalogue; ``width``/``height`` are the display size (after rotation)."""
+
+    id: uuid.UUID
+    title: str
+    source: Literal["upload", "import", "render", "migration"]
+    source_url: str | None
+    duration_s: float
+    width: int
+    height: int
+    rotation: int
+    fps: float
+    video_codec: str
+    audio_codec: str
+    audio_only: bool
+    container: str
+    size_bytes: int
+    created_at: datetime | None
+
+    @classmethod
+    def of(cls, video: Video) -> VideoView:
+        """The video as the API shows it."""
+        return cls(
+            id=video.id,
+            title=video.title,
+            source=video.source,  # type: ignore[arg-type]
+            source_url=video.source_url,
+            duration_s=video.duration_s,
+            width=video.width,
+            height=video.height,
+            rotation=video.rotation,
+            fps=video.fps,
+            video_codec=video.video_codec,
+            audio_codec=video.audio_codec,
+            audio_only=video.audio_only,
+            container=video.container,
+            size_bytes=video.size_bytes,
+            created_at=video.created_at,
+        )
+
+
+class ImportAccepted(msgspec.Struct, kw_only=True):
+    """The import job (``deduplicated``: the same URL was already being imported, and this is that job)."""
+
+    job_id: uuid.UUID
+    import_id: uuid.UUID
+    deduplicated: bool
+
+
+class ImportView(msgspec.Struct, kw_only=True):
+    """An import and its job's state; ``video_id`` once it succeeded."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    url: str
+    title: str
+    status: JobStatus
+    progress: float
+    stage: str
+    error: JobError | None
+    video_id: uuid.UUID | None
+    allow_audio_only: bool
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> ImportView:
+        """The import row (joined with its job) as the API shows it."""
+        return cls(
+            id=row["id"],
+            job_id=row["job_id"],
+            url=row["url"],
+            title=row["title"],
+            status=JobStatus(row["status"]),
+            progress=round(float(row["progress"]), 2),
+            stage=row["stage"],
+            error=job_error(row["error"]),
+            video_id=row["video_id"],
+            allow_audio_only=row["allow_audio_only"],
+            created_at=row["created_at"],
+        )
+
+
+class SearchAccepted(msgspec.Struct, kw_only=True):
+    """The search job."""
+
+    job_id: uuid.UUID
+    search_id: uuid.UUID
+
+
+def job_error(raw: dict[str, str] | None) -> JobError | None:
+    """A job's stored ``{code, message}`` as the API shows it."""
+    return msgspec.convert(raw, JobError) if raw else None
+
+
+class SearchResultView(msgspec.Struct, kw_only=True):
+    """One video a search found; ``position`` is its rank in the platform's own order."""
+
+    position: int
+    id: str
+    url: str
+    title: str
+    uploader: str
+    view_count: int | None
+    like_count: int | None
+    comment_count: int | None
+    duration_s: float | None
+    thumbnail_url: str | None
+    published_at: datetime | None
+
+    @classmethod
+    def of(cls, result: SearchResult) -> SearchResultView:
         """The result as the API shows it."""
-        return {
-            "position": self.position,
-            "id": self.platform_id,
-            "url": self.url,
-            "title": self.title,
-            "uploader": self.uploader,
-            "view_count": self.view_count,
-            "like_count": self.like_count,
-            "comment_count": self.comment_count,
-            "duration_s": self.duration_s,
-            "thumbnail_url": self.thumbnail_url,
-            "published_at": self.published_at.isoformat() if self.published_at else None,
-        }
+        return cls(
+            position=result.position,
+            id=result.platform_id,
+            url=result.url,
+            title=result.title,
+            uploader=result.uploader,
+            view_count=result.view_count,
+            like_count=result.like_count,
+            comment_count=result.comment_count,
+            duration_s=result.duration_s,
+            thumbnail_url=result.thumbnail_url,
+            published_at=result.published_at,
+        )
+
+
+class SearchView(msgspec.Struct, kw_only=True):
+    """A search, its job's state and its results in the requested ``sort``."""
+
+    id: uuid.UUID
+    job_id: uuid.UUID
+    platform: Platform
+    query: str
+    limit: int
+    status: JobStatus
+    progress: float
+    error: JobError | None
+    sort: Sort
+    created_at: datetime
+    results: list[SearchResultView]

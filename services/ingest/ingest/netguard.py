@@ -1,4 +1,5 @@
-"""SSRF protection for URL imports: an address policy, and a forward proxy that enforces it on every connection.
+"""SSRF protection for URL imports: a forward proxy that enforces the address policy (``common.addresses``) on
+every connection.
 
 yt-dlp is pointed at ``GuardProxy`` (its ``proxy`` option), so every request it makes (the page, each redirect
 hop, each format URL, each HLS fragment) arrives here as ``CONNECT host:port`` or an absolute-form ``GET``.
@@ -10,13 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
-import socket
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from common.addresses import IPAddress, is_forbidden
+from common.addresses import AddressPolicy, ForbiddenAddress, IPAddress, UnresolvableHost, split_http_url
 from common.jobs import ErrorCode, JobFailure
 from common.logging import get_logger
 
@@ -26,92 +24,28 @@ _HEAD_LIMIT = 64 * 1024
 _CHUNK = 64 * 1024
 
 
-def _norm_host(host: str) -> str:
-    return host.strip("[]").lower().rstrip(".")
-
-
-def _hostport(host: str, port: int) -> str:
-    h = _norm_host(host)
-    return f"[{h}]:{port}" if ":" in h else f"{h}:{port}"
-
-
-@dataclass(frozen=True)
-class AddressPolicy:
-    """Which hosts an import may reach."""
-
-    allow_private: bool = False
-    allowed_hosts: frozenset[str] = frozenset()  # exact ``host:port`` (``[v6]:port``)
-
-    @classmethod
-    def of(cls, *, allow_private: bool, allowed_hosts: Iterable[str]) -> AddressPolicy:
-        """A policy from settings."""
-        return cls(allow_private, frozenset(_normalize_allowed(h) for h in allowed_hosts if h.strip()))
-
-    def admits_hostport(self, host: str, port: int) -> bool:
-        """Whether ``host:port`` is explicitly allowed whatever it resolves to."""
-        return self.allow_private or _hostport(host, port) in self.allowed_hosts
-
-    async def resolve(self, host: str, port: int) -> list[IPAddress]:
-        """The addresses to connect to for ``host:port``; ``JobFailure(source.forbidden_address)`` if internal.
-
-        Every resolved address must be public: a name that also answers with an internal address is refused.
-        """
-        addrs = await _resolve(host, port)
-        if self.admits_hostport(host, port):
-            return addrs
-        bad = [a for a in addrs if is_forbidden(a)]
-        if bad:
-            raise JobFailure(
-                ErrorCode.SOURCE_FORBIDDEN, f"{_norm_host(host)} resolves to an internal address ({bad[0]})"
-            )
-        return addrs
-
-
-def _normalize_allowed(entry: str) -> str:
-    host, _, port = entry.strip().rpartition(":")
-    return _hostport(host, int(port))
-
-
-async def _resolve(host: str, port: int) -> list[IPAddress]:
-    h = _norm_host(host)
-    try:
-        return [ipaddress.ip_address(h)]
-    except ValueError:
-        pass
-    loop = asyncio.get_running_loop()
-    try:
-        infos = await loop.getaddrinfo(h, port, type=socket.SOCK_STREAM)
-    except (socket.gaierror, UnicodeError) as exc:
-        raise JobFailure(ErrorCode.SOURCE_UNAVAILABLE, f"{h} does not resolve") from exc
-    out: list[IPAddress] = []
-    for *_, sockaddr in infos:
-        ip = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])
-        if ip not in out:
-            out.append(ip)
-    if not out:
-        raise JobFailure(ErrorCode.SOURCE_UNAVAILABLE, f"{h} does not resolve")
-    return out
-
-
 def split_url(url: str) -> tuple[str, str, int]:
-    """``(scheme, host, port)`` of an http(s) URL; ``JobFailure`` for anything else."""
+    """``(scheme, host, port)`` of an http(s) URL; ``JobFailure(source.unsupported)`` for anything else."""
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
+        return split_http_url(url)
     except ValueError as exc:
-        raise JobFailure(ErrorCode.SOURCE_UNSUPPORTED, "not a valid URL") from exc
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise JobFailure(ErrorCode.SOURCE_UNSUPPORTED, "only http and https URLs can be imported")
-    if not parts.hostname:
-        raise JobFailure(ErrorCode.SOURCE_UNSUPPORTED, "the URL has no host")
-    return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
+        raise JobFailure(ErrorCode.SOURCE_UNSUPPORTED, str(exc)) from exc
+
+
+async def resolve(policy: AddressPolicy, host: str, port: int) -> list[IPAddress]:
+    """The policy's addresses for ``host:port``, its refusals as the job failures an import reports."""
+    try:
+        return await policy.resolve(host, port)
+    except ForbiddenAddress as exc:
+        raise JobFailure(ErrorCode.SOURCE_FORBIDDEN, str(exc)) from exc
+    except UnresolvableHost as exc:
+        raise JobFailure(ErrorCode.SOURCE_UNAVAILABLE, str(exc)) from exc
 
 
 async def check_url(url: str, policy: AddressPolicy) -> None:
     """Refuse a URL that is not http(s) or whose host resolves to an internal address."""
     _, host, port = split_url(url)
-    await policy.resolve(host, port)
+    await resolve(policy, host, port)
 
 
 @dataclass
@@ -209,7 +143,7 @@ class GuardProxy:
         self, host: str, port: int, writer: asyncio.StreamWriter
     ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter] | None:
         try:
-            addrs = await self.policy.resolve(host, port)
+            addrs = await resolve(self.policy, host, port)
         except JobFailure as exc:
             if exc.code == ErrorCode.SOURCE_FORBIDDEN:
                 self.refusals.append(exc.message)

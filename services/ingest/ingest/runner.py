@@ -18,6 +18,7 @@ from typing import Any
 import asyncpg
 
 from common import outbox
+from common.addresses import AddressPolicy
 from common.bus import Bus
 from common.events.ingest import VideoIngestFailed
 from common.jobrunner import JobContext, JobStopped, LeasedJobRunner
@@ -52,9 +53,9 @@ def limits_of(settings: IngestSettings) -> Limits:
     )
 
 
-def policy_of(settings: IngestSettings) -> netguard.AddressPolicy:
+def policy_of(settings: IngestSettings) -> AddressPolicy:
     """The SSRF address policy from settings."""
-    return netguard.AddressPolicy.of(
+    return AddressPolicy.of(
         allow_private=settings.import_allow_private, allowed_hosts=settings.import_allowed_hosts
     )
 
@@ -76,20 +77,14 @@ class JobRunner:
         self.limits = limits_of(settings)
         self.policy = policy_of(settings)
         self.fmt = settings.import_format if fetch.has_ffmpeg() else fetch.FORMAT_WITHOUT_FFMPEG
-        self.leased = LeasedJobRunner(
+        self.leased = LeasedJobRunner.from_settings(
+            settings,
             pool=pool,
             bus=bus,
             kinds=KINDS,
             handler=self._run,
             producer=PRODUCER,
-            schema=settings.schema,
-            concurrency=settings.job_concurrency,
-            lease_s=settings.job_lease_s,
-            max_attempts=settings.job_max_attempts,
-            poll_interval_s=settings.job_poll_interval_s,
-            progress_interval_s=settings.progress_interval_s,
             on_failure=self._on_failure,
-            name="ingest",
         )
 
     @property

@@ -47,7 +47,7 @@ def settings(schema: str, tmp_path: Path, database_url: str) -> IngestSettings:
         tmp_dir=str(tmp_path / "tmp"),
         storage_url=f"file://{tmp_path / 'storage'}",
         job_poll_interval_s=0.1,
-        progress_interval_s=0.1,
+        job_progress_interval_s=0.1,
         job_lease_s=3.0,
         db_pool_max=4,
         log_format="console",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common import registry
 from common.settings import ServiceSettings
 
 
@@ -12,5 +13,5 @@ class RenderSettings(ServiceSettings):
     """Render settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "render"
-    http_port: int = 8005
-    worker_port: int = 9105
+    http_port: int = registry.get("render").api_port
+    worker_port: int = registry.get("render").worker_port or 0

@@ -1,4 +1,4 @@
-"""``python -m streaming api|worker|migrate``."""
+"""``python -m streaming api|worker|migrate|import-bucket``."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from common.service import main_exit, run_service
 
 from .app import create_app
-from .bucket_migration import add_flags, bucket_migrate_command
+from .bucket_import import add_flags, import_bucket_command
 from .config import StreamingSettings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
@@ -21,7 +21,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         create_app=create_app,
         migrations_dir=MIGRATIONS,
         argv=argv,
-        commands={"migrate": (bucket_migrate_command, add_flags)},  # bucket migration (delivery half)
+        commands={"import-bucket": (import_bucket_command, add_flags)},
     )
 
 

@@ -24,7 +24,7 @@ from common import db
 from common.events.ingest import VideoIngested
 from common.testing.media import make_video
 
-from . import pipeline, store
+from . import media, store
 from .app import create_app
 from .config import StreamingSettings
 
@@ -125,20 +125,18 @@ async def _delete_queues(s: StreamingSettings) -> None:
         await conn.close()
 
 
-def pyav_ladder(
-    src: Path, work: Path, enc: pipeline.EncoderSettings
-) -> tuple[float, float, pipeline.SourceInfo]:
+def pyav_ladder(src: Path, work: Path, enc: media.EncoderSettings) -> tuple[float, float, media.SourceInfo]:
     """Wall and CPU seconds of the one-decode PyAV ladder (video rungs + AAC audio, no thumbnails)."""
-    info = pipeline.probe(src)
-    rungs = pipeline.plan_ladder(info)
+    info = media.probe(src)
+    rungs = media.plan_ladder(info)
     cpu0, t0 = _cpu_self(), time.perf_counter()
-    pipeline.transcode_ladder(
+    media.transcode_ladder(
         src, work, info=info, rungs=rungs, encode_audio=True, thumbnails=None, settings=enc
     )
     return time.perf_counter() - t0, _cpu_self() - cpu0, info
 
 
-def _hls_output(directory: Path, enc: pipeline.EncoderSettings) -> list[str]:
+def _hls_output(directory: Path, enc: media.EncoderSettings) -> list[str]:
     """ffmpeg's CMAF HLS output options for one rendition, as the PyAV ladder writes them."""
     return [
         "-f", "hls", "-hls_time", f"{enc.gop_s:g}", "-hls_playlist_type", "vod",
@@ -148,10 +146,10 @@ def _hls_output(directory: Path, enc: pipeline.EncoderSettings) -> list[str]:
 
 
 def ffmpeg_ladder_command(
-    src: Path, work: Path, info: pipeline.SourceInfo, enc: pipeline.EncoderSettings
+    src: Path, work: Path, info: media.SourceInfo, enc: media.EncoderSettings
 ) -> list[str]:
     """The same ladder with the ffmpeg CLI: one decode, split + scale, same x264 options, HLS fMP4 outputs."""
-    rungs = pipeline.plan_ladder(info)
+    rungs = media.plan_ladder(info)
     n = len(rungs)
     graph = (
         f"[0:v]split={n}"
@@ -208,7 +206,7 @@ def ffmpeg_ladder_command(
 
 
 def ffmpeg_ladder(
-    src: Path, work: Path, info: pipeline.SourceInfo, enc: pipeline.EncoderSettings
+    src: Path, work: Path, info: media.SourceInfo, enc: media.EncoderSettings
 ) -> tuple[float, float]:
     """Wall and CPU seconds of the ffmpeg CLI ladder."""
     cmd = ffmpeg_ladder_command(src, work, info, enc)
@@ -232,7 +230,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = p.parse_args(argv)
     settings = StreamingSettings.from_env(log_level="WARNING")
-    enc = pipeline.EncoderSettings(
+    enc = media.EncoderSettings(
         preset=args.preset or settings.streaming_x264_preset, gop_s=settings.streaming_gop_s
     )
     t = time.perf_counter()
@@ -261,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="ladder-") as d:
         wall, cpu, info = pyav_ladder(src, Path(d) / "pyav", enc)
         ff_wall, ff_cpu = ffmpeg_ladder(src, Path(d) / "ffmpeg", info, enc)
-    rungs = ",".join(r.name for r in pipeline.plan_ladder(info))
+    rungs = ",".join(r.name for r in media.plan_ladder(info))
     print(
         f"(2) ladder [{rungs} + aac] PyAV: {wall:.1f}s wall, {cpu:.1f} CPU-s | ffmpeg CLI: {ff_wall:.1f}s wall, "
         f"{ff_cpu:.1f} CPU-s | ratio PyAV/ffmpeg: wall {wall / ff_wall:.2f}x, CPU {cpu / ff_cpu:.2f}x"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from common import registry
 from common.settings import ServiceSettings
 
 
@@ -12,8 +13,8 @@ class StreamingSettings(ServiceSettings):
     """Streaming settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "streaming"
-    http_port: int = 8002
-    worker_port: int = 9102
+    http_port: int = registry.get("streaming").api_port
+    worker_port: int = registry.get("streaming").worker_port or 0
     # media pipeline (transcoding worker)
     streaming_dash: bool = False  # also package a DASH presentation (manifest.mpd + dash/)
     streaming_copy_first: bool = True  # a stream-copy `src` rendition when the source allows it
@@ -25,14 +26,8 @@ class StreamingSettings(ServiceSettings):
     # a source that cannot be stream-copied gets its lowest rung (+ audio) in a first pass, so it is playable
     # long before the ladder is complete (one extra decode; docs/streaming.md "Progressive publish")
     streaming_early_rung: bool = True
-    # transcode jobs run under a lease (common.jobrunner): renewed every third of it while running; a killed
-    # worker's job is taken over when it expires
-    job_lease_s: float = 60.0
-    job_max_attempts: int = 3  # claims of one job (crashes, retries) before it fails with internal.error
-    job_poll_interval_s: float = (
-        2.0  # NOTIFY wakes the runner at once; the poll only covers a lost notification
-    )
-    job_progress_interval_s: float = 0.5
+    # transcode jobs run under a lease (common.jobrunner; JOB_LEASE_S, JOB_MAX_ATTEMPTS, ... are common settings)
+    job_poll_interval_s: float = 2.0
     job_retry_delays_s: tuple[str, ...] = ("5", "30")  # back-off before retrying a storage/database error
     streaming_work_dir: str = ""  # local scratch for transcodes (default: tmp_dir)
     # -- delivery: playback tokens, /play, webhooks (docs/streaming.md "Delivery") --

@@ -7,42 +7,36 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from common import inbox
-from common.bus.base import Delivery
-from common.events.base import Event
+from common.bus import Router
 from common.events.captions import CaptionsCompleted
 from common.events.ingest import VideoIngested
 from common.events.jobs import JobCancelRequested
-from common.service import BUS, POOL, ROLE, SETTINGS, STORE
+from common.service import BUS, POOL, ROLE, STORE, settings_of
 
 from .config import StreamingSettings
-from .transcode import MediaWorker
+from .media.worker import MediaWorker
 
 MEDIA_WORKER: web.AppKey[MediaWorker] = web.AppKey("media_worker", MediaWorker)
 CANCEL_CONSUMER = "streaming.transcode_cancel"
 INGESTED_CONSUMER = "streaming.transcode_queue"
-MEDIA_EVENTS: list[type[Event]] = [VideoIngested, CaptionsCompleted, JobCancelRequested]
+
+
+def media_router(worker: MediaWorker) -> Router:
+    """The media queue's routes: ``video.ingested`` only queues a transcode (then the runner is woken: it
+    transcodes without holding the message), ``captions.completed`` adds subtitle tracks (idempotent upserts),
+    cancels go through the inbox."""
+    r = Router()
+    r.add(VideoIngested, worker.on_ingested, consumer=INGESTED_CONSUMER, after=lambda _: worker.runner.wake())
+    r.add(CaptionsCompleted, worker.on_captions, inbox=False)
+    r.add(JobCancelRequested, worker.on_cancel, consumer=CANCEL_CONSUMER)
+    return r
 
 
 async def _media_consumer(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    assert isinstance(settings, StreamingSettings)
+    settings = settings_of(app, StreamingSettings)
     worker = MediaWorker(pool=app[POOL], bus=app[BUS], store=app[STORE], settings=settings)
     app[MEDIA_WORKER] = worker
-    on_cancel = inbox.idempotent(app[POOL], CANCEL_CONSUMER, worker.on_cancel, service="streaming")
-    on_ingested = inbox.idempotent(app[POOL], INGESTED_CONSUMER, worker.on_ingested, service="streaming")
-
-    async def handle(event: Event, delivery: Delivery) -> None:
-        if isinstance(event, VideoIngested):
-            # quick: the stream row and a queued job, then ack; the runner transcodes (no consumer timeout)
-            await on_ingested(event, delivery)
-            worker.runner.wake()
-        elif isinstance(event, CaptionsCompleted):
-            await worker.on_captions(event, delivery)
-        elif isinstance(event, JobCancelRequested):
-            await on_cancel(event, delivery)
-
-    await app[BUS].subscribe(settings.queue, MEDIA_EVENTS, handle)
+    await media_router(worker).subscribe(app[BUS], queue=settings.queue, pool=app[POOL])
     await worker.runner.start()
     yield
     # stop taking jobs; a running transcode stops at its next frame and is handed back for another worker

@@ -5,17 +5,18 @@ from __future__ import annotations
 import time
 from datetime import UTC, datetime
 
-import msgspec
 from aiohttp import hdrs, web
 from prometheus_client import Counter
 
 from common.auth import require_user
-from common.http import Problem, json_response, parse_uuid, read_json
-from common.service import POOL, SETTINGS, STORE
+from common.errors import CodedError, NotFound
+from common.http import Problem, json_response, parse_uuid, read_json, read_query
+from common.service import POOL, STORE, settings_of
 from common.storage import InvalidKey, ObjectNotFound
 
 from . import store as media_store
 from .config import StreamingSettings
+from .models import PlaybackRequest, PlaybackView, PlayQuery, StreamingCode
 from .playback import (
     REWRITERS,
     PlaybackKeys,
@@ -36,6 +37,13 @@ PLAY_BYTES = Counter(
 PLAY_DENIED = Counter("reelforge_streaming_play_denied_total", "Playback requests refused", ["code"])
 
 PLAYABLE = frozenset({"playable", "ready"})
+
+
+def _no_file() -> NotFound:
+    """Every "no such file" under /play is the same answer, whatever the reason."""
+    return NotFound("file")
+
+
 CORS = {
     "Access-Control-Allow-Origin": "*",
     "Access-Control-Expose-Headers": "Content-Length, Content-Range, Accept-Ranges, ETag",
@@ -47,34 +55,21 @@ PLAYLIST_CACHE = "private, max-age=5"
 SEGMENT_CACHE = "private, max-age=86400"
 
 
-def streaming_settings(app: web.Application) -> StreamingSettings:
-    """The app's settings as the streaming service's own type."""
-    settings = app[SETTINGS]
-    assert isinstance(settings, StreamingSettings)
-    return settings
-
-
-class PlaybackRequest(msgspec.Struct, forbid_unknown_fields=True):
-    """Body of ``POST /videos/{id}/playback``."""
-
-    expires_in: int | None = None
-
-
 async def create_playback(request: web.Request) -> web.Response:
-    """A signed, short-lived playback token and the URLs that use it (owner only, playable streams only)."""
+    """A signed, short-lived playback token and the HLS/DASH/poster/thumbnail URLs using it."""
     principal = await require_user(request)
     video_id = parse_uuid(request.match_info["video_id"], what="video")
     # the body is optional: a bare POST asks for the default lifetime
     body = await read_json(request, PlaybackRequest) if request.can_read_body else PlaybackRequest()
-    settings = streaming_settings(request.app)
+    settings = settings_of(request, StreamingSettings)
     async with request.app[POOL].acquire() as conn:
         stream = await media_store.get_stream(conn, video_id=video_id)
     if stream is None or stream.owner_id != principal.user_id:
-        raise Problem(404, "stream.not_found", "no such video")
+        raise NotFound("stream", "no such video")
     if stream.status not in PLAYABLE:
         raise Problem(
             409,
-            "stream.not_ready",
+            StreamingCode.STREAM_NOT_READY,
             "the video failed to process" if stream.status == "error" else "the video is still processing",
             stream_status=stream.status,
         )
@@ -87,25 +82,24 @@ async def create_playback(request: web.Request) -> web.Response:
     expires_at = int(time.time()) + ttl
     token = sign_token(request.app[PLAYBACK_KEYS], video_id=video_id, expires_at=expires_at)
     base = settings.public_base_url
-    resp: web.Response = json_response(
-        {
-            "video_id": str(video_id),
-            "token": token,
-            "expires_at": datetime.fromtimestamp(expires_at, UTC).isoformat(),
-            "expires_in": ttl,
-            "hls_url": play_url(base, video_id, "master.m3u8", token),
-            "dash_url": play_url(base, video_id, "manifest.mpd", token) if stream.has_dash else None,
-            "poster_url": play_url(base, video_id, "thumbs/poster.jpg", token) if stream.poster_key else None,
-            "thumbnails_vtt_url": (
+    return json_response(
+        PlaybackView(
+            video_id=video_id,
+            token=token,
+            expires_at=datetime.fromtimestamp(expires_at, UTC),
+            expires_in=ttl,
+            hls_url=play_url(base, video_id, "master.m3u8", token),
+            dash_url=play_url(base, video_id, "manifest.mpd", token) if stream.has_dash else None,
+            poster_url=play_url(base, video_id, "thumbs/poster.jpg", token) if stream.poster_key else None,
+            thumbnails_vtt_url=(
                 play_url(base, video_id, "thumbs/thumbnails.vtt", token)
                 if stream.thumbnails_vtt_key
                 else None
             ),
-        },
+        ),
         status=201,
         headers={"Cache-Control": "no-store"},
     )
-    return resp
 
 
 async def play_preflight(request: web.Request) -> web.Response:
@@ -122,36 +116,36 @@ async def play_preflight(request: web.Request) -> web.Response:
 
 
 async def play(request: web.Request) -> web.StreamResponse:
-    """Serve ``/play/<id>/<path>?token=``: playlists rewritten with the token, other files streamed or redirected."""
+    """Token-gated playback files (no JWT): playlists rewritten so every child URI carries the token."""
     try:
         return await _play(request)
-    except Problem as p:
+    except CodedError as p:
         # errors must be readable by a player on another origin too, and never cached
         p.headers.update({**CORS, "Cache-Control": "no-store"})
         raise
 
 
 async def _play(request: web.Request) -> web.StreamResponse:
-    video_id = parse_uuid(request.match_info["video_id"], what="video")
+    video_id = parse_uuid(request.match_info["video_id"], what="file")
     target = resolve_play_path(video_id, request.match_info["path"])
     if target is None:
-        raise Problem(404, "not_found", "no such file")
-    token = request.query.get("token", "")
+        raise _no_file()
+    token = read_query(request, PlayQuery).token
     try:
         verify_token(request.app[PLAYBACK_KEYS], token, video_id=video_id)
     except TokenError as e:
         PLAY_DENIED.labels(e.code).inc()
-        raise Problem(403, e.code, e.message) from e
+        raise
     store = request.app[STORE]
-    settings = streaming_settings(request.app)
+    settings = settings_of(request, StreamingSettings)
 
     if target.rewrite is not None:
         try:
             text = (await store.read_bytes(target.key)).decode("utf-8")
         except (ObjectNotFound, InvalidKey) as e:
-            raise Problem(404, "not_found", "no such file") from e
+            raise _no_file() from e
         except UnicodeDecodeError as e:
-            raise Problem(404, "not_found", "no such file") from e
+            raise _no_file() from e
         body = REWRITERS[target.rewrite](text, token).encode()
         PLAY_BYTES.labels("playlist").inc(len(body))
         resp = web.Response(body=body, headers={**CORS, "Cache-Control": PLAYLIST_CACHE})
@@ -169,9 +163,9 @@ async def _play(request: web.Request) -> web.StreamResponse:
     try:
         info = await store.stat(target.key)
     except InvalidKey as e:
-        raise Problem(404, "not_found", "no such file") from e
+        raise _no_file() from e
     if info is None:
-        raise Problem(404, "not_found", "no such file")
+        raise _no_file()
     headers = {
         **CORS,
         "Cache-Control": SEGMENT_CACHE,
@@ -195,7 +189,7 @@ async def _play(request: web.Request) -> web.StreamResponse:
     except RangeNotSatisfiable as e:
         raise Problem(
             416,
-            "playback.range_not_satisfiable",
+            StreamingCode.RANGE_NOT_SATISFIABLE,
             f"the file has {info.size} bytes",
             headers={"Content-Range": f"bytes */{info.size}"},
         ) from e
@@ -226,10 +220,3 @@ async def _play(request: web.Request) -> web.StreamResponse:
 
 def _etags(header: str) -> set[str]:
     return {t.strip().removeprefix("W/") for t in header.split(",") if t.strip()}
-
-
-def add_play_routes(app: web.Application) -> None:
-    """Register the playback routes on ``app``."""
-    app.router.add_post("/api/v1/videos/{video_id}/playback", create_playback)
-    app.router.add_get("/play/{video_id}/{path:.+}", play)
-    app.router.add_route("OPTIONS", "/play/{video_id}/{path:.+}", play_preflight)

@@ -14,17 +14,17 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from urllib.parse import quote
 
+from common.errors import CodedError
+from common.storage import content_types
+
 TOKEN_INVALID = "playback.token_invalid"
 TOKEN_EXPIRED = "playback.token_expired"
 
 
-class TokenError(Exception):
-    """A playback token that must not open the video; ``code`` is the stable problem code."""
+class TokenError(CodedError):
+    """A playback token that must not open the video (403; ``playback.token_invalid`` or ``_expired``)."""
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+    default_status = 403
 
 
 class KeyConfigError(ValueError):
@@ -127,21 +127,10 @@ def clamp_ttl(requested: int | None, *, default: int, minimum: int, maximum: int
 
 # -- the /play URL space ------------------------------------------------------------------------------------
 
-CONTENT_TYPES: Mapping[str, str] = {
-    "m3u8": "application/vnd.apple.mpegurl",
-    "m4s": "video/iso.segment",
-    "mp4": "video/mp4",
-    "m4a": "audio/mp4",
-    "aac": "audio/aac",
-    "ts": "video/mp2t",
-    "vtt": "text/vtt",
-    "webvtt": "text/vtt",
-    "jpg": "image/jpeg",
-    "jpeg": "image/jpeg",
-    "png": "image/png",
-    "webp": "image/webp",
-    "mpd": "application/dash+xml",
-}
+#: what /play serves (the stream's playlists, segments, captions and thumbnails), typed by the one table
+PLAYABLE_EXTENSIONS = frozenset(
+    {"m3u8", "m4s", "mp4", "m4a", "aac", "ts", "vtt", "webvtt", "jpg", "jpeg", "png", "webp", "mpd"}
+)
 PLAYLIST_EXTENSIONS = frozenset({"m3u8", "mpd"})
 _SEGMENT_RE = re.compile(r"^[A-Za-z0-9_\-][A-Za-z0-9_.\-]*$")
 
@@ -168,9 +157,9 @@ def resolve_play_path(video_id: uuid.UUID, path: str) -> PlayPath | None:
     if len(parts) > 6 or any(p in ("", ".", "..") or not _SEGMENT_RE.match(p) for p in parts):
         return None
     ext = parts[-1].rsplit(".", 1)[-1].lower() if "." in parts[-1] else ""
-    content_type = CONTENT_TYPES.get(ext)
-    if content_type is None:
+    if ext not in PLAYABLE_EXTENSIONS:
         return None
+    content_type = content_types.CONTENT_TYPES[ext]
     if parts[0] == "thumbs":
         if len(parts) < 2:
             return None

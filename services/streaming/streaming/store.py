@@ -1,4 +1,5 @@
-"""The media pipeline's SQL: streams, renditions, subtitle tracks. The only module (with delivery_store) with SQL."""
+"""Streams' SQL: streams, renditions, subtitle tracks, and the bucket-import ledger (``webhook_store`` has the
+webhooks')."""
 
 from __future__ import annotations
 
@@ -31,22 +32,6 @@ class RenditionRecord:
     copy: bool
     complete: bool
 
-    def public(self) -> dict[str, Any]:
-        """The rendition as the API shows it (an audio rendition has channels, not pixels)."""
-        audio = self.kind == "audio"
-        return {
-            "name": self.name,
-            "kind": self.kind,
-            "width": None if audio else self.width,
-            "height": None if audio else self.height,
-            # the audio row keeps its channel count in ``width`` (one renditions table for both kinds)
-            "channels": self.width if audio else None,
-            "bandwidth": self.bandwidth,
-            "average_bandwidth": self.average_bandwidth,
-            "codecs": self.codecs,
-            "frame_rate": None if audio else self.frame_rate,
-        }
-
 
 @dataclass(frozen=True, kw_only=True)
 class SubtitleTrack:
@@ -59,7 +44,7 @@ class SubtitleTrack:
 
 @dataclass(frozen=True, kw_only=True)
 class StreamRecord:
-    """A video's stream as the worker, the API and the delivery half see it.
+    """A video's stream as the worker, the API and playback see it.
 
     ``renditions`` holds only complete renditions (video first, highest bandwidth first, then audio).
     """
@@ -294,3 +279,38 @@ async def lock_video(conn: asyncpg.Connection, *, video_id: uuid.UUID) -> None:
     await conn.execute(
         "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"streaming.master:{video_id}"
     )
+
+
+# -- bucket import --------------------------------------------------------------------------------------------
+
+
+async def record_migration(
+    conn: asyncpg.Connection,
+    *,
+    source_url: str,
+    source_key: str,
+    owner_id: uuid.UUID,
+    size_bytes: int,
+    event_id: uuid.UUID,
+) -> bool:
+    """Remember that an object was requested for migration; False when it already was (skip it)."""
+    inserted = await conn.fetchval(
+        "INSERT INTO migrated_objects (source_url, source_key, owner_id, size_bytes, event_id)"
+        " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source_url, source_key) DO NOTHING RETURNING true",
+        source_url,
+        source_key,
+        owner_id,
+        size_bytes,
+        event_id,
+    )
+    return bool(inserted)
+
+
+async def migrated_keys(conn: asyncpg.Connection, *, source_url: str, prefix: str) -> set[str]:
+    """Keys under ``prefix`` of ``source_url`` already requested (progress reporting)."""
+    rows = await conn.fetch(
+        "SELECT source_key FROM migrated_objects WHERE source_url = $1 AND starts_with(source_key, $2)",
+        source_url,
+        prefix,
+    )
+    return {r["source_key"] for r in rows}

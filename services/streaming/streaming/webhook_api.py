@@ -3,56 +3,52 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from datetime import datetime
 from urllib.parse import urlsplit
 
-import msgspec
 from aiohttp import web
 
+from common.addresses import UnresolvableHost, ip_literal, is_forbidden, resolve
 from common.auth import require_user
+from common.errors import NotFound
 from common.http import Problem, json_response, parse_uuid, read_json
-from common.service import POOL
+from common.pagination import Paging, page_of, page_request
+from common.service import POOL, settings_of
 
-from . import delivery_store as dstore
-from .play_api import streaming_settings
-from .webhooks import WebhookError, check_url, ip_literal, is_forbidden_address, new_secret, validate_events
+from . import webhook_store as dstore
+from .config import StreamingSettings
+from .models import DeliveryView, StreamingCode, WebhookCreate, WebhookCreatedView, WebhookList, WebhookView
+from .webhooks import WebhookError, check_url, new_secret, validate_events
 
-
-class CreateWebhook(msgspec.Struct, forbid_unknown_fields=True):
-    """Body of ``POST /webhooks``."""
-
-    url: str
-    events: list[str]
+DELIVERY_PAGING = Paging(default=50, maximum=200)
+#: the keyset position of a page of deliveries: the last one's (created_at, id)
+DeliveryKey = tuple[datetime, uuid.UUID]
 
 
 async def _resolves_publicly(host: str) -> None:
     """Refuse a host name whose addresses are all non-public (checked again at every send)."""
     if ip_literal(host) is not None:
         return
-    loop = asyncio.get_running_loop()
     try:
-        infos = await asyncio.wait_for(loop.getaddrinfo(host, None, type=socket.SOCK_STREAM), timeout=5)
-    except (OSError, TimeoutError) as e:
-        raise WebhookError("webhook.unresolvable_host", f"{host} does not resolve") from e
-    addresses = {info[4][0] for info in infos}
-    if not addresses or all(is_forbidden_address(ip) for a in addresses if (ip := ip_literal(str(a)))):
-        raise WebhookError("webhook.forbidden_address", f"{host} resolves only to non-public addresses")
+        addresses = await asyncio.wait_for(resolve(host), timeout=5)
+    except (UnresolvableHost, OSError, TimeoutError) as e:
+        raise WebhookError(StreamingCode.WEBHOOK_UNRESOLVABLE_HOST, f"{host} does not resolve") from e
+    if all(is_forbidden(a) for a in addresses):
+        raise WebhookError(
+            StreamingCode.WEBHOOK_FORBIDDEN_ADDRESS, f"{host} resolves only to non-public addresses"
+        )
 
 
 async def create_webhook(request: web.Request) -> web.Response:
-    """Register an endpoint; the answer carries its signing secret, which is never shown again."""
+    """Register an endpoint; the response carries its signing secret, shown only once."""
     principal = await require_user(request)
-    body = await read_json(request, CreateWebhook)
-    settings = streaming_settings(request.app)
-    try:
-        url = check_url(body.url, allow_private=settings.webhook_allow_private)
-        events = validate_events(body.events)
-        if not settings.webhook_allow_private:
-            await _resolves_publicly(urlsplit(url).hostname or "")
-    except WebhookError as e:
-        raise Problem(422, e.code, e.message) from e
+    body = await read_json(request, WebhookCreate)
+    settings = settings_of(request, StreamingSettings)
+    url = check_url(body.url, allow_private=settings.webhook_allow_private)
+    events = validate_events(body.events)
+    if not settings.webhook_allow_private:
+        await _resolves_publicly(urlsplit(url).hostname or "")
     secret = new_secret()
     async with request.app[POOL].acquire() as conn, conn.transaction():
         if (
@@ -60,17 +56,18 @@ async def create_webhook(request: web.Request) -> web.Response:
             >= settings.webhook_max_per_user
         ):
             raise Problem(
-                409, "webhook.limit_reached", f"at most {settings.webhook_max_per_user} endpoints per account"
+                409,
+                StreamingCode.WEBHOOK_LIMIT_REACHED,
+                f"at most {settings.webhook_max_per_user} endpoints per account",
             )
         hook = await dstore.create_webhook(
             conn, webhook_id=uuid.uuid4(), owner_id=principal.user_id, url=url, events=events, secret=secret
         )
-    resp: web.Response = json_response(
-        {**hook.public(), "secret": secret},
+    return json_response(
+        WebhookCreatedView.created(hook, secret),
         status=201,
         headers={"Location": f"/api/v1/webhooks/{hook.id}", "Cache-Control": "no-store"},
     )
-    return resp
 
 
 async def list_webhooks(request: web.Request) -> web.Response:
@@ -78,8 +75,7 @@ async def list_webhooks(request: web.Request) -> web.Response:
     principal = await require_user(request)
     async with request.app[POOL].acquire() as conn:
         hooks = await dstore.list_webhooks(conn, owner_id=principal.user_id)
-    resp: web.Response = json_response({"items": [h.public() for h in hooks]})
-    return resp
+    return json_response(WebhookList(items=[WebhookView.of(h) for h in hooks]))
 
 
 async def _owned(request: web.Request) -> tuple[uuid.UUID, uuid.UUID]:
@@ -88,23 +84,22 @@ async def _owned(request: web.Request) -> tuple[uuid.UUID, uuid.UUID]:
 
 
 async def get_webhook(request: web.Request) -> web.Response:
-    """One endpoint of the caller."""
+    """One of the caller's endpoints."""
     owner_id, webhook_id = await _owned(request)
     async with request.app[POOL].acquire() as conn:
         hook = await dstore.get_webhook(conn, webhook_id=webhook_id, owner_id=owner_id)
     if hook is None:
-        raise Problem(404, "webhook.not_found", "no such webhook")
-    resp: web.Response = json_response(hook.public())
-    return resp
+        raise NotFound("webhook")
+    return json_response(WebhookView.of(hook))
 
 
 async def delete_webhook(request: web.Request) -> web.Response:
-    """Delete an endpoint (pending deliveries go with it)."""
+    """Delete an endpoint (its pending deliveries stop)."""
     owner_id, webhook_id = await _owned(request)
     async with request.app[POOL].acquire() as conn:
         deleted = await dstore.delete_webhook(conn, webhook_id=webhook_id, owner_id=owner_id)
     if not deleted:
-        raise Problem(404, "webhook.not_found", "no such webhook")
+        raise NotFound("webhook")
     return web.Response(status=204)
 
 
@@ -114,35 +109,18 @@ async def enable_webhook(request: web.Request) -> web.Response:
     async with request.app[POOL].acquire() as conn:
         hook = await dstore.enable_webhook(conn, webhook_id=webhook_id, owner_id=owner_id)
     if hook is None:
-        raise Problem(404, "webhook.not_found", "no such webhook")
-    resp: web.Response = json_response(hook.public())
-    return resp
+        raise NotFound("webhook")
+    return json_response(WebhookView.of(hook))
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
-    """An endpoint's deliveries, newest first: every attempt with status code, latency, error and next retry."""
+    """An endpoint's deliveries, newest first, each with every attempt (status code, latency, error, next retry)."""
     owner_id, webhook_id = await _owned(request)
-    try:
-        limit = max(1, min(200, int(request.query.get("limit", "50"))))
-        before_raw = request.query.get("before")
-        before = datetime.fromisoformat(before_raw) if before_raw else None
-    except ValueError as e:
-        raise Problem(400, "request.bad_query", "limit must be an integer, before an ISO 8601 time") from e
+    page = page_request(request, DELIVERY_PAGING, DeliveryKey)
     async with request.app[POOL].acquire() as conn:
         if await dstore.get_webhook(conn, webhook_id=webhook_id, owner_id=owner_id) is None:
-            raise Problem(404, "webhook.not_found", "no such webhook")
-        deliveries = await dstore.list_deliveries(conn, webhook_id=webhook_id, limit=limit, before=before)
-    items = [d.public() for d in deliveries]
-    next_before = deliveries[-1].created_at.isoformat() if len(deliveries) == limit else None
-    resp: web.Response = json_response({"items": items, "next_before": next_before})
-    return resp
-
-
-def add_webhook_routes(app: web.Application) -> None:
-    """Register the webhook routes on ``app``."""
-    app.router.add_post("/api/v1/webhooks", create_webhook)
-    app.router.add_get("/api/v1/webhooks", list_webhooks)
-    app.router.add_get("/api/v1/webhooks/{webhook_id}", get_webhook)
-    app.router.add_delete("/api/v1/webhooks/{webhook_id}", delete_webhook)
-    app.router.add_post("/api/v1/webhooks/{webhook_id}/enable", enable_webhook)
-    app.router.add_get("/api/v1/webhooks/{webhook_id}/deliveries", list_deliveries)
+            raise NotFound("webhook")
+        deliveries = await dstore.list_deliveries(
+            conn, webhook_id=webhook_id, limit=page.limit + 1, before=page.after
+        )
+    return json_response(page_of(deliveries, page, key=lambda d: (d.created_at, d.id), view=DeliveryView.of))

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import ipaddress
 import json
 import random
 import secrets
@@ -14,7 +11,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-from common.addresses import is_forbidden
+from common import signing
+from common.addresses import ip_literal, is_forbidden, is_local_name
+from common.errors import CodedError
 from common.events.base import Event
 from common.events.streaming import StreamFailed, StreamPlayable, StreamReady
 
@@ -33,13 +32,8 @@ BUS_EVENTS: tuple[type[Event], ...] = tuple(EVENTS.values())
 _PUBLIC_NAME: Mapping[str, str] = {cls.event_type(): name for name, cls in EVENTS.items()}
 
 
-class WebhookError(Exception):
-    """A webhook request the user must fix; ``code`` is the stable problem code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class WebhookError(CodedError):
+    """A webhook registration the user must fix (422; ``code`` is one of the ``webhook.*`` codes)."""
 
 
 def public_event_name(event: Event) -> str | None:
@@ -101,24 +95,16 @@ def build_body(event: Event) -> str:
 
 def sign(secret: str, body: str, *, timestamp: int | None = None) -> str:
     """``t=<unix>,v1=<hex HMAC-SHA256(secret, f"{t}.{body}")>``: the ``Reelforge-Signature`` header."""
-    t = int(time.time()) if timestamp is None else timestamp
-    mac = hmac.new(secret.encode(), f"{t}.{body}".encode(), hashlib.sha256).hexdigest()
-    return f"t={t},v1={mac}"
+    return signing.header(secret, body, timestamp=int(time.time()) if timestamp is None else timestamp)
 
 
 def verify_signature(
     secret: str, body: str, header: str, *, tolerance_s: int = 300, now: float | None = None
 ) -> bool:
     """What a receiver does: recompute the HMAC and refuse stale timestamps (replays)."""
-    parts = dict(p.split("=", 1) for p in header.split(",") if "=" in p)
-    try:
-        t = int(parts.get("t", ""))
-    except ValueError:
-        return False
-    if abs((time.time() if now is None else now) - t) > tolerance_s:
-        return False
-    expected = hmac.new(secret.encode(), f"{t}.{body}".encode(), hashlib.sha256).hexdigest()
-    return hmac.compare_digest(expected, parts.get("v1", ""))
+    return signing.verify_header(
+        secret, body, header, now=time.time() if now is None else now, tolerance_s=tolerance_s
+    )
 
 
 @dataclass(frozen=True)
@@ -155,19 +141,6 @@ class RetryPolicy:
 # -- where webhooks may go ------------------------------------------------------------------------------------
 
 
-def is_forbidden_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    """Internal addresses (the shared SSRF rule, incl. IPv6 spellings of IPv4 such as 6to4 and NAT64)."""
-    return is_forbidden(ip)
-
-
-def ip_literal(host: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    """The address when ``host`` is an IP literal (``[::1]`` included)."""
-    try:
-        return ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return None
-
-
 def check_url(url: str, *, allow_private: bool) -> str:
     """The URL when it is an acceptable target (http(s), a host, no private IP literal); ``webhook.invalid_url``."""
     url = url.strip()
@@ -186,11 +159,11 @@ def check_url(url: str, *, allow_private: bool) -> str:
     if port == 0:
         raise WebhookError("webhook.invalid_url", "port 0 is not a valid target")
     ip = ip_literal(host)
-    if ip is not None and not allow_private and is_forbidden_address(ip):
+    if ip is not None and not allow_private and is_forbidden(ip):
         raise WebhookError(
             "webhook.forbidden_address",
             f"{host} is a loopback/private/link-local address; webhooks go to the internet",
         )
-    if ip is None and not allow_private and (host == "localhost" or host.endswith((".localhost", ".local"))):
+    if ip is None and not allow_private and is_local_name(host):
         raise WebhookError("webhook.forbidden_address", f"{host} is not a public host")
     return url

@@ -2,8 +2,20 @@
 
 from .base import Bus, Delivery, Handler, PermanentError, topic_matches
 from .memory import MemoryBus
+from .router import PlainHandler, Router, TxHandler
 
-__all__ = ["Bus", "Delivery", "Handler", "MemoryBus", "PermanentError", "create_bus", "topic_matches"]
+__all__ = [
+    "Bus",
+    "Delivery",
+    "Handler",
+    "MemoryBus",
+    "PermanentError",
+    "PlainHandler",
+    "Router",
+    "TxHandler",
+    "create_bus",
+    "topic_matches",
+]
 
 
 def create_bus(settings: object) -> Bus:

@@ -8,7 +8,13 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from ..events.base import Event
+from ..logging import get_logger
+from ..metrics import BUS_DEAD_LETTERED, BUS_HANDLED
+
+log = get_logger(__name__)
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,52 @@ class Bus(abc.ABC):
     @abc.abstractmethod
     async def queue_depth(self, queue: str) -> int:
         """Messages ready in a queue (for lag metrics and autoscaling)."""
+
+
+class _Tagged(msgspec.Struct):
+    type: str = ""
+
+
+_tag_decoder = msgspec.json.Decoder(_Tagged)
+
+
+def undecodable_reason(body: bytes, types: Sequence[type[Event]]) -> str:
+    """Why a body did not decode as one of ``types``: ``unknown_type`` (a well-formed event of a type the queue
+    does not handle, e.g. through a binding left by an older version) or ``undecodable``."""
+    try:
+        tag = _tag_decoder.decode(body).type
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return "undecodable"
+    return "unknown_type" if tag and tag not in {t.event_type() for t in types} else "undecodable"
+
+
+def record_give_up(
+    *,
+    service: str,
+    queue: str,
+    routing_key: str,
+    exc: BaseException,
+    reason: str,
+    exclusive: bool,
+    attempt: int,
+) -> None:
+    """The one account of a message given up (both buses): counted, and logged with why.
+
+    A durable queue's message is in ``<queue>.dead`` (``bus.dead_lettered``); an exclusive queue has no dead-letter
+    queue, so its message is dropped (``bus.dropped``). ``reason``: ``undecodable``, ``unknown_type``,
+    ``permanent`` or ``retries_exhausted``.
+    """
+    BUS_HANDLED.labels(service, queue, routing_key, "dead").inc()
+    BUS_DEAD_LETTERED.labels(service, queue).inc()
+    log.error(
+        "bus.dropped" if exclusive else "bus.dead_lettered",
+        queue=queue,
+        routing_key=routing_key,
+        reason=reason,
+        error=repr(exc),
+        attempt=attempt,
+        exc_info=exc,
+    )
 
 
 def topic_matches(pattern: str, routing_key: str) -> bool:

@@ -9,12 +9,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..events.base import Event, decode
-from ..logging import get_logger
-from ..metrics import BUS_DEAD_LETTERED, BUS_HANDLED, BUS_PUBLISHED
-from .base import Bus, Delivery, Handler, PermanentError
+import msgspec
 
-log = get_logger(__name__)
+from ..events.base import Event, decode
+from ..metrics import BUS_HANDLED, BUS_PUBLISHED
+from .base import Bus, Delivery, Handler, PermanentError, record_give_up, undecodable_reason
 
 
 @dataclass
@@ -71,6 +70,8 @@ class MemoryBus(Bus):
         exclusive: bool = False,
         prefetch: int | None = None,
     ) -> None:
+        if not event_types:
+            raise ValueError("subscribe needs at least one event type")
         sub = _Sub(queue, tuple(event_types), handler, exclusive, asyncio.Queue())
         self._subs[queue] = sub
         sub.task = asyncio.create_task(self._consume(sub))
@@ -79,22 +80,22 @@ class MemoryBus(Bus):
         while True:
             rk, body, headers = await sub.inbox.get()
             attempt = int(headers.get("x-attempt", 1))
-            event: Event | None = None
             try:
                 event = decode(body, sub.types)
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                # a body that did not decode never will: dead at once, as RabbitBus does
+                self._give_up(sub, rk, body, headers, exc, reason=undecodable_reason(body, sub.types))
+                continue
+            try:
                 await sub.handler(event, Delivery(routing_key=rk, attempt=attempt, headers=headers))
                 BUS_HANDLED.labels(self.service, sub.queue, rk, "ok").inc()
             except asyncio.CancelledError:
                 raise
+            except PermanentError as exc:
+                self._give_up(sub, rk, body, headers, exc, reason="permanent")
             except Exception as exc:
-                # a body that did not decode never will: dead at once, as RabbitBus does
-                permanent = isinstance(exc, PermanentError) or event is None or attempt > self.max_retries
-                if sub.exclusive or permanent:
-                    if not sub.exclusive:
-                        self._dead[sub.queue].append((rk, body, headers))
-                    BUS_HANDLED.labels(self.service, sub.queue, rk, "dead").inc()
-                    BUS_DEAD_LETTERED.labels(self.service, sub.queue).inc()
-                    log.warning("bus.dead_lettered", queue=sub.queue, routing_key=rk, error=repr(exc))
+                if sub.exclusive or attempt > self.max_retries:
+                    self._give_up(sub, rk, body, headers, exc, reason="retries_exhausted")
                 else:
                     BUS_HANDLED.labels(self.service, sub.queue, rk, "retry").inc()
                     loop = asyncio.get_running_loop()
@@ -103,6 +104,21 @@ class MemoryBus(Bus):
                         sub.inbox.put_nowait,
                         (rk, body, {**headers, "x-attempt": attempt + 1}),
                     )
+
+    def _give_up(
+        self, sub: _Sub, rk: str, body: bytes, headers: dict[str, Any], exc: Exception, *, reason: str
+    ) -> None:
+        if not sub.exclusive:
+            self._dead[sub.queue].append((rk, body, headers))
+        record_give_up(
+            service=self.service,
+            queue=sub.queue,
+            routing_key=rk,
+            exc=exc,
+            reason=reason,
+            exclusive=sub.exclusive,
+            attempt=int(headers.get("x-attempt", 1)),
+        )
 
     async def ping(self) -> None:
         if self._closed:

@@ -27,8 +27,8 @@ from aio_pika.channel import Channel
 
 from ..events.base import Event, decode
 from ..logging import bound_contextvars, get_logger
-from ..metrics import BUS_DEAD_LETTERED, BUS_HANDLED, BUS_HANDLER_LATENCY, BUS_PUBLISHED, BUS_QUEUE_LAG
-from .base import Bus, Delivery, Handler, PermanentError
+from ..metrics import BUS_HANDLED, BUS_HANDLER_LATENCY, BUS_PUBLISHED, BUS_QUEUE_LAG
+from .base import Bus, Delivery, Handler, PermanentError, record_give_up, undecodable_reason
 
 if TYPE_CHECKING:
     from ..settings import ServiceSettings
@@ -353,7 +353,8 @@ class RabbitBus(Bus):
                 event = decode(message.body, sub.types)
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 # retrying cannot fix a body we cannot read: keep it for a human, never lose it
-                await self._give_up(sub, message, routing_key, exc, reason="undecodable")
+                reason = undecodable_reason(message.body, sub.types)
+                await self._give_up(sub, message, routing_key, exc, reason=reason)
                 return
             correlation_id = event.correlation_id or message.correlation_id or ""
             delivery = Delivery(
@@ -437,14 +438,14 @@ class RabbitBus(Bus):
         # durable queues dead-letter a rejected message to <queue>.dead; exclusive ones have no DLX and drop it
         if not await _settle(message.reject(requeue=False)):
             return
-        BUS_HANDLED.labels(self.service, sub.queue, routing_key, "dead").inc()
-        BUS_DEAD_LETTERED.labels(self.service, sub.queue).inc()
-        log.error(
-            "bus.dropped" if sub.exclusive else "bus.dead_lettered",
+        record_give_up(
+            service=self.service,
+            queue=sub.queue,
+            routing_key=routing_key,
+            exc=exc,
             reason=reason,
-            error=repr(exc),
+            exclusive=sub.exclusive,
             attempt=_as_int((message.headers or {}).get("x-attempt"), default=1),
-            exc_info=exc,
         )
 
     # -- operations ----------------------------------------------------------------------------------------

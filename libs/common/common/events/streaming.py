@@ -34,7 +34,7 @@ class StreamFailed(Event, tag="stream.failed.v1", frozen=True, kw_only=True):
 
 
 class MigrationRequested(Event, tag="video.migration_requested.v1", frozen=True, kw_only=True):
-    """An object of an existing bucket should become a video (``python -m streaming migrate``); ingest copies it."""
+    """An object of an existing bucket should become a video (``python -m streaming import-bucket``); ingest copies it."""
 
     source_url: str  # the store the object lives in: ``s3://bucket[/prefix]`` or ``file:///abs/path``
     source_key: str

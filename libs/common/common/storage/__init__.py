@@ -1,5 +1,6 @@
 """Object storage: one interface, a filesystem backend and an S3-compatible backend."""
 
+from . import content_types
 from .base import Body, InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, StorageError, TooLarge, check_key
 
 __all__ = [
@@ -11,6 +12,7 @@ __all__ = [
     "StorageError",
     "TooLarge",
     "check_key",
+    "content_types",
     "create_store",
 ]
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from .content_types import DEFAULT as DEFAULT_TYPE
+
 CHUNK = 1024 * 1024
 _KEY = re.compile(r"^[A-Za-z0-9!_.*'()\-][A-Za-z0-9!_.*'()\-/ =+,@]*$")
 
@@ -44,7 +46,7 @@ class ObjectInfo:
 
     key: str
     size: int
-    content_type: str = "application/octet-stream"
+    content_type: str = DEFAULT_TYPE
     etag: str = ""
     last_modified: datetime | None = None
 
@@ -63,7 +65,7 @@ class ObjectStore(abc.ABC):
         key: str,
         body: Body,
         *,
-        content_type: str = "application/octet-stream",
+        content_type: str = DEFAULT_TYPE,
         max_bytes: int | None = None,
     ) -> ObjectInfo:
         """Store ``body`` (bytes or an async stream of chunks) atomically under ``key``.
@@ -106,9 +108,7 @@ class ObjectStore(abc.ABC):
         """The whole object (small objects only: playlists, JSON)."""
         return b"".join([c async for c in self.get(key)])
 
-    async def put_file(
-        self, key: str, path: Path | str, *, content_type: str = "application/octet-stream"
-    ) -> ObjectInfo:
+    async def put_file(self, key: str, path: Path | str, *, content_type: str = DEFAULT_TYPE) -> ObjectInfo:
         """Upload a local file, streaming."""
         return await self.put(key, _file_chunks(Path(path)), content_type=content_type)
 

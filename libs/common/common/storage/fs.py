@@ -31,13 +31,13 @@ from .base import (
     TooLarge,
     check_key,
 )
+from .content_types import DEFAULT as DEFAULT_TYPE
 
 T = TypeVar("T")
 
 _INTERNAL = "#"
 _META_SUFFIX = "#meta"
 _TMP_DIR = "#tmp"
-_DEFAULT_TYPE = "application/octet-stream"
 _LIST_BATCH = 1000
 
 
@@ -55,7 +55,7 @@ class FileStore(ObjectStore):
         return f"FileStore({str(self.root)!r})"
 
     async def put(
-        self, key: str, body: Body, *, content_type: str = _DEFAULT_TYPE, max_bytes: int | None = None
+        self, key: str, body: Body, *, content_type: str = DEFAULT_TYPE, max_bytes: int | None = None
     ) -> ObjectInfo:
         """Write to a temp file, fsync, then ``os.replace`` it over the key: readers never see a partial object."""
         check_key(key)
@@ -223,7 +223,7 @@ class FileStore(ObjectStore):
         return ObjectInfo(
             key=key,
             size=st.st_size,
-            content_type=meta.get("content_type", _DEFAULT_TYPE),
+            content_type=meta.get("content_type", DEFAULT_TYPE),
             etag=meta.get("etag", ""),
             last_modified=datetime.fromtimestamp(st.st_mtime, UTC),
         )

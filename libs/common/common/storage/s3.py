@@ -23,11 +23,11 @@ from aiobotocore.config import AioConfig
 from botocore.exceptions import ClientError
 
 from .base import CHUNK, Body, ObjectInfo, ObjectNotFound, ObjectStore, StorageError, TooLarge, check_key
+from .content_types import DEFAULT as DEFAULT_TYPE
 
 if TYPE_CHECKING:
     from ..settings import ServiceSettings
 
-_DEFAULT_TYPE = "application/octet-stream"
 _NOT_FOUND = frozenset({"NoSuchKey", "404", "NotFound"})
 _DELETE_BATCH = 1000  # the DeleteObjects maximum
 _MIN_PART = 5 * 1024 * 1024  # S3's minimum size of every part but the last
@@ -134,7 +134,7 @@ class S3Store(ObjectStore):
         await s3.head_bucket(Bucket=self.bucket)
 
     async def put(
-        self, key: str, body: Body, *, content_type: str = _DEFAULT_TYPE, max_bytes: int | None = None
+        self, key: str, body: Body, *, content_type: str = DEFAULT_TYPE, max_bytes: int | None = None
     ) -> ObjectInfo:
         """PutObject below the threshold, otherwise a multipart upload that is aborted on any failure."""
         full = self._key(key)
@@ -185,7 +185,7 @@ class S3Store(ObjectStore):
         return ObjectInfo(
             key=key,
             size=head["ContentLength"],
-            content_type=head.get("ContentType") or _DEFAULT_TYPE,
+            content_type=head.get("ContentType") or DEFAULT_TYPE,
             etag=head.get("ETag", "").strip('"'),
             last_modified=head.get("LastModified"),
         )

@@ -12,14 +12,14 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from ..auth import JWKSVerifier
+from ..auth import ACCESS_TOKEN_TYP, JWKSVerifier
 
 __all__ = ["TokenFactory", "token_factory"]
 
 
 @dataclass
 class TokenFactory:
-    """Signs access tokens the way the gateway does (EdDSA, kid, aud, iss)."""
+    """Signs access tokens the way the gateway does (EdDSA, ``kid``, ``typ: at+jwt``, aud, iss)."""
 
     audience: str = "reelforge"
     issuer: str = "reelforge-gateway"
@@ -49,7 +49,9 @@ class TokenFactory:
             "iss": self.issuer,
             **claims,
         }
-        return jwt.encode(payload, self.key, algorithm="EdDSA", headers={"kid": self.kid})
+        return jwt.encode(
+            payload, self.key, algorithm="EdDSA", headers={"kid": self.kid, "typ": ACCESS_TOKEN_TYP}
+        )
 
     def headers(self, user_id: uuid.UUID, **claims: Any) -> dict[str, str]:
         """An Authorization header for ``user_id``."""

@@ -49,16 +49,9 @@ def make_video(
         return out
     tmp = out.with_suffix(f".tmp{os.getpid()}.{container}")
     with av.open(str(tmp), "w") as c:
-        vs: Any = c.add_stream(vcodec, rate=fps)
-        vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
-        if vcodec == "libx264":
-            vs.options = {
-                "preset": "ultrafast",
-                "g": str(max(1, int(fps * gop_s))),
-                "keyint_min": str(max(1, int(fps * gop_s))),
-            }
-        if bitrate:
-            vs.bit_rate = bitrate
+        vs = _video_stream(
+            c, vcodec=vcodec, width=width, height=height, fps=fps, gop_s=gop_s, bitrate=bitrate
+        )
         if rotate:
             # FFmpeg 7+ ignores the old ``rotate`` metadata tag when muxing: write the display matrix itself
             vs.set_display_rotation(rotate)
@@ -66,41 +59,67 @@ def make_video(
         if audio:
             as_ = c.add_stream("aac", rate=48000)
             as_.layout = "stereo"
-        nframes = int(seconds * fps)
-        yy, xx = np.mgrid[0:height, 0:width]
-        for i in range(nframes):
-            img = np.empty((height, width, 3), dtype=np.uint8)
-            img[..., 0] = (xx + i * 4) % 256
-            img[..., 1] = (yy + i * 2) % 256
-            img[..., 2] = (i * 8) % 256
-            band = max(1, height // 12)
-            img[:band, : int(width * (i + 1) / nframes)] = 255
-            frame = av.VideoFrame.from_ndarray(img, format="rgb24")
-            frame.pts = i
-            frame.time_base = Fraction(1, fps)
-            for p in vs.encode(frame):
-                c.mux(p)
-        for p in vs.encode():
-            c.mux(p)
+        _write_gradient(c, vs, seconds=seconds, width=width, height=height, fps=fps)
         if as_ is not None:
-            sr, spf = 48000, 1024
-            total = int(seconds * sr)
-            pts = 0
-            while pts < total:
-                n = min(spf, total - pts)
-                t = (np.arange(pts, pts + n) / sr).astype(np.float32)
-                tone = (0.2 * np.sin(2 * math.pi * 440 * t)).astype(np.float32)
-                af = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
-                af.sample_rate = sr
-                af.pts = pts
-                af.time_base = Fraction(1, sr)
-                for p in as_.encode(af):
-                    c.mux(p)
-                pts += n
-            for p in as_.encode():
-                c.mux(p)
+            _write_tone(c, as_, seconds=seconds)
     tmp.replace(out)
     return out
+
+
+def _video_stream(
+    c: Any, *, vcodec: str, width: int, height: int, fps: int, gop_s: float, bitrate: int
+) -> Any:
+    vs: Any = c.add_stream(vcodec, rate=fps)
+    vs.width, vs.height, vs.pix_fmt = width, height, "yuv420p"
+    if vcodec == "libx264":
+        vs.options = {
+            "preset": "ultrafast",
+            "g": str(max(1, int(fps * gop_s))),
+            "keyint_min": str(max(1, int(fps * gop_s))),
+        }
+    if bitrate:
+        vs.bit_rate = bitrate
+    return vs
+
+
+def _write_gradient(c: Any, vs: Any, *, seconds: float, width: int, height: int, fps: int) -> None:
+    """A moving gradient with a progress band along the top (so frames differ and their order shows)."""
+    nframes = int(seconds * fps)
+    yy, xx = np.mgrid[0:height, 0:width]
+    for i in range(nframes):
+        img = np.empty((height, width, 3), dtype=np.uint8)
+        img[..., 0] = (xx + i * 4) % 256
+        img[..., 1] = (yy + i * 2) % 256
+        img[..., 2] = (i * 8) % 256
+        band = max(1, height // 12)
+        img[:band, : int(width * (i + 1) / nframes)] = 255
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24")
+        frame.pts = i
+        frame.time_base = Fraction(1, fps)
+        for p in vs.encode(frame):
+            c.mux(p)
+    for p in vs.encode():
+        c.mux(p)
+
+
+def _write_tone(c: Any, as_: Any, *, seconds: float) -> None:
+    """A 440 Hz stereo tone at 48 kHz."""
+    sr, spf = 48000, 1024
+    total = int(seconds * sr)
+    pts = 0
+    while pts < total:
+        n = min(spf, total - pts)
+        t = (np.arange(pts, pts + n) / sr).astype(np.float32)
+        tone = (0.2 * np.sin(2 * math.pi * 440 * t)).astype(np.float32)
+        af = av.AudioFrame.from_ndarray(np.stack([tone, tone]), format="fltp", layout="stereo")
+        af.sample_rate = sr
+        af.pts = pts
+        af.time_base = Fraction(1, sr)
+        for p in as_.encode(af):
+            c.mux(p)
+        pts += n
+    for p in as_.encode():
+        c.mux(p)
 
 
 @pytest.fixture(scope="session")

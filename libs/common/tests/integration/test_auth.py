@@ -143,3 +143,62 @@ async def test_static_verifier_without_network(token_factory: TokenFactory) -> N
     assert p.email == "a@b.c"
     with pytest.raises(TokenInvalid):
         await v.verify(token_factory.token(ttl_s=-100))
+
+
+def _signed(factory: TokenFactory, *, typ: str | None = "at+jwt", **changes: object) -> str:
+    """A token signed by ``factory``'s key with its claims changed (``None`` removes one) and header ``typ``."""
+    claims = jwt.decode(factory.token(), options={"verify_signature": False})
+    claims = {k: v for k, v in {**claims, **changes}.items() if v is not None}
+    headers: dict[str, str] = {"kid": factory.kid}
+    if typ is not None:
+        headers["typ"] = typ
+    encoded: str = jwt.api_jws.encode(  # the JWS layer: jwt.encode would refuse or coerce some of these
+        json.dumps(claims).encode(), factory.key, algorithm="EdDSA", headers=headers
+    )
+    return encoded
+
+
+async def test_lenient_claims_and_untyped_tokens_are_refused(token_factory: TokenFactory) -> None:
+    """Issue 14 item 8: a numeric-string ``exp`` or a ``typ: refresh`` header was accepted."""
+    v = token_factory.verifier()
+    now = int(time.time())
+    assert jwt.get_unverified_header(token_factory.token())["typ"] == "at+jwt"
+    assert (await v.verify(_signed(token_factory))).token_id  # the helper itself makes valid tokens
+    assert await v.verify(_signed(token_factory, typ="application/AT+JWT"))  # RFC 9068 §4: either spelling
+    refused = {
+        "exp a numeric string": _signed(token_factory, exp=str(now + 3600)),
+        "iat a numeric string": _signed(token_factory, iat=str(now)),
+        "nbf a numeric string": _signed(token_factory, nbf=str(now)),
+        "exp a boolean": _signed(token_factory, exp=True),
+        "exp null": _signed(token_factory, exp=None),
+        "typ refresh": _signed(token_factory, typ="refresh"),
+        "typ JWT (tokens from before at+jwt)": _signed(token_factory, typ="JWT"),
+        "no typ": _signed(token_factory, typ=None),
+        "sub a number": _signed(token_factory, sub=12345),
+        "sub not a UUID": _signed(token_factory, sub="alice"),
+        "sub a non-canonical UUID": _signed(token_factory, sub=uuid.uuid4().hex),
+        "aud a list holding ours": _signed(token_factory, aud=["reelforge", "other"]),
+        "aud a prefix": _signed(token_factory, aud="reelforge-x"),
+        "iss a list": _signed(token_factory, iss=["reelforge-gateway"]),
+        "jti a number": _signed(token_factory, jti=7),
+        "jti empty": _signed(token_factory, jti=""),
+        "email an object": _signed(token_factory, email={"a": 1}),
+        "iat in the future": _signed(token_factory, iat=now + 600),
+        "nbf in the future": _signed(token_factory, nbf=now + 600),
+    }
+    for what, token in refused.items():
+        with pytest.raises(TokenInvalid) as caught:
+            await v.verify(token)
+        assert caught.value.code == "auth.invalid_token", what
+    with pytest.raises(TokenInvalid) as caught:
+        await v.verify(_signed(token_factory, exp=now - 60))
+    assert caught.value.code == "auth.token_expired"
+
+
+async def test_lenient_tokens_are_401_over_http(client: TestClient, token_factory: TokenFactory) -> None:
+    now = int(time.time())
+    assert await status_code(client, _signed(token_factory, exp=str(now + 3600))) == (
+        401,
+        "auth.invalid_token",
+    )
+    assert await status_code(client, _signed(token_factory, typ="refresh")) == (401, "auth.invalid_token")

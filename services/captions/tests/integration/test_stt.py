@@ -19,6 +19,9 @@ from common.testing.speech import SpeechSample, make_speech
 
 from ..conftest import normalise
 
+# one worker loads the model and transcribes the shared speech once (make test runs with --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("whisper")
+
 
 def wer(reference: str, transcript: Transcript) -> float:
     return float(jiwer.wer(normalise(reference), normalise(" ".join(s.text for s in transcript.segments))))

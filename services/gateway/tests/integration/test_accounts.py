@@ -165,6 +165,33 @@ async def test_logout_revokes_access_and_refresh(start_gateway: GatewayFactory) 
     assert (await client.get("/api/v1/me", headers=bearer(other["access_token"]))).status == 200
 
 
+async def test_logout_without_a_body_revokes_the_token(start_gateway: GatewayFactory) -> None:
+    """Issue 14 item 9: the body is optional, but a POST without one answered 415 and revoked nothing."""
+    client = await start_gateway()
+    for send in (
+        {},  # no body at all (Content-Length: 0, no Content-Type)
+        {"data": b"", "headers": {"Content-Type": "text/plain"}},  # an empty body of any type
+        {"data": b"", "headers": {"Content-Type": "application/json"}},
+    ):
+        pair = await register_and_login(client)
+        headers = {**bearer(pair["access_token"]), **send.pop("headers", {})}  # type: ignore[dict-item]
+        r = await client.post("/api/v1/auth/logout", headers=headers, **send)  # type: ignore[arg-type]
+        assert r.status == 204, (send, await r.text())
+        r = await client.get("/api/v1/me", headers=bearer(pair["access_token"]))
+        assert r.status == 401 and (await r.json())["code"] == "auth.token_revoked"
+        # its session is ended too (sid): the refresh token is dead without being sent
+        r = await client.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
+        assert r.status == 401 and (await r.json())["code"] == "auth.token_revoked"
+    # a body that is there must still be JSON
+    pair = await register_and_login(client)
+    r = await client.post(
+        "/api/v1/auth/logout",
+        data=b"refresh_token=x",
+        headers={**bearer(pair["access_token"]), "Content-Type": "application/x-www-form-urlencoded"},
+    )
+    assert r.status == 415
+
+
 async def test_revocation_survives_restart(
     start_gateway: GatewayFactory, gateway_settings: GatewaySettings
 ) -> None:

@@ -224,9 +224,9 @@ async def test_job_list_filters_and_pages(
 
     for query, code in (
         ("status=exploded", "validation.status"),
-        ("limit=0", "validation.limit"),
-        ("limit=x", "validation.limit"),
-        ("cursor=%%%", "validation.cursor"),
+        ("limit=0", "validation.invalid"),
+        ("limit=x", "validation.invalid"),
+        ("cursor=%%%", "validation.invalid"),
     ):
         r = await a.get(f"/api/v1/jobs?{query}", headers=h)
         assert r.status == 422 and (await r.json())["code"] == code, query

@@ -7,10 +7,12 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import pytest
 
 from common.testing.bus import unique_name
+from gateway.config import GatewaySettings
 from gateway.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
 
 from ..conftest import GatewayFactory, bearer, register_and_login
@@ -61,6 +63,16 @@ async def test_window_slides(limiter: RateLimiter) -> None:
     assert not refused.allowed and 0 < refused.reset_s <= 1
     await asyncio.sleep(1.1)
     assert (await limiter.hit(key, limit=2, window_s=1)).allowed
+
+
+async def test_release_gives_a_slot_back(limiter: RateLimiter) -> None:
+    key = uuid.uuid4().hex
+    for _ in range(3):
+        assert (await limiter.hit(key, limit=3, window_s=60)).allowed
+    await limiter.release(key)
+    assert (await limiter.hit(key, limit=3, window_s=60)).allowed
+    assert not (await limiter.hit(key, limit=3, window_s=60)).allowed
+    await limiter.release(uuid.uuid4().hex)  # an unknown key: nothing to give back, no error
 
 
 async def test_concurrent_hits_never_exceed_the_limit(limiter: RateLimiter) -> None:
@@ -173,17 +185,119 @@ async def test_101st_request_in_a_minute_is_refused(start_gateway: GatewayFactor
         await lim.close()
 
 
-async def test_login_is_limited_per_address(start_gateway: GatewayFactory) -> None:
+async def test_eleven_logins_from_one_address_in_a_minute_all_succeed(start_gateway: GatewayFactory) -> None:
+    """Issue 14 item 7: register + login shared 10 requests a minute per address, locking out an office's NAT."""
     client = await start_gateway()
-    body = {"email": "nobody@example.com", "password": "whatever password"}
-    statuses = [(await client.post("/api/v1/auth/login", json=body)).status for _ in range(11)]
-    assert statuses == [401] * 10 + [429]
+    people = [await _register(client) for _ in range(11)]
+    for email in people:
+        r = await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})
+        assert r.status == 200, await r.text()
+    # a few typos among them do not lock the address out either
+    for email in people[:3]:
+        r = await client.post("/api/v1/auth/login", json={"email": email, "password": "typo" + PASSWORD})
+        assert r.status == 401
+    r = await client.post("/api/v1/auth/login", json={"email": people[0], "password": PASSWORD})
+    assert r.status == 200
+
+
+@pytest.mark.parametrize("backend", ["memory", "redis"])
+async def test_failed_guesses_are_limited_per_account_from_any_address(
+    start_gateway: GatewayFactory, gateway_settings: GatewaySettings, backend: str
+) -> None:
+    settings = gateway_settings.with_(trusted_proxy_hops=1, login_failures_per_account=5)
+    prefix = unique_name("test-rl")
+    lim: RateLimiter = (
+        MemoryLimiter() if backend == "memory" else RedisLimiter.from_url(REDIS_URL, prefix=prefix)
+    )
+    try:
+        client = await start_gateway(settings, limiter=lim)
+        victim, bystander = await _register(client), await _register(client)
+        guesses = [
+            (await _login(client, victim, f"guess number {i}", ip=f"198.51.100.{i}")).status for i in range(7)
+        ]
+        assert guesses == [401] * 5 + [429] * 2  # each guess from another address: counted per account
+        # past the limit even the right password is refused (else the 429s would only hide the wrong guesses)
+        r = await _login(client, victim, PASSWORD, ip="203.0.113.99")
+        assert r.status == 429
+        problem = await r.json()
+        assert problem["code"] == "auth.too_many_failures" and problem["window_s"] == 900
+        assert 1 <= int(r.headers["Retry-After"]) <= 900 and r.headers["RateLimit-Limit"] == "5"
+        # the account's email in any spelling is the same account
+        assert (await _login(client, victim.upper(), PASSWORD, ip="203.0.113.98")).status == 429
+        # other accounts, from the addresses that guessed, are untouched
+        assert (await _login(client, bystander, PASSWORD, ip="198.51.100.1")).status == 200
+        # successes never count: a sixth good login of the bystander still works
+        for _ in range(6):
+            assert (await _login(client, bystander, PASSWORD, ip="198.51.100.1")).status == 200
+    finally:
+        if isinstance(lim, RedisLimiter):
+            keys = [k async for k in lim.redis.scan_iter(match=f"{prefix}:*")]
+            assert not any(b"@" in k for k in keys)  # account keys are hashes, not email addresses
+            if keys:
+                await lim.redis.delete(*keys)
+        await lim.close()
+
+
+async def test_failed_guesses_are_limited_per_address_across_accounts(
+    start_gateway: GatewayFactory, gateway_settings: GatewaySettings
+) -> None:
+    settings = gateway_settings.with_(trusted_proxy_hops=1, login_failures_per_address=8)
+    client = await start_gateway(settings)
+    user = await _register(client)
+    # password spraying: one guess per account, many accounts, one address
+    sprayed = [
+        (await _login(client, f"sprayed{i}@example.com", "Winter2026!!", ip="192.0.2.7")).status
+        for i in range(9)
+    ]
+    assert sprayed == [401] * 8 + [429]
+    r = await _login(client, user, PASSWORD, ip="192.0.2.7")
+    assert r.status == 429 and (await r.json())["code"] == "auth.too_many_failures"
+    # another address is not affected, nor is the user's account
+    assert (await _login(client, user, PASSWORD, ip="192.0.2.8")).status == 200
+
+
+async def test_concurrent_guesses_cannot_pass_one_check_together(
+    start_gateway: GatewayFactory, gateway_settings: GatewaySettings
+) -> None:
+    client = await start_gateway(gateway_settings.with_(login_failures_per_account=4))
+    victim = await _register(client)
+    rs = await asyncio.gather(*(_login(client, victim, f"guess {i} guess", ip="") for i in range(12)))
+    assert sorted(r.status for r in rs) == [401] * 4 + [429] * 8
+
+
+async def test_sign_in_requests_are_still_capped_per_address(
+    start_gateway: GatewayFactory, gateway_settings: GatewaySettings
+) -> None:
+    client = await start_gateway(gateway_settings.with_(rate_limit_auth=12))
+    email = await _register(client)  # 1
+    statuses = [
+        (await client.post("/api/v1/auth/login", json={"email": email, "password": PASSWORD})).status
+        for _ in range(12)
+    ]
+    assert statuses == [200] * 11 + [429]  # successes have a ceiling too, only a higher one
     # the limit is per route class: other endpoints are still open to this address
     r = await client.get("/api/v1/me")
     assert r.status == 401
     # refreshing has its own, larger budget: users behind one address are not locked out of their sessions
     r = await client.post("/api/v1/auth/refresh", json={"refresh_token": "not-a-token"})
     assert r.status == 401 and r.headers["RateLimit-Limit"] == "60"
+
+
+PASSWORD = "correct horse battery"
+
+
+async def _register(client: Any) -> str:
+    email = f"{uuid.uuid4().hex[:10]}@example.com"
+    r = await client.post("/api/v1/auth/register", json={"email": email, "password": PASSWORD})
+    assert r.status == 201, await r.text()
+    return email
+
+
+async def _login(client: Any, email: str, password: str, *, ip: str) -> Any:
+    headers = {"X-Forwarded-For": ip} if ip else {}
+    return await client.post(
+        "/api/v1/auth/login", json={"email": email, "password": password}, headers=headers
+    )
 
 
 async def test_redis_limiter_selected_from_settings(

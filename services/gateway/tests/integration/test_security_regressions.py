@@ -126,3 +126,19 @@ async def test_readyz_names_the_failing_dependency_without_its_address_or_creden
     [failed] = [e for e in logs if e["event"] == "readyz.check_failed"]
     assert failed["check"] == "redis" and str(port) in failed["error"]
     assert "hunter2pw" not in repr(logs)
+
+
+async def test_malformed_requests_get_a_4xx_with_a_code_never_a_500(start_gateway: GatewayFactory) -> None:
+    """Issue 14: JSON nested 50,000 deep (a RecursionError in the decoder) and a NUL in a query parameter."""
+    from yarl import URL
+
+    gw = await start_gateway()
+    deep = b'{"email": "a@b.c", "password": "x", "extra": ' + b"[" * 50_000 + b"]" * 50_000 + b"}"
+    with capture_logs() as logs:
+        for path in ("/api/v1/auth/login", "/api/v1/auth/register", "/api/v1/auth/refresh"):
+            r = await gw.post(path, data=deep, headers={"Content-Type": "application/json"})
+            assert (r.status, (await r.json())["code"]) == (400, "request.malformed_json"), path
+        pair = await register_and_login(gw)
+        r = await gw.get(URL("/api/v1/jobs?kind=a%00b", encoded=True), headers=bearer(pair["access_token"]))
+        assert (r.status, (await r.json())["code"]) == (400, "request.invalid_characters")
+    assert not [e for e in logs if e["event"] == "http.unhandled"]

@@ -52,26 +52,32 @@ async def test_untrustworthy_tokens_are_refused(start_gateway: GatewayFactory, k
             {**claims, "iat": now - 7200, "nbf": now - 7200, "exp": now - 3600},
             key,
             algorithm="EdDSA",
-            headers={"kid": header["kid"]},
+            headers={"kid": header["kid"], "typ": "at+jwt"},
         ),
         "wrong audience": jwt.encode(
-            {**claims, "aud": "someone-else"}, key, algorithm="EdDSA", headers={"kid": header["kid"]}
+            {**claims, "aud": "someone-else"},
+            key,
+            algorithm="EdDSA",
+            headers={"kid": header["kid"], "typ": "at+jwt"},
         ),
         "wrong issuer": jwt.encode(
-            {**claims, "iss": "evil"}, key, algorithm="EdDSA", headers={"kid": header["kid"]}
+            {**claims, "iss": "evil"}, key, algorithm="EdDSA", headers={"kid": header["kid"], "typ": "at+jwt"}
         ),
         "alg none": f"{_b64(json.dumps({'alg': 'none', 'typ': 'JWT', 'kid': header['kid']}).encode())}.{p}.",
         "alg HS256 with the public key": jwt.encode(
             claims,
             "not-the-key-at-all-but-long-enough-for-hmac",
             algorithm="HS256",
-            headers={"kid": header["kid"]},
+            headers={"kid": header["kid"], "typ": "at+jwt"},
         ),
-        "unknown kid": jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": "nope"}),
+        "unknown kid": jwt.encode(claims, key, algorithm="EdDSA", headers={"kid": "nope", "typ": "at+jwt"}),
         "other key, same kid": jwt.encode(
-            claims, Ed25519PrivateKey.generate(), algorithm="EdDSA", headers={"kid": header["kid"]}
+            claims,
+            Ed25519PrivateKey.generate(),
+            algorithm="EdDSA",
+            headers={"kid": header["kid"], "typ": "at+jwt"},
         ),
-        "no kid": jwt.encode(claims, key, algorithm="EdDSA"),
+        "no kid": jwt.encode(claims, key, algorithm="EdDSA", headers={"typ": "at+jwt"}),
         "garbage": "not.a.jwt",
     }
     for what, token in forged.items():
@@ -87,6 +93,40 @@ async def test_untrustworthy_tokens_are_refused(start_gateway: GatewayFactory, k
     assert (await client.get("/api/v1/me", headers=bearer(good))).status == 200
     r = await client.get("/api/v1/me")
     assert r.status == 401 and (await r.json())["code"] == "auth.missing_token"
+
+
+async def test_access_tokens_are_typed_and_lenient_claims_are_refused(
+    start_gateway: GatewayFactory, keys_dir: Path
+) -> None:
+    """Issue 14 item 8: a numeric-string ``exp`` or a ``typ: refresh`` header was accepted (RFC 9068 typing)."""
+    client = await start_gateway()
+    pair = await register_and_login(client)
+    header, claims = _forge(pair["access_token"])
+    assert header["typ"] == "at+jwt"
+    assert isinstance(claims["exp"], int) and str(uuid.UUID(str(claims["sub"]))) == claims["sub"]
+    ring = KeyRing(keys_dir)
+    ring.load()
+
+    def signed(typ: str, **changes: object) -> str:
+        body = json.dumps({**claims, **changes}).encode()
+        token: str = jwt.api_jws.encode(
+            body, ring.active.private_key, algorithm="EdDSA", headers={"kid": header["kid"], "typ": typ}
+        )
+        return token
+
+    lenient = {
+        "exp a numeric string": signed("at+jwt", exp=str(claims["exp"])),
+        "typ refresh": signed("refresh"),
+        "typ JWT (issued before the change)": signed("JWT"),
+        "sub not a UUID": signed("at+jwt", sub="admin"),
+        "aud a list": signed("at+jwt", aud=[claims["aud"]]),
+    }
+    for what, token in lenient.items():
+        for path in ("/api/v1/me", "/api/v1/videos"):
+            r = await client.get(path, headers=bearer(token))
+            assert r.status == 401, (what, path)
+            assert (await r.json())["code"] == "auth.invalid_token", (what, path)
+    assert (await client.get("/api/v1/me", headers=bearer(signed("at+jwt")))).status == 200
 
 
 async def test_jwks_verifies_gateway_tokens_with_the_shared_verifier(start_gateway: GatewayFactory) -> None:

@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 from html.parser import HTMLParser
 
-from gateway.api import STATIC_DIR
-from gateway.openapi import gateway_document
+from gateway.api import STATIC_DIR, gateway_document
 from gateway.proxy import route_for
 
 from ..conftest import GatewayFactory

@@ -68,7 +68,7 @@ async def worker_env(
         # a short lease: the new worker takes the killed one's job over soon after it died
         JOB_LEASE_S=str(LEASE_S),
         JOB_POLL_INTERVAL_S="0.2",
-        PROGRESS_INTERVAL_S="0.1",
+        JOB_PROGRESS_INTERVAL_S="0.1",
         # the killed worker's half download is swept soon; a live download touches its file every chunk
         TMP_MAX_AGE_S="2",
         TMP_SWEEP_INTERVAL_S="0.5",

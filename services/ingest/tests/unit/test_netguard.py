@@ -10,8 +10,9 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from common.addresses import AddressPolicy
 from common.jobs import JobFailure
-from ingest.netguard import AddressPolicy, GuardProxy, check_url
+from ingest.netguard import GuardProxy, check_url
 
 DEFAULT = AddressPolicy.of(allow_private=False, allowed_hosts=())
 

@@ -4,12 +4,20 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
 import pytest
+from aiohttp import web
+from prometheus_client import REGISTRY
 
 from common.jobs import JobFailure
+from common.service import SETTINGS
+from common.testing.bus import unique_name
+from common.testing.waiting import wait_for
+from ingest.app import SWEEPER, tmp_sweeper
+from ingest.config import IngestSettings
 from ingest.search import parse_results, target_for
 from ingest.tmpfiles import sweep, workspace
 
@@ -78,3 +86,54 @@ def test_sweeper_removes_only_stale_leftovers(tmp_path: Path) -> None:
     removed = sweep(tmp_path, max_age_s=3600)
     assert removed == [old]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["import-live", "upload-slow"]
+
+
+def _too_deep_tree(entry: Path) -> None:
+    """What a crashed extraction can leave: a file whose full path is longer than PATH_MAX (lstat fails on it)."""
+    entry.mkdir()
+    fd = os.open(entry, os.O_RDONLY)
+    length = len(str(entry))
+    try:
+        while length < 3900:  # each directory's own path stays listable
+            os.mkdir("d" * 200, dir_fd=fd)
+            inner = os.open("d" * 200, os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd, length = inner, length + 201
+        os.mkdir("f" * 255, dir_fd=fd)
+    finally:
+        os.close(fd)
+
+
+def _stale(path: Path) -> Path:
+    path.mkdir()
+    old = time.time() - 7200
+    os.utime(path, (old, old))
+    return path
+
+
+async def test_the_temp_sweeper_survives_a_failing_sweep_and_keeps_sweeping(tmp_path: Path) -> None:
+    settings = IngestSettings(
+        service=unique_name("ingest"), tmp_dir=str(tmp_path), tmp_max_age_s=3600, tmp_sweep_interval_s=0.05
+    )
+    root = settings.ingest_tmp
+    root.mkdir(parents=True)
+    deep = root / "import-crashed"
+    _too_deep_tree(deep)
+    with pytest.raises(OSError, match="too long"):
+        sweep(root, max_age_s=3600)  # what killed the old sweeper loop, silently
+    app = web.Application()
+    app[SETTINGS] = settings
+    lifecycle = tmp_sweeper(settings)(app)
+    await anext(lifecycle)
+    try:
+        sweeper = app[SWEEPER]
+        await wait_for(lambda: sweeper.failures >= 2)  # failed, and ran again
+        errors = REGISTRY.get_sample_value(
+            "reelforge_errors_total", {"service": settings.service, "where": "tmp_sweeper"}
+        )
+        assert errors is not None and errors >= 2
+        shutil.rmtree(deep)
+        leftover = _stale(root / "upload-killed")
+        await wait_for(lambda: not leftover.exists())
+    finally:
+        await anext(lifecycle, None)

@@ -1,8 +1,8 @@
 """Fixtures of the streaming integration tests.
 
-Delivery half (playback, /play, webhooks, bucket migration): a migrated schema, settings, an app factory and a
-``seed_stream`` helper that registers a stream and uploads real CMAF HLS files (stream-copied with PyAV from a
-generated test video) plus a poster, sprite and thumbnail index. Media half: add your fixtures below.
+Playback, /play, webhooks, bucket import: a migrated schema, settings, an app factory and a ``seed_stream`` helper
+that registers a stream and uploads real CMAF HLS files (stream-copied with PyAV from a generated test video) plus a
+poster, sprite and thumbnail index. Transcoding: ``media_env``, a running worker and what it published.
 """
 
 from __future__ import annotations
@@ -121,17 +121,17 @@ def _thumbs() -> dict[str, bytes]:
 
 
 @pytest.fixture
-async def delivery_schema(make_schema: Callable[..., Awaitable[str]]) -> str:
+async def streaming_schema(make_schema: Callable[..., Awaitable[str]]) -> str:
     """A fresh streaming schema with every migration applied."""
     return await make_schema("streaming", MIGRATIONS_DIR)
 
 
 @pytest.fixture
-def delivery_settings(delivery_schema: str, database_url: str) -> StreamingSettings:
+def streaming_settings(streaming_schema: str, database_url: str) -> StreamingSettings:
     """Settings for one test: its own schema and queue, rotating keys, fast webhooks, private targets allowed."""
     return StreamingSettings(
         database_url=database_url,
-        db_schema=delivery_schema,
+        db_schema=streaming_schema,
         bus_queue=f"streaming-{uuid.uuid4().hex[:10]}",
         public_base_url="http://play.example.test",
         playback_keys=(SIGNING_KEY, OLD_KEY),
@@ -145,9 +145,9 @@ def delivery_settings(delivery_schema: str, database_url: str) -> StreamingSetti
 
 
 @pytest.fixture
-async def delivery_pool(delivery_settings: StreamingSettings) -> AsyncIterator[asyncpg.Pool]:
+async def streaming_pool(streaming_settings: StreamingSettings) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test's schema (to seed streams and inspect tables)."""
-    pool = await db.create_pool(delivery_settings.database_url, schema=delivery_settings.schema, max_size=4)
+    pool = await db.create_pool(streaming_settings.database_url, schema=streaming_settings.schema, max_size=4)
     yield pool
     await pool.close()
 
@@ -156,10 +156,10 @@ AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
 @pytest.fixture
-def delivery_app(
-    delivery_settings: StreamingSettings, memory_bus: Any, token_factory: TokenFactory, aiohttp_client: Any
+def app_factory(
+    streaming_settings: StreamingSettings, memory_bus: Any, token_factory: TokenFactory, aiohttp_client: Any
 ) -> AppFactory:
-    """``await delivery_app(store, role="api", bus=..., **setting_changes)`` → a test client of the streaming app.
+    """``await app_factory(store, role="api", bus=..., **setting_changes)`` → a test client of the streaming app.
 
     The settings (so the schema) come before ``aiohttp_client``: the servers stop before the schema is dropped.
     """
@@ -167,7 +167,7 @@ def delivery_app(
     async def make(
         store: ObjectStore, *, role: str = "api", bus: Any = None, **changes: Any
     ) -> TestClient[web.Request, web.Application]:
-        settings = delivery_settings.with_(**changes) if changes else delivery_settings
+        settings = streaming_settings.with_(**changes) if changes else streaming_settings
         app = create_app(
             settings, role=role, bus=bus or memory_bus, store=store, verifier=token_factory.verifier()
         )
@@ -189,7 +189,7 @@ SeedStream = Callable[..., Awaitable[SeededStream]]
 
 
 @pytest.fixture
-def seed_stream(delivery_pool: asyncpg.Pool, hls_tree: dict[str, bytes]) -> SeedStream:
+def seed_stream(streaming_pool: asyncpg.Pool, hls_tree: dict[str, bytes]) -> SeedStream:
     """``await seed_stream(store, owner_id=..., status="ready", files=True, dash=True)``."""
 
     async def seed(
@@ -202,7 +202,7 @@ def seed_stream(delivery_pool: asyncpg.Pool, hls_tree: dict[str, bytes]) -> Seed
         thumbs: bool = True,
     ) -> SeededStream:
         video_id, owner = uuid.uuid4(), owner_id or uuid.uuid4()
-        async with delivery_pool.acquire() as conn, conn.transaction():
+        async with streaming_pool.acquire() as conn, conn.transaction():
             await media_store.create_stream(
                 conn,
                 video_id=video_id,
@@ -256,7 +256,7 @@ def seed_stream(delivery_pool: asyncpg.Pool, hls_tree: dict[str, bytes]) -> Seed
     return seed
 
 
-# ----------------------------------------------------------------------------------------------- media half
+# ---------------------------------------------------------------------------------------------- transcoding
 
 
 @dataclass

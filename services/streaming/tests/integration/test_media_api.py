@@ -1,4 +1,4 @@
-"""The media half's HTTP surface: the OpenAPI document and a stream that is still processing."""
+"""The stream API: the OpenAPI document and a stream that is still processing."""
 
 from __future__ import annotations
 
@@ -13,9 +13,9 @@ from streaming import store as media_store
 
 
 async def test_openapi_document_is_valid_and_lists_the_stream_path(
-    delivery_app: Any, fs_store: ObjectStore
+    app_factory: Any, fs_store: ObjectStore
 ) -> None:
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     resp = await client.get("/openapi.json")
     assert resp.status == 200
     doc = await resp.json()
@@ -26,11 +26,11 @@ async def test_openapi_document_is_valid_and_lists_the_stream_path(
 
 
 async def test_processing_stream_shows_no_renditions_yet(
-    delivery_app: Any, delivery_pool: Any, fs_store: ObjectStore, token_factory: TokenFactory
+    app_factory: Any, streaming_pool: Any, fs_store: ObjectStore, token_factory: TokenFactory
 ) -> None:
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     vid, owner = uuid.uuid4(), uuid.uuid4()
-    async with delivery_pool.acquire() as conn:
+    async with streaming_pool.acquire() as conn:
         await media_store.create_stream(
             conn,
             video_id=vid,

@@ -1,4 +1,4 @@
-"""The media half end to end on real RabbitMQ, Postgres, both object stores and PyAV."""
+"""Transcoding end to end on real RabbitMQ, Postgres, both object stores and PyAV."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from common.testing.auth import TokenFactory
 from common.testing.media import make_video
 from common.testing.waiting import wait_for
 from streaming import store as media_store
-from streaming.hls import parse_attributes, parse_media_playlist
+from streaming.media.hls import parse_attributes, parse_media_playlist
 
 pytestmark = pytest.mark.timeout(180)
 

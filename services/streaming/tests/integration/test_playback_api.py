@@ -15,10 +15,10 @@ from .conftest import AppFactory, SeedStream
 
 
 async def test_owner_gets_a_token_and_absolute_urls(
-    delivery_app: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
     s = await seed_stream(fs_store)
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     resp = await client.post(
         f"/api/v1/videos/{s.video_id}/playback", json={}, headers=token_factory.headers(s.owner_id)
     )
@@ -36,10 +36,10 @@ async def test_owner_gets_a_token_and_absolute_urls(
 
 
 async def test_playable_streams_get_tokens_and_missing_extras_are_null(
-    delivery_app: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
     s = await seed_stream(fs_store, status="playable", dash=False, thumbs=False)
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     resp = await client.post(
         f"/api/v1/videos/{s.video_id}/playback", headers=token_factory.headers(s.owner_id)
     )
@@ -50,10 +50,10 @@ async def test_playable_streams_get_tokens_and_missing_extras_are_null(
 
 
 async def test_lifetime_is_clamped_between_a_minute_and_a_day(
-    delivery_app: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
     s = await seed_stream(fs_store, files=False)
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     url = f"/api/v1/videos/{s.video_id}/playback"
     for asked, got in ((5, 60), (600, 600), (10**8, 86400)):
         resp = await client.post(url, json={"expires_in": asked}, headers=token_factory.headers(s.owner_id))
@@ -63,10 +63,10 @@ async def test_lifetime_is_clamped_between_a_minute_and_a_day(
 
 
 async def test_other_users_and_unknown_videos_get_404(
-    delivery_app: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
     s = await seed_stream(fs_store, files=False)
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     for video, user in ((s.video_id, uuid.uuid4()), (uuid.uuid4(), s.owner_id)):
         resp = await client.post(f"/api/v1/videos/{video}/playback", headers=token_factory.headers(user))
         assert resp.status == 404
@@ -76,9 +76,9 @@ async def test_other_users_and_unknown_videos_get_404(
 
 
 async def test_a_video_still_processing_or_failed_is_not_ready(
-    delivery_app: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     for status in ("processing", "error"):
         s = await seed_stream(fs_store, status=status, files=False)
         resp = await client.post(
@@ -91,10 +91,10 @@ async def test_a_video_still_processing_or_failed_is_not_ready(
 
 
 async def test_a_jwt_is_required(
-    delivery_app: AppFactory, seed_stream: SeedStream, fs_store: FileStore
+    app_factory: AppFactory, seed_stream: SeedStream, fs_store: FileStore
 ) -> None:
     s = await seed_stream(fs_store, files=False)
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     resp = await client.post(f"/api/v1/videos/{s.video_id}/playback")
     assert resp.status == 401 and (await resp.json())["code"] == "auth.missing_token"
     resp = await client.post(
@@ -104,9 +104,9 @@ async def test_a_jwt_is_required(
 
 
 async def test_openapi_documents_the_delivery_paths_and_is_valid(
-    delivery_app: AppFactory, fs_store: FileStore
+    app_factory: AppFactory, fs_store: FileStore
 ) -> None:
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     resp = await client.get("/openapi.json")
     assert resp.status == 200
     doc = await resp.json()

@@ -14,9 +14,9 @@ HOOK = {"url": "http://127.0.0.1:9/hook", "events": ["stream.ready", "stream.fai
 
 
 async def test_the_secret_is_shown_once_and_endpoints_are_listed_without_it(
-    delivery_app: AppFactory, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     user = uuid.uuid4()
     resp = await client.post("/api/v1/webhooks", json=HOOK, headers=token_factory.headers(user))
     assert resp.status == 201, await resp.text()
@@ -37,9 +37,9 @@ async def test_the_secret_is_shown_once_and_endpoints_are_listed_without_it(
 
 
 async def test_bad_urls_and_events_are_refused_with_stable_codes(
-    delivery_app: AppFactory, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
-    client = await delivery_app(fs_store, webhook_allow_private=False)
+    client = await app_factory(fs_store, webhook_allow_private=False)
     h = token_factory.headers(uuid.uuid4())
     cases = [
         ({"url": "ftp://example.com/x", "events": ["stream.ready"]}, 422, "webhook.invalid_url"),
@@ -79,9 +79,9 @@ async def test_bad_urls_and_events_are_refused_with_stable_codes(
 
 
 async def test_another_users_endpoint_is_invisible(
-    delivery_app: AppFactory, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     owner, stranger = uuid.uuid4(), uuid.uuid4()
     hook = await (
         await client.post("/api/v1/webhooks", json=HOOK, headers=token_factory.headers(owner))
@@ -103,9 +103,9 @@ async def test_another_users_endpoint_is_invisible(
 
 
 async def test_delete_removes_the_endpoint(
-    delivery_app: AppFactory, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
-    client = await delivery_app(fs_store)
+    client = await app_factory(fs_store)
     h = token_factory.headers(uuid.uuid4())
     hook = await (await client.post("/api/v1/webhooks", json=HOOK, headers=h)).json()
     assert (await client.delete(f"/api/v1/webhooks/{hook['id']}", headers=h)).status == 204
@@ -114,9 +114,9 @@ async def test_delete_removes_the_endpoint(
 
 
 async def test_endpoints_per_account_are_limited_and_a_jwt_is_required(
-    delivery_app: AppFactory, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
-    client = await delivery_app(fs_store, webhook_max_per_user=2)
+    client = await app_factory(fs_store, webhook_max_per_user=2)
     h = token_factory.headers(uuid.uuid4())
     for _ in range(2):
         assert (await client.post("/api/v1/webhooks", json=HOOK, headers=h)).status == 201
@@ -127,9 +127,9 @@ async def test_endpoints_per_account_are_limited_and_a_jwt_is_required(
 
 
 async def test_concurrent_creations_cannot_exceed_the_per_account_limit(
-    delivery_app: AppFactory, fs_store: FileStore, token_factory: TokenFactory
+    app_factory: AppFactory, fs_store: FileStore, token_factory: TokenFactory
 ) -> None:
-    client = await delivery_app(fs_store, webhook_max_per_user=2)
+    client = await app_factory(fs_store, webhook_max_per_user=2)
     h = token_factory.headers(uuid.uuid4())
     responses = await asyncio.gather(
         *(client.post("/api/v1/webhooks", json=HOOK, headers=h) for _ in range(8))

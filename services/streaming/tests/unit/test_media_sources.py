@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from common.testing.media import make_video
-from streaming import pipeline
-from streaming.hls import AudioMedia, Variant, avc_codec_string, master_playlist, parse_media_playlist
+from streaming import media
+from streaming.media.hls import AudioMedia, Variant, avc_codec_string, master_playlist, parse_media_playlist
 
 
 def write_video(
@@ -40,17 +40,17 @@ def write_video(
     return path
 
 
-def ladder(src: Path, tmp: Path, **kw: object) -> tuple[pipeline.SourceInfo, pipeline.LadderResult]:
-    info = pipeline.probe(src)
-    rungs = pipeline.plan_ladder(info)
-    res = pipeline.transcode_ladder(
+def ladder(src: Path, tmp: Path, **kw: object) -> tuple[media.SourceInfo, media.LadderResult]:
+    info = media.probe(src)
+    rungs = media.plan_ladder(info)
+    res = media.transcode_ladder(
         src,
         tmp,
         info=info,
         rungs=rungs,
         encode_audio=info.has_audio,
-        thumbnails=pipeline.plan_thumbnails(info),
-        settings=pipeline.EncoderSettings(preset="ultrafast"),
+        thumbnails=media.plan_thumbnails(info),
+        settings=media.EncoderSettings(preset="ultrafast"),
     )
     return info, res
 
@@ -185,7 +185,7 @@ def test_no_audio_source_has_no_audio_rendition_and_a_master_without_audio(tmp_p
 def test_ladder_never_upscales_and_keeps_the_aspect(
     w: int, h: int, expected: list[tuple[str, int, int]]
 ) -> None:
-    info = pipeline.SourceInfo(
+    info = media.SourceInfo(
         width=w,
         height=h,
         display_width=w,
@@ -200,7 +200,7 @@ def test_ladder_never_upscales_and_keeps_the_aspect(
         bit_rate=0,
         has_audio=False,
     )
-    rungs = pipeline.plan_ladder(info)
+    rungs = media.plan_ladder(info)
     assert [(r.name, r.width, r.height) for r in rungs] == expected
     caps = [r.maxrate_kbps for r in rungs]
     assert caps == sorted(caps, reverse=True)
@@ -221,8 +221,8 @@ def test_portrait_and_four_by_three_sources_transcode_at_their_shape(tmp_path: P
 def test_probe_reports_stable_codes(tmp_path: Path) -> None:
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(b"not a video at all" * 100)
-    with pytest.raises(pipeline.MediaError) as e:
-        pipeline.probe(junk)
+    with pytest.raises(media.MediaError) as e:
+        media.probe(junk)
     assert e.value.code == "media.unreadable"
 
 
@@ -335,16 +335,16 @@ def test_a_rungs_bitrate_stays_under_its_cap_even_on_noise(tmp_path: Path) -> No
                 c.mux(p)
         for p in s.encode():
             c.mux(p)
-    info = pipeline.probe(src)
-    rung = pipeline.Rung(name="capped", width=320, height=240, maxrate_kbps=400)
-    res = pipeline.transcode_ladder(
+    info = media.probe(src)
+    rung = media.Rung(name="capped", width=320, height=240, maxrate_kbps=400)
+    res = media.transcode_ladder(
         src,
         tmp_path / "out",
         info=info,
         rungs=[rung],
         encode_audio=False,
         thumbnails=None,
-        settings=pipeline.EncoderSettings(preset="ultrafast"),
+        settings=media.EncoderSettings(preset="ultrafast"),
     )
     [out] = res.renditions
     _, segments = parse_media_playlist((out.directory / "index.m3u8").read_text())

@@ -121,7 +121,7 @@ def test_token_lifetime_defaults_to_an_hour_and_is_clamped() -> None:
 def test_keys_come_from_the_environment_and_the_public_dev_key_is_refused_in_production() -> None:
     from common.settings import SettingsError
     from streaming.config import StreamingSettings
-    from streaming.delivery import playback_keys
+    from streaming.playback_webhooks import playback_keys
 
     env = {"PLAYBACK_KEYS": "2025b:" + "s" * 32 + ", 2025a:" + "t" * 32, "ENVIRONMENT": "production"}
     keys = playback_keys(StreamingSettings.from_env(env))

@@ -146,7 +146,7 @@ def test_private_targets_are_allowed_when_the_setting_says_so() -> None:
 
 
 async def test_the_delivery_resolver_never_hands_out_an_internal_address() -> None:
-    from streaming.webhook_dispatch import PublicOnlyResolver
+    from streaming.webhook_sender import PublicOnlyResolver
 
     resolver = PublicOnlyResolver()
     try:

@@ -1,0 +1,126 @@
+"""The gateway's API bodies (its OpenAPI document is generated from these) and its error codes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from common.events.jobs import JobError
+from common.jobs import Job, JobStatus
+
+
+class GatewayCode(StrEnum):
+    """Every error code the gateway answers with (besides ``common.errors.CommonCode``)."""
+
+    EMAIL_TAKEN = "auth.email_taken"
+    INVALID_CREDENTIALS = "auth.invalid_credentials"
+    INVALID_REFRESH_TOKEN = "auth.invalid_refresh_token"
+    REFRESH_EXPIRED = "auth.refresh_expired"
+    REFRESH_REUSED = "auth.refresh_reused"
+    TOKEN_REVOKED = "auth.token_revoked"
+    USER_NOT_FOUND = "user.not_found"
+    INVALID_EMAIL = "validation.email"
+    PASSWORD_TOO_SHORT = "validation.password_too_short"
+    PASSWORD_TOO_LONG = "validation.password_too_long"
+    REFRESH_TOKEN_REQUIRED = "validation.refresh_token"
+    INVALID_STATUS = "validation.status"
+    JOB_NOT_FOUND = "job.not_found"
+    JOB_NOT_CANCELABLE = "job.not_cancelable"
+    RATE_LIMITED = "rate_limited"
+    BAD_PATH = "request.bad_path"
+    BAD_GATEWAY = "upstream.bad_gateway"
+    UPSTREAM_UNAVAILABLE = "upstream.unavailable"
+    UPSTREAM_TIMEOUT = "upstream.timeout"
+
+
+class Credentials(msgspec.Struct, forbid_unknown_fields=False):
+    """Register/login body."""
+
+    email: Annotated[str, msgspec.Meta(description="an email address")]
+    password: Annotated[str, msgspec.Meta(description="10 to 1024 characters")]
+
+
+class RefreshBody(msgspec.Struct, forbid_unknown_fields=False):
+    """Refresh/logout body (logout: optional, to revoke the refresh token's session too)."""
+
+    refresh_token: str = ""
+
+
+class UserView(msgspec.Struct, kw_only=True):
+    """An account (never its password hash)."""
+
+    id: uuid.UUID
+    email: str
+    created_at: datetime
+
+
+class TokenPairView(msgspec.Struct, kw_only=True):
+    """An access token (``expires_in`` seconds) and the refresh token that renews it (spent on use)."""
+
+    access_token: str
+    refresh_token: str
+    token_type: Literal["Bearer"]
+    expires_in: int
+
+
+class JwksView(msgspec.Struct, kw_only=True):
+    """The public keys that verify access tokens (RFC 7517)."""
+
+    keys: list[dict[str, Any]]
+
+
+class JobsQuery(msgspec.Struct):
+    """Filters of GET /jobs."""
+
+    status: Annotated[
+        str, msgspec.Meta(description="comma-separated: queued,running,succeeded,failed,canceled")
+    ] = ""
+    kind: Annotated[str, msgspec.Meta(description="comma-separated job kinds")] = ""
+
+
+class SocketQuery(msgspec.Struct):
+    """Query of the WebSocket."""
+
+    access_token: Annotated[
+        str, msgspec.Meta(description="the access token, for clients that cannot set headers")
+    ] = ""
+
+
+class JobView(msgspec.Struct, kw_only=True):
+    """A job (ARCHITECTURE §4); ``seq`` grows with every change: a client ignores a pushed update with a lower
+    seq unless it ends the job, and never changes an ended job."""
+
+    id: uuid.UUID
+    kind: str
+    owner_id: uuid.UUID
+    status: JobStatus
+    progress: Annotated[float, msgspec.Meta(ge=0, le=100)]
+    stage: str
+    error: JobError | None
+    result: dict[str, Any] | None
+    cancel_requested: bool
+    seq: int
+    created_at: datetime | None
+    updated_at: datetime | None
+
+    @classmethod
+    def of(cls, job: Job) -> JobView:
+        """The job as the API shows it."""
+        return cls(
+            id=job.id,
+            kind=job.kind,
+            owner_id=job.owner_id,
+            status=JobStatus(job.status),
+            progress=round(job.progress, 2),
+            stage=job.stage,
+            error=msgspec.convert(job.error, JobError) if job.error else None,
+            result=job.result,
+            cancel_requested=job.cancel_requested,
+            seq=job.seq,
+            created_at=job.created_at,
+            updated_at=job.updated_at,
+        )

@@ -1,0 +1,170 @@
+"""The media worker: ``video.ingested.v1`` → a queued ``transcode`` job run under a lease; caption tracks added to
+streams; transcode cancellations."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import shutil
+import uuid
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+
+from common import jobs
+from common.bus.base import Bus, Delivery
+from common.events.base import Event
+from common.events.captions import CaptionsCompleted
+from common.events.ingest import VideoIngested
+from common.events.jobs import JobCancelRequested
+from common.jobrunner import JobContext, LeasedJobRunner
+from common.logging import get_logger
+from common.storage import ObjectNotFound, ObjectStore
+from common.storage.content_types import content_type
+
+from .. import store
+from ..config import StreamingSettings
+from .errors import CANCELED, MEDIA_UNREADABLE, TRANSCODE_FAILED, MediaError
+from .hls import subtitle_playlist
+from .ladder import EncoderSettings
+from .layout import safe_language, stream_prefix
+from .lifecycle import PRODUCER, Target, fail_stream
+from .transcode import JOB_KIND, Transcoder
+
+log = get_logger(__name__)
+
+
+class MediaWorker:
+    """``video.ingested.v1`` → a queued ``transcode`` job, run under a lease; captions; transcode cancels.
+
+    The event handler only records the stream and its job (in the inbox transaction) and acks: the transcode
+    itself runs in ``runner`` (``common.jobrunner.LeasedJobRunner``), so it may take hours without holding a
+    RabbitMQ message past the broker's consumer timeout, and a killed worker's job is taken over when its lease
+    expires.
+    """
+
+    def __init__(
+        self, *, pool: asyncpg.Pool, bus: Bus, store: ObjectStore, settings: StreamingSettings
+    ) -> None:
+        self.pool, self.bus, self.store, self.settings = pool, bus, store, settings
+        self.encoder = EncoderSettings(preset=settings.streaming_x264_preset, gop_s=settings.streaming_gop_s)
+        self.transcoder = Transcoder(pool=pool, objects=store, settings=settings, encoder=self.encoder)
+        self.work_root = Path(settings.streaming_work_dir or settings.tmp_dir).resolve() / "transcode"
+        self.runner = LeasedJobRunner.from_settings(
+            settings,
+            pool=pool,
+            bus=bus,
+            kinds=[JOB_KIND],
+            handler=self.run_job,
+            producer=PRODUCER,
+            concurrency=settings.streaming_concurrency,
+            unexpected_error_code=TRANSCODE_FAILED,
+            on_failure=self._on_job_failed,
+            name="transcode",
+        )
+
+    async def on_ingested(self, conn: asyncpg.Connection, event: Event, delivery: Delivery) -> None:
+        """In the inbox transaction: the ``processing`` stream and one queued ``transcode`` job per video."""
+        assert isinstance(event, VideoIngested)
+        created = await store.create_stream(
+            conn,
+            video_id=event.video_id,
+            owner_id=event.owner_id,
+            source_key=event.storage_key,
+            duration_s=event.duration_s,
+            width=event.width,
+            height=event.height,
+            has_dash=self.settings.streaming_dash,
+        )
+        stream = await store.get_stream(conn, video_id=event.video_id, for_update=True)
+        assert stream is not None
+        if not created and (stream.status in ("ready", "error") or stream.job_id is not None):
+            log.info("transcode.already_queued", video_id=str(event.video_id), status=stream.status)
+            return
+        target = Target(
+            video_id=event.video_id,
+            owner_id=event.owner_id,
+            storage_key=event.storage_key,
+            correlation_id=event.correlation_id,
+        )
+        job = await jobs.create_job(
+            conn,
+            kind=JOB_KIND,
+            owner_id=event.owner_id,
+            producer=PRODUCER,
+            params=target.params(),
+            stage="queued",
+            correlation_id=event.correlation_id,
+        )
+        await store.set_job(conn, video_id=event.video_id, job_id=job.id)
+        log.info("transcode.queued", video_id=str(event.video_id), job_id=str(job.id))
+
+    async def run_job(self, ctx: JobContext) -> None:
+        """The ``transcode`` job: copy first, then the ladder, thumbnails, DASH; resumes what an attempt left."""
+        target = Target.of(ctx.job)
+        async with self.pool.acquire() as conn:
+            stream = await store.get_stream(conn, video_id=target.video_id)
+            if stream is None:
+                raise jobs.JobFailure(MEDIA_UNREADABLE, "the stream of this job does not exist")
+            if stream.status in ("ready", "error"):
+                log.info("transcode.already_done", video_id=str(target.video_id), status=stream.status)
+                return
+            attempt = await store.start_attempt(conn, video_id=target.video_id)
+        if not target.storage_key:
+            target = dataclasses.replace(target, storage_key=stream.source_key)
+        log.info("transcode.start", video_id=str(target.video_id), attempt=attempt, job_attempt=ctx.attempt)
+        work = self.work_root / f"{target.video_id}-{uuid.uuid4().hex[:8]}"
+        work.mkdir(parents=True, exist_ok=True)
+        try:
+            await self.transcoder.run(ctx, target, work)
+        except MediaError as e:
+            raise jobs.JobFailure(e.code, e.message) from e
+        finally:
+            await asyncio.to_thread(shutil.rmtree, work, True)
+
+    async def _on_job_failed(self, conn: asyncpg.Connection, job: jobs.Job, failure: jobs.JobFailure) -> None:
+        """The job failed or was canceled: so does its stream (``error`` + ``stream.failed.v1``), atomically."""
+        await fail_stream(conn, Target.of(job), failure.code, failure.message)
+
+    async def on_captions(self, event: CaptionsCompleted, delivery: Delivery) -> None:
+        """Copy the WebVTT tracks next to the stream and add them to the master's SUBTITLES group."""
+        vid = event.video_id
+        async with self.pool.acquire() as conn:
+            stream = await store.get_stream(conn, video_id=vid)
+        if stream is None:
+            raise LookupError(f"no stream yet for video {vid}")  # retried with back-off: ingest may be behind
+        rows: list[tuple[str, str, str, str]] = []
+        for track in event.tracks:
+            lang = safe_language(track.language)
+            vtt_key = f"{stream_prefix(vid)}subs/{lang}.vtt"
+            try:
+                body = await self.store.read_bytes(track.vtt_key)
+            except ObjectNotFound:
+                log.warning("captions.track_missing", video_id=str(vid), key=track.vtt_key)
+                continue
+            await self.store.put(vtt_key, body, content_type=content_type("vtt"))
+            playlist = subtitle_playlist(f"{lang}.vtt", duration_s=stream.duration_s)
+            await self.store.put(
+                f"{stream_prefix(vid)}subs/{lang}.m3u8", playlist.encode(), content_type=content_type("m3u8")
+            )
+            rows.append((lang, track.label or lang, vtt_key, track.vtt_key))
+        if not rows:
+            return
+        async with self.pool.acquire() as conn, conn.transaction():
+            await store.upsert_subtitle_tracks(conn, video_id=vid, tracks=rows)
+            await self.transcoder.publisher.master(conn, vid)
+
+    async def on_cancel(self, conn: asyncpg.Connection, event: Any, delivery: Delivery) -> None:
+        """Cancel a transcode: a queued one (and its stream) at once, a running one at its next frame."""
+        assert isinstance(event, JobCancelRequested)
+        if event.kind != JOB_KIND:
+            return
+        job = await jobs.get_job(conn, event.job_id)
+        if job is None or job.owner_id != event.owner_id or job.kind != JOB_KIND:
+            return
+        after = await jobs.request_cancel(conn, event.job_id, producer=PRODUCER)
+        if after is not None and after.status == jobs.JobStatus.CANCELED and not job.terminal:
+            await fail_stream(conn, Target.of(job), CANCELED, "canceled by the user")
+        # the running job's runner hears it through NOTIFY too; this is the shortcut within one process
+        self.runner.cancel_local(event.job_id)

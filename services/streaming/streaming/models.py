@@ -1,0 +1,264 @@
+"""Streaming's API bodies (the OpenAPI document is generated from these) and its error codes."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+import msgspec
+
+from common.errors import public_message
+from common.events.jobs import JobError
+
+from .store import RenditionRecord, StreamRecord
+from .webhook_store import AttemptRecord, DeliveryRecord, WebhookRecord
+
+
+class StreamingCode(StrEnum):
+    """Every error code streaming answers or fails a stream with (besides ``CommonCode``/``common.jobs.ErrorCode``)."""
+
+    STREAM_NOT_FOUND = "stream.not_found"
+    STREAM_NOT_READY = "stream.not_ready"
+    FILE_NOT_FOUND = "file.not_found"
+    TOKEN_INVALID = "playback.token_invalid"
+    TOKEN_EXPIRED = "playback.token_expired"
+    RANGE_NOT_SATISFIABLE = "playback.range_not_satisfiable"
+    WEBHOOK_NOT_FOUND = "webhook.not_found"
+    WEBHOOK_LIMIT_REACHED = "webhook.limit_reached"
+    WEBHOOK_INVALID_URL = "webhook.invalid_url"
+    WEBHOOK_FORBIDDEN_ADDRESS = "webhook.forbidden_address"
+    WEBHOOK_UNRESOLVABLE_HOST = "webhook.unresolvable_host"
+    WEBHOOK_INVALID_EVENTS = "webhook.invalid_events"
+    TRANSCODE_FAILED = "transcode.failed"
+
+
+# -- playback ----------------------------------------------------------------------------------------------------
+
+
+class PlaybackRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /videos/{id}/playback`` (optional)."""
+
+    expires_in: Annotated[
+        int | None,
+        msgspec.Meta(description="token lifetime in seconds; default 3600, clamped to [60, 86400]"),
+    ] = None
+
+
+class PlayQuery(msgspec.Struct):
+    """Query of ``/play/{id}/{path}``."""
+
+    token: Annotated[str, msgspec.Meta(description="the playback token (POST .../playback)")] = ""
+
+
+class PlaybackView(msgspec.Struct, kw_only=True):
+    """A signed playback token bound to one video, and the URLs that carry it (null: not produced yet)."""
+
+    video_id: uuid.UUID
+    token: str
+    expires_at: datetime
+    expires_in: int
+    hls_url: str
+    dash_url: str | None
+    poster_url: str | None
+    thumbnails_vtt_url: str | None
+
+
+# -- streams -----------------------------------------------------------------------------------------------------
+
+
+class RenditionView(msgspec.Struct, kw_only=True):
+    """One rendition: pixels for video, channels for audio; ``bandwidth`` is the peak segment bitrate (bits/s)."""
+
+    name: str
+    kind: Literal["video", "audio"]
+    width: int | None
+    height: int | None
+    channels: int | None
+    bandwidth: int
+    average_bandwidth: int
+    codecs: str
+    frame_rate: float | None
+
+    @classmethod
+    def of(cls, r: RenditionRecord) -> RenditionView:
+        """The rendition as the API shows it (the audio row keeps its channel count in ``width``)."""
+        audio = r.kind == "audio"
+        return cls(
+            name=r.name,
+            kind="audio" if audio else "video",
+            width=None if audio else r.width,
+            height=None if audio else r.height,
+            channels=r.width if audio else None,
+            bandwidth=r.bandwidth,
+            average_bandwidth=r.average_bandwidth,
+            codecs=r.codecs,
+            frame_rate=None if audio else r.frame_rate,
+        )
+
+
+class SubtitleView(msgspec.Struct, kw_only=True):
+    """A subtitle track of the stream."""
+
+    language: str
+    label: str
+
+
+class StreamView(msgspec.Struct, kw_only=True):
+    """A video's stream: status, renditions, and why it failed (``error``) if it did.
+
+    ``poster_url`` is relative to ``/play/<id>/`` and needs a playback token (``POST .../playback`` returns
+    full URLs).
+    """
+
+    video_id: uuid.UUID
+    status: Literal["processing", "playable", "ready", "error"]
+    renditions: list[RenditionView]
+    duration_s: float
+    width: int
+    height: int
+    poster_url: str | None
+    has_dash: bool
+    subtitles: list[SubtitleView]
+    error: JobError | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, stream: StreamRecord, renditions: list[RenditionRecord]) -> StreamView:
+        """The stream as the API shows it, listing ``renditions`` (what the master playlist lists)."""
+        error = None
+        if stream.error:
+            # what a user reads never names a file of ours (library errors quote temp paths)
+            error = JobError(
+                code=stream.error.get("code", ""), message=public_message(stream.error.get("message", ""))
+            )
+        return cls(
+            video_id=stream.video_id,
+            status=stream.status,  # type: ignore[arg-type]
+            renditions=[RenditionView.of(r) for r in renditions],
+            duration_s=stream.duration_s,
+            width=stream.width,
+            height=stream.height,
+            poster_url=f"/play/{stream.video_id}/thumbs/poster.jpg" if stream.poster_key else None,
+            has_dash=stream.has_dash,
+            subtitles=[SubtitleView(language=s.language, label=s.label) for s in stream.subtitles],
+            error=error,
+            created_at=stream.created_at,
+            updated_at=stream.updated_at,
+        )
+
+
+# -- webhooks ----------------------------------------------------------------------------------------------------
+
+
+class WebhookCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of ``POST /webhooks``: an http(s) endpoint on a public address, and the events it wants."""
+
+    url: str
+    events: list[str]
+
+
+class WebhookView(msgspec.Struct, kw_only=True):
+    """An endpoint (``enabled`` is false once it was disabled for failing continuously)."""
+
+    id: uuid.UUID
+    url: str
+    events: list[str]
+    enabled: bool
+    disabled_reason: str | None
+    disabled_at: datetime | None
+    consecutive_failures: int
+    failing_since: datetime | None
+    last_success_at: datetime | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, hook: WebhookRecord) -> WebhookView:
+        """The endpoint as its owner sees it (no secret)."""
+        return cls(
+            id=hook.id,
+            url=hook.url,
+            events=list(hook.events),
+            enabled=hook.enabled,
+            disabled_reason=hook.disabled_reason,
+            disabled_at=hook.disabled_at,
+            consecutive_failures=hook.consecutive_failures,
+            failing_since=hook.failing_since,
+            last_success_at=hook.last_success_at,
+            created_at=hook.created_at,
+        )
+
+
+class WebhookCreatedView(WebhookView, kw_only=True):
+    """A new endpoint with its signing ``secret``, shown only in this response."""
+
+    secret: str
+
+    @classmethod
+    def created(cls, hook: WebhookRecord, secret: str) -> WebhookCreatedView:
+        """The answer to the registration."""
+        return cls(**msgspec.structs.asdict(WebhookView.of(hook)), secret=secret)
+
+
+class WebhookList(msgspec.Struct, kw_only=True):
+    """The caller's endpoints (at most ``WEBHOOK_MAX_PER_USER``, so never paged)."""
+
+    items: list[WebhookView]
+
+
+class DeliveryAttemptView(msgspec.Struct, kw_only=True):
+    """One HTTP attempt (``status_code`` null: no HTTP answer, e.g. a timeout)."""
+
+    attempt: int
+    started_at: datetime
+    status_code: int | None
+    latency_ms: int
+    error: str | None
+    next_retry_at: datetime | None
+
+    @classmethod
+    def of(cls, a: AttemptRecord) -> DeliveryAttemptView:
+        """The attempt as the delivery log shows it."""
+        return cls(
+            attempt=a.attempt,
+            started_at=a.started_at,
+            status_code=a.status_code,
+            latency_ms=a.latency_ms,
+            error=a.error,
+            next_retry_at=a.next_retry_at,
+        )
+
+
+class DeliveryView(msgspec.Struct, kw_only=True):
+    """One event sent (or to send) to an endpoint; ``event_id`` is the body's id and ``Reelforge-Event-Id``."""
+
+    id: uuid.UUID
+    event_id: uuid.UUID
+    event_type: str
+    status: Literal["pending", "delivered", "failed", "canceled"]
+    attempt_count: int
+    next_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+    attempts: list[DeliveryAttemptView]
+
+    @classmethod
+    def of(cls, d: DeliveryRecord) -> DeliveryView:
+        """The delivery as its owner sees it."""
+        return cls(
+            id=d.id,
+            event_id=d.event_id,
+            event_type=d.event_type,
+            status=d.status,  # type: ignore[arg-type]
+            attempt_count=d.attempts,
+            next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
+            last_status_code=d.last_status,
+            last_error=d.last_error,
+            created_at=d.created_at,
+            delivered_at=d.delivered_at,
+            attempts=[DeliveryAttemptView.of(a) for a in d.attempt_log],
+        )
