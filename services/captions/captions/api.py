@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import uuid
 
-import msgspec
 from aiohttp import web
 
 from common import credits, db
@@ -25,7 +24,11 @@ from .models import CaptionsJobView, CaptionsRequest, CuesEdit, JobKind, Track, 
 from .translate import ensure_available
 
 PRICES: web.AppKey[PriceList] = web.AppKey("prices", PriceList)
-FORMATS = {"vtt": "text/vtt; charset=utf-8", "srt": "application/x-subrip; charset=utf-8", "json": "application/json"}
+FORMATS = {
+    "vtt": "text/vtt; charset=utf-8",
+    "srt": "application/x-subrip; charset=utf-8",
+    "json": "application/json",
+}
 HOLD_TTL_S = 6 * 3600  # a queue of long videos may wait this long for a worker before its hold lapses
 
 
@@ -50,7 +53,9 @@ async def _own_track(request: web.Request, *, for_update: bool = False) -> tuple
 async def request_captions(request: web.Request) -> web.Response:
     """Transcribe a video (and translate it): a paid job, priced per started minute and per output language."""
     user = await require_user(request)
-    video = await _own_video(request, parse_uuid(request.match_info["video_id"], what="video id"), user.user_id)
+    video = await _own_video(
+        request, parse_uuid(request.match_info["video_id"], what="video id"), user.user_id
+    )
     body = await read_json(request, CaptionsRequest)
     settings = settings_of(request, CaptionsSettings)
     targets = sorted(set(body.translate_to) - {body.language})
@@ -77,18 +82,13 @@ async def request_captions(request: web.Request) -> web.Response:
             conn,
             kind=JobKind.CAPTIONS,
             owner_id=user.user_id,
-            params=_builtins(params),
+            params=params.to_params(),
             amount=transcript_credits + per_translation * len(targets),
             reason=f"captions for video {video.video_id}",
             producer=PRODUCER,
             ttl_s=HOLD_TTL_S,
         )
     return json_response(CaptionsJobView(job=job.public()), status=202)
-
-
-def _builtins(params: JobParams) -> dict[str, object]:
-    out: dict[str, object] = msgspec.to_builtins(params)
-    return out
 
 
 async def list_tracks(request: web.Request) -> web.Response:
@@ -132,13 +132,17 @@ async def edit_cues(request: web.Request) -> web.Response:
     if video is None:
         raise NotFound("video")
     cues = [tracks.EditedCue(id=c.id, start=c.start, end=c.end, text=c.text) for c in body.cues]
-    built, violations = tracks.edited(cues, language=track.language, duration_s=video.duration_s, fps=video.fps)
+    built, violations = tracks.edited(
+        cues, language=track.language, duration_s=video.duration_s, fps=video.fps
+    )
     if violations:
         raise CodedError(
             Code.INVALID_CUES,
             f"{len(violations)} cue(s) break the {track.language} subtitle rules",
             status=422,
-            violations=[{"cue_id": v.cue_id, "rule": v.rule.value, "detail": v.detail} for v in violations[:200]],
+            violations=[
+                {"cue_id": v.cue_id, "rule": v.rule.value, "detail": v.detail} for v in violations[:200]
+            ],
         )
     keys = await publish_files(
         request.app[STORE], f"captions/{track.video_id}/edits/{track.id}/v{track.version + 1}", built
@@ -209,9 +213,15 @@ ROUTES = (
         edit_cues,
         body=CuesEdit,
         response=TrackView,
-        errors={404: ["track.not_found", "video.not_found"], 409: [Code.VERSION_CONFLICT], 422: [Code.INVALID_CUES]},
+        errors={
+            404: ["track.not_found", "video.not_found"],
+            409: [Code.VERSION_CONFLICT],
+            422: [Code.INVALID_CUES],
+        },
     ),
-    Route("DELETE", "/api/v1/captions/{track_id}", delete_track, status=204, errors={404: ["track.not_found"]}),
+    Route(
+        "DELETE", "/api/v1/captions/{track_id}", delete_track, status=204, errors={404: ["track.not_found"]}
+    ),
 )
 API = Api(
     title="Reelforge captions",

@@ -8,9 +8,11 @@ records the credits used, and writes the events, all at once.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import shutil
 import tempfile
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,7 +21,7 @@ import asyncpg
 import msgspec
 
 from common import credits, outbox
-from common.events.captions import CaptionsCompleted, CaptionsFailed, CaptionsTrackRef, CaptionsTracksChanged
+from common.events.captions import CaptionsCompleted, CaptionsFailed, CaptionsTracksChanged, CaptionTrackRef
 from common.jobrunner import JobContext
 from common.jobs import ErrorCode, Job, JobFailure, JobStatus, update_job
 from common.logging import get_logger
@@ -29,8 +31,8 @@ from . import store, tracks
 from .config import CaptionsSettings
 from .errors import CaptionsError, Code
 from .formats import transcript_json
-from .models import JobKind, Track
 from .model import load_whisper, model_dir
+from .models import JobKind, Track
 from .stt import SttOptions, Transcriber
 from .transcript import Transcript
 from .translate import GeminiConfig, GeminiTranslator, translate_track
@@ -59,10 +61,15 @@ class JobParams(msgspec.Struct, kw_only=True, frozen=True):
         """The parameters of ``job``."""
         return msgspec.convert(job.params, cls)
 
+    def to_params(self) -> dict[str, Any]:
+        """As ``jobs.params`` JSON."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
 
-def track_ref(track: Track) -> CaptionsTrackRef:
+
+def track_ref(track: Track) -> CaptionTrackRef:
     """The event's view of a stored track."""
-    return CaptionsTrackRef(
+    return CaptionTrackRef(
         language=track.language, label=track.label, vtt_key=track.vtt_key, srt_key=track.srt_key
     )
 
@@ -87,6 +94,21 @@ async def publish_files(objects: ObjectStore, prefix: str, built: tracks.BuiltTr
         keys.append(key)
     vtt, srt, js = keys
     return vtt, srt, js
+
+
+@contextlib.asynccontextmanager
+async def scratch_dir(root: str) -> AsyncIterator[Path]:
+    """A private temporary directory under ``root``, removed afterwards whatever happens."""
+
+    def make() -> Path:
+        Path(root).mkdir(parents=True, exist_ok=True)
+        return Path(tempfile.mkdtemp(prefix="captions-", dir=root))
+
+    path = await asyncio.to_thread(make)
+    try:
+        yield path
+    finally:
+        await asyncio.to_thread(shutil.rmtree, path, True)
 
 
 @dataclass
@@ -159,8 +181,12 @@ class CaptionJobs:
         await ctx.checkpoint(92, "publishing", force=True)
         prefix = f"captions/{p.video_id}/{ctx.job.id}"
         transcript_key = f"{prefix}/transcript.json"
-        await self.objects.put(transcript_key, transcript_json(delivered.transcript), content_type="application/json")
-        keyed = [(b, await publish_files(self.objects, f"{prefix}/{b.language}", b)) for b in delivered.tracks]
+        await self.objects.put(
+            transcript_key, transcript_json(delivered.transcript), content_type="application/json"
+        )
+        keyed = [
+            (b, await publish_files(self.objects, f"{prefix}/{b.language}", b)) for b in delivered.tracks
+        ]
         async with ctx.transaction() as conn:
             stored = [
                 await store.put_track(
@@ -235,7 +261,9 @@ class CaptionJobs:
                     delivered.failed.append({"language": target, "code": e.code, "message": e.message})
                     continue
                 delivered.tracks.append(
-                    tracks.translated(cues, language=target, duration_s=delivered.transcript.duration_s, fps=p.fps)
+                    tracks.translated(
+                        cues, language=target, duration_s=delivered.transcript.duration_s, fps=p.fps
+                    )
                 )
         finally:
             await translator.aclose()
@@ -256,9 +284,8 @@ class CaptionJobs:
     async def _transcribe(self, ctx: JobContext, p: JobParams, *, until: float) -> Transcript:
         await ctx.checkpoint(1, "extracting audio", force=True)
         transcriber = await self.transcriber()
-        Path(self.settings.tmp_dir).mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix="captions-", dir=self.settings.tmp_dir) as scratch:
-            path = await self.objects.get_file(p.storage_key, Path(scratch) / "source")
+        async with scratch_dir(self.settings.tmp_dir) as scratch:
+            path = await self.objects.get_file(p.storage_key, scratch / "source")
             await ctx.checkpoint(5, "transcribing", force=True)
             language = None if p.language == "auto" else p.language
             async with self._model_lock:  # one model, one decoder at a time
@@ -297,7 +324,9 @@ class CaptionJobs:
     ) -> T:
         """Run CPU work in a thread; its percent goes to the job's progress, a cancel reaches it between steps."""
         done = [0.0]
-        task = asyncio.ensure_future(asyncio.to_thread(work, lambda pct: done.__setitem__(0, pct), ctx.cancel.is_set))
+        task = asyncio.ensure_future(
+            asyncio.to_thread(work, lambda pct: done.__setitem__(0, pct), ctx.cancel.is_set)
+        )
         try:
             while not task.done():
                 await asyncio.wait({task}, timeout=self.settings.job_progress_interval_s)
@@ -310,4 +339,12 @@ class CaptionJobs:
         return task.result()
 
 
-__all__ = ["PRODUCER", "CaptionJobs", "ErrorCode", "JobParams", "publish_files", "track_ref", "tracks_changed"]
+__all__ = [
+    "PRODUCER",
+    "CaptionJobs",
+    "ErrorCode",
+    "JobParams",
+    "publish_files",
+    "track_ref",
+    "tracks_changed",
+]

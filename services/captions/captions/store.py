@@ -132,7 +132,9 @@ async def put_track(
         dict(quality),
         *keys,
     )
-    await _add_version(conn, track_id=track_id, version=1, kind=kind, cues=cues, quality=quality, author_id=None)
+    await _add_version(
+        conn, track_id=track_id, version=1, kind=kind, cues=cues, quality=quality, author_id=None
+    )
     return _track(r)
 
 
@@ -148,7 +150,13 @@ async def add_version(
     """A user's edit: the next version of a track the caller holds locked (``get_track(for_update=True)``)."""
     version = track.version + 1
     await _add_version(
-        conn, track_id=track.id, version=version, kind=TrackKind.EDITED, cues=cues, quality=quality, author_id=author_id
+        conn,
+        track_id=track.id,
+        version=version,
+        kind=TrackKind.EDITED,
+        cues=cues,
+        quality=quality,
+        author_id=author_id,
     )
     r = await conn.fetchrow(
         "UPDATE tracks SET version = $2, kind = 'edited', cue_count = $3, quality = $4, vtt_key = $5,"
@@ -185,7 +193,9 @@ async def _add_version(
 
 async def get_cues(conn: Conn, *, track_id: uuid.UUID, version: int) -> list[dict[str, Any]]:
     """The cues of one version of a track."""
-    cues = await conn.fetchval("SELECT cues FROM track_versions WHERE track_id = $1 AND version = $2", track_id, version)
+    cues = await conn.fetchval(
+        "SELECT cues FROM track_versions WHERE track_id = $1 AND version = $2", track_id, version
+    )
     return list(cues or [])
 
 

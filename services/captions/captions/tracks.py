@@ -71,7 +71,9 @@ class BuiltTrack:
         return [msgspec.to_builtins(c) for c in self.cues]
 
 
-def _built(language: str, kind: TrackKind, cues: Sequence[Cue], *, media_end_ms: int, fps: float) -> BuiltTrack:
+def _built(
+    language: str, kind: TrackKind, cues: Sequence[Cue], *, media_end_ms: int, fps: float
+) -> BuiltTrack:
     report = summary(check(cues, profile_for(language), media_end_ms=media_end_ms, fps=fps))
     return BuiltTrack(language=language, kind=kind, cues=tuple(cues), quality=report)
 
@@ -80,7 +82,9 @@ def transcribed(transcript: Transcript, *, fps: float = 0.0) -> BuiltTrack:
     """The track of a transcript in its own language, cut to that language's profile."""
     media_end_ms = int(transcript.duration_s * 1000)
     rate = fps or DEFAULT_FPS
-    cues = build_cues(transcript.words(), profile_for(transcript.language), media_end_ms=media_end_ms, fps=rate)
+    cues = build_cues(
+        transcript.words(), profile_for(transcript.language), media_end_ms=media_end_ms, fps=rate
+    )
     return _built(transcript.language, TrackKind.TRANSCRIBED, cues, media_end_ms=media_end_ms, fps=rate)
 
 
@@ -127,4 +131,14 @@ def cues_of(records: Sequence[Mapping[str, Any]]) -> list[Cue]:
     return [msgspec.convert(r, Cue) for r in records]
 
 
-__all__ = ["LABELS", "BuiltTrack", "EditedCue", "Word", "cues_of", "edited", "label_for", "transcribed", "translated"]
+__all__ = [
+    "LABELS",
+    "BuiltTrack",
+    "EditedCue",
+    "Word",
+    "cues_of",
+    "edited",
+    "label_for",
+    "transcribed",
+    "translated",
+]
