@@ -6,10 +6,11 @@ import asyncio
 import json
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 
 from common.testing.gemini import GeminiStub, request_text
@@ -18,9 +19,18 @@ from .stack import Stack, drop_schemas, make_stack, migrate_all, start_all
 
 
 def _reversed_words(request: dict[str, Any]) -> str:
-    """The stub's "translation": every cue's words spelled backwards (same length, so the same reading speed)."""
+    """The stub's "translation": each cue's words spelled backwards, condensed to the character budget the
+    request states (as a model that follows its instructions would)."""
     batch = json.loads(request_text(request))
-    return json.dumps({cue_id: " ".join(w[::-1] for w in text.split()) for cue_id, text in batch.items()})
+    system = "".join(p.get("text", "") for p in request.get("systemInstruction", {}).get("parts", []))
+    budgets = json.loads(system[system.rindex("{") :]) if "{" in system else {}
+    out = {}
+    for cue_id, text in batch.items():
+        words = [w[::-1] for w in text.split()]
+        while len(words) > 1 and len(" ".join(words)) > budgets.get(cue_id, 10**6):
+            words.pop()
+        out[cue_id] = " ".join(words)
+    return json.dumps(out)
 
 
 @pytest.fixture(scope="session")
@@ -60,3 +70,10 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory, gemini: GeminiStub) -> I
     finally:
         stack.stop()
         drop_schemas(stack, database_url)
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A client session for talking to the gateway."""
+    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
+        yield session

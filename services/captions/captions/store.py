@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TypeAlias
 
 import asyncpg
+import msgspec
 
 from .models import Track, TrackKind, TrackStatus, VideoRef
 
@@ -24,7 +25,7 @@ _TRACK_COLS = (
 
 
 def _track(r: Mapping[str, Any]) -> Track:
-    return Track(**dict(r))
+    return msgspec.convert(dict(r), Track)
 
 
 # --- videos (read model of ingest's events) ---------------------------------------------------------------
@@ -62,7 +63,7 @@ async def get_video(conn: Conn, *, video_id: uuid.UUID) -> VideoRef | None:
         " WHERE video_id = $1 AND deleted_at IS NULL",
         video_id,
     )
-    return VideoRef(**dict(r)) if r else None
+    return msgspec.convert(dict(r), VideoRef) if r else None
 
 
 async def mark_video_deleted(conn: Conn, *, video_id: uuid.UUID, owner_id: uuid.UUID) -> None:
