@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 #: (service, its catalogue) — a new service adds its line
 CATALOGUES = {
     "billing": "billing.models:BillingCode",
+    "captions": "captions.errors:Code",
     "gateway": "gateway.models:GatewayCode",
     "ingest": "ingest.models:IngestCode",
     "streaming": "streaming.models:StreamingCode",

@@ -34,6 +34,7 @@ from common.openapi import API
 from common.storage import ObjectStore
 from common.testing.auth import TokenFactory
 from common.testing.media import make_video
+from common.testing.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 #: routes every app has (common.http) and the document itself: not part of a service's contract
@@ -270,8 +271,86 @@ async def _gateway_script(s: Session) -> None:
     await c.post("/api/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})  # reused: refused
 
 
+def _captions(
+    schema: str, tmp: Path, db: str, tokens: TokenFactory, store: ObjectStore, bus: Any
+) -> web.Application:
+    from captions.app import create_app
+    from captions.config import CaptionsSettings
+
+    settings = CaptionsSettings(
+        database_url=db, db_schema=schema, billing_url=f"http://127.0.0.1:{free_port()}", log_format="console"
+    )
+    app = create_app(settings, role="api", bus=bus, store=store, verifier=tokens.verifier())
+    app.cleanup_ctx.insert(0, _price_list(settings.billing_url))
+    return app
+
+
+def _price_list(url: str) -> Callable[[web.Application], Any]:
+    """Billing's price list, served for the app's lifetime by a real HTTP server where its settings look."""
+
+    async def ctx(app: web.Application) -> Any:
+        prices = web.Application()
+        body = {"prices": {"captions_per_minute": 2, "translation_per_minute": 1}}
+        prices.router.add_get("/api/v1/billing/prices", lambda _: web.json_response(body))
+        runner = web.AppRunner(prices)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", int(url.rsplit(":", 1)[1])).start()
+        yield
+        await runner.cleanup()
+
+    return ctx
+
+
+async def _captions_script(s: Session) -> None:
+    from captions import store as captions_store
+    from captions.models import TrackKind
+    from common.db import transaction
+
+    c = s.client
+    vid, owner = uuid.uuid4(), uuid.UUID(s.ids["user"])
+    async with transaction(c.app[_pool_key()]) as conn:
+        await captions_store.upsert_video(
+            conn,
+            video_id=vid,
+            owner_id=owner,
+            storage_key="originals/x/a.mp4",
+            duration_s=30.0,
+            fps=25.0,
+            audio_codec="aac",
+        )
+        track = await captions_store.put_track(
+            conn,
+            video_id=vid,
+            owner_id=owner,
+            job_id=None,
+            language="en",
+            label="English",
+            kind=TrackKind.TRANSCRIBED,
+            cues=[{"id": "c1", "start_ms": 0, "end_ms": 2000, "lines": ["Hi."]}],
+            quality={},
+            keys=("captions/x/en.vtt", "captions/x/en.srt", "captions/x/en.json"),
+        )
+    await c.app[_store_key()].put("captions/x/en.vtt", b"WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nHi.\n")
+    await c.post(f"/api/v1/videos/{vid}/captions", json={"language": "en"}, headers=s.auth)
+    await c.post(f"/api/v1/videos/{vid}/captions", json={"translate_to": ["es"]}, headers=s.auth)  # no key
+    await c.post(f"/api/v1/videos/{vid}/captions", json={"language": "en"}, headers=s.other)
+    await c.get(f"/api/v1/videos/{vid}/captions", headers=s.auth)
+    await c.get(f"/api/v1/videos/{vid}/captions", headers=s.other)
+    await c.get(f"/api/v1/captions/{track.id}.vtt", headers=s.auth)
+    await c.get(f"/api/v1/captions/{track.id}.srt", headers=s.auth)  # its file is not there
+    await c.get(f"/api/v1/captions/{track.id}.vtt", headers=s.other)
+    cue = {"id": "c1", "start": 0.0, "end": 2.0, "text": "Hello."}
+    await c.put(f"/api/v1/captions/{track.id}/cues", json={"cues": [cue], "base_version": 1}, headers=s.auth)
+    await c.put(f"/api/v1/captions/{track.id}/cues", json={"cues": [cue], "base_version": 1}, headers=s.auth)
+    bad = {**cue, "end": 0.1}
+    await c.put(f"/api/v1/captions/{track.id}/cues", json={"cues": [bad]}, headers=s.auth)
+    await c.delete(f"/api/v1/captions/{track.id}", headers=s.auth)
+    await c.delete(f"/api/v1/captions/{track.id}", headers=s.auth)
+
+
 SERVICES = [
     Service("billing", _billing, _billing_script),
+    Service("captions", _captions, _captions_script),
     Service("ingest", _ingest, _ingest_script),
     Service("streaming", _streaming, _streaming_script),
     Service("gateway", _gateway, _gateway_script),
@@ -282,6 +361,12 @@ def _pool_key() -> Any:
     from common.service import POOL
 
     return POOL
+
+
+def _store_key() -> Any:
+    from common.service import STORE
+
+    return STORE
 
 
 # -- the harness -------------------------------------------------------------------------------------------------
@@ -435,4 +520,6 @@ async def test_schemathesis_finds_no_server_error(running: Any, token_factory: T
     await asyncio.to_thread(fuzz)
     assert not failures, "\n".join(failures[:20])
     assert len(statuses) >= len(doc["paths"]) * 2, "schemathesis sent requests (positive and negative)"
-    assert any(s < 300 for s in statuses) and any(400 <= s < 500 for s in statuses), sorted(set(statuses))
+    assert any(400 <= s < 500 for s in statuses), sorted(set(statuses))
+    if any("{" not in path for path in doc["paths"]):  # generated ids name nothing: only such paths can succeed
+        assert any(s < 300 for s in statuses), sorted(set(statuses))

@@ -136,7 +136,14 @@ class Stack:
                 await asyncio.sleep(0.3)
 
 
-def make_stack(workdir: Path, *, database_url: str, amqp_url: str, redis_url: str = "") -> Stack:
+def make_stack(
+    workdir: Path,
+    *,
+    database_url: str,
+    amqp_url: str,
+    redis_url: str = "",
+    extra_env: dict[str, str] | None = None,
+) -> Stack:
     """A stack description with private names; call ``migrate_all`` then ``start_all``."""
     tag = uuid.uuid4().hex[:8]
     ports = {svc: free_port() for svc in SERVICES}
@@ -165,6 +172,11 @@ def make_stack(workdir: Path, *, database_url: str, amqp_url: str, redis_url: st
         "WEBHOOK_ALLOW_PRIVATE": "true",
         "REELFORGE_MEDIA_CACHE": os.environ.get("REELFORGE_MEDIA_CACHE", str(ROOT / "var/cache/media")),
         **{f"UPSTREAM_{svc.upper()}": f"http://127.0.0.1:{ports[svc]}" for svc in registry.UPSTREAMS},
+        "BILLING_URL": f"http://127.0.0.1:{ports['billing']}",
+        # one assembled whisper model for every stack (checked against its sha256 at each load)
+        "WHISPER_CACHE_DIR": os.environ.get("WHISPER_CACHE_DIR", str(ROOT / "var/cache/whisper")),
+        "WHISPER_BEAM_SIZE": "1",
+        **(extra_env or {}),
     }
     stack = Stack(workdir=workdir, env=env, tag=tag)
     stack._ports = ports  # type: ignore[attr-defined]

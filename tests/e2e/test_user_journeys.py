@@ -7,7 +7,6 @@ import io
 import json
 import time
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -62,12 +61,6 @@ async def poll(fn: Any, *, timeout: float, what: str, interval: float = 0.3) -> 
             return last
         await asyncio.sleep(interval)
     raise AssertionError(f"timed out waiting for {what}; last: {last!r}")
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=60)) as session:
-        yield session
 
 
 async def test_new_user_gets_an_account_with_the_signup_grant(

@@ -39,14 +39,16 @@ import socket
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 
 import asyncpg
 from structlog.contextvars import bound_contextvars
 
-from .bus.base import Bus
+from .bus.base import Bus, Delivery
+from .bus.router import Router
 from .db import PoolListener, check_ident
+from .events.jobs import JobCancelRequested
 from .jobs import (
     ErrorCode,
     InvalidTransition,
@@ -55,6 +57,7 @@ from .jobs import (
     JobStatus,
     ProgressReporter,
     get_job,
+    request_cancel,
     update_job,
 )
 from .logging import get_logger
@@ -69,6 +72,7 @@ __all__ = [
     "LeaseLost",
     "LeasedJobRunner",
     "OnFailure",
+    "cancel_router",
     "channel_for",
     "claim_job",
     "holds_lease",
@@ -611,3 +615,22 @@ class LeasedJobRunner:
             worker_id=worker_id,
             name=name or settings.service,
         )
+
+
+def cancel_router(*, kinds: Collection[str], producer: str, runner: LeasedJobRunner | None = None) -> Router:
+    """``job.cancel_requested.v1`` for this service's ``kinds``: a queued job is canceled at once, a running one
+    at its next checkpoint (at once when ``runner`` runs it in this process). Another owner's request is ignored."""
+    r = Router()
+
+    @r.on(JobCancelRequested)
+    async def on_cancel_requested(conn: asyncpg.Connection, event: JobCancelRequested, delivery: Delivery) -> None:
+        if event.kind not in kinds:
+            return
+        job = await get_job(conn, event.job_id)
+        if job is None or job.owner_id != event.owner_id or job.kind not in kinds:
+            return
+        await request_cancel(conn, event.job_id, producer=producer)
+        if runner is not None:
+            runner.cancel_local(event.job_id)
+
+    return r

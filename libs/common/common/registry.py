@@ -80,6 +80,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         name="captions",
         api_port=8003,
         worker_port=9103,
+        job_kinds=("captions", "transcript"),
         prefixes=_v1("/videos/{id}/captions", "/captions"),
     ),
     ServiceSpec(name="analysis", api_port=8004, worker_port=9104, prefixes=_v1("/analyses")),

@@ -33,3 +33,7 @@ class CaptionsSettings(ServiceSettings):
     translate_attempts: int = 5
     translate_retry_initial_s: float = 1.0
     translate_retry_max_s: float = 30.0
+    # a transcript request for a video whose video.ingested this service has not handled yet is retried this
+    # many deliveries (the bus backs off) before it is answered captions.failed video.not_found
+    video_wait_attempts: int = 3
+    price_cache_s: float = 60.0  # billing's price list is read at most this often

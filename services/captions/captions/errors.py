@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from enum import StrEnum
 
+from common.errors import CodedError
+
 
 class Code(StrEnum):
     """Stable error codes of the captions service (a job's ``error.code``, a problem's ``code``)."""
@@ -16,12 +18,14 @@ class Code(StrEnum):
     TRANSLATION_INVALID = "captions.translation_invalid"
     MODEL_UNAVAILABLE = "captions.model_unavailable"
     CANCELED = "job.canceled"
+    INVALID_CUES = "captions.invalid_cues"
+    VERSION_CONFLICT = "captions.version_conflict"
+    VIDEO_NOT_FOUND = "video.not_found"
+    TRACK_NOT_FOUND = "track.not_found"
 
 
-class CaptionsError(Exception):
+class CaptionsError(CodedError):
     """Domain work failed with a stable code and a message a user can read."""
 
     def __init__(self, code: Code, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
+        super().__init__(code, message)

@@ -28,6 +28,12 @@ from .errors import CaptionsError, Code
 from .profiles import DEFAULT_FPS, profile_for
 
 log = get_logger(__name__)
+#: the target's reading speed, said to the model: a translation that is longer than its cue can show in time is
+#: condensed by the translator, as a subtitler would, rather than crammed in by the re-flow
+_BUDGET = (
+    " Each cue is on screen for a fixed time, so its translation may hold at most this many characters"
+    " (condense rather than exceed it): "
+)
 
 _RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 _DURATION = re.compile(r"^\s*([0-9]+(?:\.[0-9]+)?)s\s*$")
@@ -103,14 +109,19 @@ class GeminiTranslator:
         out: dict[str, str] = {}
         size = max(1, self.config.batch_cues)
         for k in range(0, len(cues), size):
-            batch = {c.id: c.text for c in cues[k : k + size]}
-            out.update(await self._batch(batch, source=source, target=target))
+            part = cues[k : k + size]
+            batch = {c.id: c.text for c in part}
+            out.update(
+                await self._batch(batch, source=source, target=target, budgets=char_budgets(part, target))
+            )
         return out
 
-    async def _batch(self, batch: dict[str, str], *, source: str, target: str) -> dict[str, str]:
+    async def _batch(
+        self, batch: dict[str, str], *, source: str, target: str, budgets: dict[str, int]
+    ) -> dict[str, str]:
         ids = list(batch)
         config = types.GenerateContentConfig(
-            system_instruction=_SYSTEM.format(source=source, target=target),
+            system_instruction=_SYSTEM.format(source=source, target=target) + _BUDGET + json.dumps(budgets),
             response_mime_type="application/json",
             response_json_schema={
                 "type": "object",
@@ -189,6 +200,13 @@ def parse_answer(text: str | None, ids: Sequence[str]) -> dict[str, str]:
     if empty:
         raise invalid(f"has no text for {empty[:5]}")
     return {i: " ".join(str(answer[i]).split()) for i in ids}
+
+
+def char_budgets(cues: Sequence[Cue], target: str) -> dict[str, int]:
+    """What each cue's translation may hold to be read in time in ``target`` (its lines, its reading speed)."""
+    p = profile_for(target)
+    lines = int(p.max_lines * p.max_chars_per_line)
+    return {c.id: max(1, min(lines, int(p.max_cps * (c.end_ms - c.start_ms) / 1000))) for c in cues}
 
 
 async def translate_track(

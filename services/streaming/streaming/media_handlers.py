@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 
 from common.bus import Router
-from common.events.captions import CaptionsCompleted
+from common.events.captions import CaptionsCompleted, CaptionsTracksChanged
 from common.events.ingest import VideoIngested
 from common.events.jobs import JobCancelRequested
 from common.service import BUS, POOL, ROLE, STORE, settings_of
@@ -28,6 +28,7 @@ def media_router(worker: MediaWorker) -> Router:
     r = Router()
     r.add(VideoIngested, worker.on_ingested, consumer=INGESTED_CONSUMER, after=lambda _: worker.runner.wake())
     r.add(CaptionsCompleted, worker.on_captions, inbox=False)
+    r.add(CaptionsTracksChanged, worker.on_tracks_changed, inbox=False)
     r.add(JobCancelRequested, worker.on_cancel, consumer=CANCEL_CONSUMER)
     return r
 

@@ -274,6 +274,18 @@ async def upsert_subtitle_tracks(
     )
 
 
+async def keep_subtitle_tracks(
+    conn: asyncpg.Connection, *, video_id: uuid.UUID, languages: Sequence[str]
+) -> list[str]:
+    """Drop the video's subtitle tracks whose language is not in ``languages``; the dropped languages."""
+    rows = await conn.fetch(
+        "DELETE FROM subtitle_tracks WHERE video_id = $1 AND NOT (language = ANY($2::text[])) RETURNING language",
+        video_id,
+        list(languages),
+    )
+    return [r["language"] for r in rows]
+
+
 async def lock_video(conn: asyncpg.Connection, *, video_id: uuid.UUID) -> None:
     """Serialize writers of one video's master playlist until the caller's transaction ends."""
     await conn.execute(

@@ -7,6 +7,19 @@ import uuid
 from .base import Event
 
 
+class CaptionsTranscriptRequested(Event, tag="captions.transcript_requested.v1", frozen=True, kw_only=True):
+    """A command to captions: transcribe a video (no separate charge: the requester's hold covers it).
+
+    Captions answers ``captions.completed.v1`` (its ``transcript_key`` names the transcript JSON) or
+    ``captions.failed.v1``, with ``correlation_id`` = ``request_id``.
+    """
+
+    request_id: str
+    video_id: uuid.UUID
+    owner_id: uuid.UUID
+    language: str = "auto"
+
+
 class AnalysisCompleted(Event, tag="analysis.completed.v1", frozen=True, kw_only=True):
     """An AI analysis is stored."""
 

@@ -30,6 +30,17 @@ class CaptionsCompleted(Event, tag="captions.completed.v1", frozen=True, kw_only
     language: str = ""
 
 
+class CaptionsTracksChanged(Event, tag="captions.tracks_changed.v1", frozen=True, kw_only=True):
+    """The complete set of a video's live caption tracks after a change (a new job, an edit, a delete).
+
+    Players show exactly these tracks: a consumer replaces what it had for the video with ``tracks``.
+    """
+
+    video_id: uuid.UUID
+    owner_id: uuid.UUID
+    tracks: list[CaptionTrackRef] = []
+
+
 class CaptionsFailed(Event, tag="captions.failed.v1", frozen=True, kw_only=True):
     """Captioning failed."""
 

@@ -35,6 +35,20 @@ class VideoIngestFailed(Event, tag="video.ingest_failed.v1", frozen=True, kw_onl
     message: str
 
 
+class VideoImportRequested(Event, tag="video.import_requested.v1", frozen=True, kw_only=True):
+    """A command to ingest from another service: import ``url`` into ``owner_id``'s library.
+
+    The same SSRF rules and job model as a user's import apply (the owner sees the import job). Ingest answers
+    ``video.ingested.v1`` or ``video.ingest_failed.v1`` with ``correlation_id`` = ``request_id``. Owned by ingest,
+    the service that carries it out (requesters: render, analysis).
+    """
+
+    request_id: str
+    owner_id: uuid.UUID
+    url: str
+    title: str = ""
+
+
 class VideoDeleted(Event, tag="video.deleted.v1", frozen=True, kw_only=True):
     """A video was deleted by its owner; derived artefacts should go too."""
 

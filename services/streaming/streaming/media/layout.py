@@ -57,7 +57,7 @@ def render_master(stream: StreamRecord) -> str:
     ]
     audio_media = AudioMedia(uri="audio/index.m3u8", channels=audio.width or 2) if audio else None
     subs = [
-        SubtitleMedia(uri=f"subs/{s.language}.m3u8", language=s.language, label=s.label)
+        SubtitleMedia(uri=f"subs/{s.language}/index.m3u8", language=s.language, label=s.label)
         for s in stream.subtitles
     ]
     return master_playlist(variants, audio=audio_media, subtitles=subs)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import hashlib
 import shutil
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +17,7 @@ import asyncpg
 from common import jobs
 from common.bus.base import Bus, Delivery
 from common.events.base import Event
-from common.events.captions import CaptionsCompleted
+from common.events.captions import CaptionsCompleted, CaptionsTracksChanged, CaptionTrackRef
 from common.events.ingest import VideoIngested
 from common.events.jobs import JobCancelRequested
 from common.jobrunner import JobContext, LeasedJobRunner
@@ -25,14 +27,15 @@ from common.storage.content_types import content_type
 
 from .. import store
 from ..config import StreamingSettings
+from . import subtitles
 from .errors import CANCELED, MEDIA_UNREADABLE, TRANSCODE_FAILED, MediaError
-from .hls import subtitle_playlist
 from .ladder import EncoderSettings
 from .layout import safe_language, stream_prefix
 from .lifecycle import PRODUCER, Target, fail_stream
 from .transcode import JOB_KIND, Transcoder
 
 log = get_logger(__name__)
+SUBTITLE_SEGMENT_S = 6.0  # WebVTT segment length: Apple's HLS authoring spec wants subtitle segments like the media's
 
 
 class MediaWorker:
@@ -128,32 +131,58 @@ class MediaWorker:
         await fail_stream(conn, Target.of(job), failure.code, failure.message)
 
     async def on_captions(self, event: CaptionsCompleted, delivery: Delivery) -> None:
-        """Copy the WebVTT tracks next to the stream and add them to the master's SUBTITLES group."""
-        vid = event.video_id
+        """Add a finished job's tracks to the master's SUBTITLES group (segmented WebVTT)."""
+        await self.publish_subtitles(event.video_id, event.tracks, replace=False)
+
+    async def on_tracks_changed(self, event: CaptionsTracksChanged, delivery: Delivery) -> None:
+        """Make the SUBTITLES group exactly the video's live tracks (after an edit, a delete or a new job)."""
+        await self.publish_subtitles(event.video_id, event.tracks, replace=True)
+
+    async def publish_subtitles(
+        self, vid: uuid.UUID, tracks: Sequence[CaptionTrackRef], *, replace: bool
+    ) -> None:
+        """Segment each track beside the stream, then list them in the master (token-gated like every file)."""
         async with self.pool.acquire() as conn:
             stream = await store.get_stream(conn, video_id=vid)
         if stream is None:
             raise LookupError(f"no stream yet for video {vid}")  # retried with back-off: ingest may be behind
-        rows: list[tuple[str, str, str, str]] = []
-        for track in event.tracks:
-            lang = safe_language(track.language)
-            vtt_key = f"{stream_prefix(vid)}subs/{lang}.vtt"
-            try:
-                body = await self.store.read_bytes(track.vtt_key)
-            except ObjectNotFound:
-                log.warning("captions.track_missing", video_id=str(vid), key=track.vtt_key)
-                continue
-            await self.store.put(vtt_key, body, content_type=content_type("vtt"))
-            playlist = subtitle_playlist(f"{lang}.vtt", duration_s=stream.duration_s)
-            await self.store.put(
-                f"{stream_prefix(vid)}subs/{lang}.m3u8", playlist.encode(), content_type=content_type("m3u8")
-            )
-            rows.append((lang, track.label or lang, vtt_key, track.vtt_key))
-        if not rows:
-            return
+        rows = [
+            row for t in tracks if (row := await self._segment_track(vid, t, stream.duration_s)) is not None
+        ]
         async with self.pool.acquire() as conn, conn.transaction():
-            await store.upsert_subtitle_tracks(conn, video_id=vid, tracks=rows)
-            await self.transcoder.publisher.master(conn, vid)
+            await store.lock_video(conn, video_id=vid)
+            dropped = (
+                await store.keep_subtitle_tracks(conn, video_id=vid, languages=[r[0] for r in rows])
+                if replace
+                else []
+            )
+            if rows:
+                await store.upsert_subtitle_tracks(conn, video_id=vid, tracks=rows)
+            if rows or dropped:
+                await self.transcoder.publisher.master(conn, vid)
+        for lang in dropped:  # unlisted first, then removed: no player is sent to a missing file
+            await self.store.delete_prefix(f"{stream_prefix(vid)}subs/{lang}/")
+
+    async def _segment_track(
+        self, vid: uuid.UUID, track: CaptionTrackRef, duration_s: float
+    ) -> tuple[str, str, str, str] | None:
+        lang = safe_language(track.language)
+        try:
+            text = (await self.store.read_bytes(track.vtt_key)).decode("utf-8")
+            cues = subtitles.parse_cues(text)
+        except (ObjectNotFound, UnicodeDecodeError, ValueError) as e:
+            log.warning("captions.track_unusable", video_id=str(vid), key=track.vtt_key, error=repr(e))
+            return None
+        prefix = f"{stream_prefix(vid)}subs/{lang}/"
+        version = hashlib.sha256(text.encode()).hexdigest()[:10]  # new names per content: no stale cache
+        seg_s = SUBTITLE_SEGMENT_S
+        segments = subtitles.segment(cues, duration_s=duration_s, segment_s=seg_s)
+        uris = [f"{version}-{k}.vtt" for k in range(len(segments))]
+        for uri, body in zip(uris, segments, strict=True):
+            await self.store.put(prefix + uri, body.encode(), content_type=content_type("vtt"))
+        playlist = subtitles.media_playlist(segment_uris=uris, duration_s=duration_s, segment_s=seg_s)
+        await self.store.put(f"{prefix}index.m3u8", playlist.encode(), content_type=content_type("m3u8"))
+        return (lang, track.label or lang, f"{prefix}index.m3u8", track.vtt_key)
 
     async def on_cancel(self, conn: asyncpg.Connection, event: Any, delivery: Delivery) -> None:
         """Cancel a transcode: a queued one (and its stream) at once, a running one at its next frame."""

@@ -14,7 +14,7 @@ import av
 import pytest
 from PIL import Image
 
-from common.events.captions import CaptionsCompleted, CaptionTrackRef
+from common.events.captions import CaptionsCompleted, CaptionsTracksChanged, CaptionTrackRef
 from common.events.ingest import VideoIngested
 from common.storage import ObjectStore
 from common.testing.auth import TokenFactory
@@ -239,16 +239,61 @@ async def test_captions_completed_adds_a_subtitles_group(media_env: Any, fs_stor
 
     subs = await wait_for(subs_listed, timeout=20, interval=0.05)
     assert {(m["LANGUAGE"], m["NAME"], m["URI"]) for m in subs} == {
-        ("en", "English", "subs/en.m3u8"),
-        ("ko", "한국어", "subs/ko.m3u8"),
+        ("en", "English", "subs/en/index.m3u8"),
+        ("ko", "한국어", "subs/ko/index.m3u8"),
     }
     master = (await fs_store.read_bytes(f"streams/{vid}/master.m3u8")).decode()
     assert all(
         'SUBTITLES="subs"' in line for line in master.splitlines() if line.startswith("#EXT-X-STREAM-INF")
     )
-    assert await fs_store.read_bytes(f"streams/{vid}/subs/en.vtt") == vtt
-    playlist = (await fs_store.read_bytes(f"streams/{vid}/subs/en.m3u8")).decode()
-    assert "en.vtt" in playlist and "#EXT-X-ENDLIST" in playlist
+    # segmented WebVTT: every segment maps its cue times onto the media timeline
+    playlist = (await fs_store.read_bytes(f"streams/{vid}/subs/en/index.m3u8")).decode()
+    assert "#EXT-X-ENDLIST" in playlist and "#EXT-X-PLAYLIST-TYPE:VOD" in playlist
+    segments = [line for line in playlist.splitlines() if line.endswith(".vtt")]
+    assert segments
+    first = (await fs_store.read_bytes(f"streams/{vid}/subs/en/{segments[0]}")).decode()
+    assert first.startswith("WEBVTT\nX-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000\n")
+    assert "00:00:00.000 --> 00:00:01.500\nHello there" in first
+
+
+async def test_tracks_changed_makes_the_subtitles_group_exactly_the_live_tracks(
+    media_env: Any, fs_store: ObjectStore
+) -> None:
+    env = await media_env(fs_store)
+    event = await ingest(env, make_video(seconds=2, width=320, height=240))
+    vid = event.video_id
+    await wait_for(lambda: "stream.ready.v1" in types_for(env, vid), timeout=60, interval=0.05)
+    for lang in ("en", "es"):
+        await fs_store.put(f"captions/{vid}/{lang}.vtt", b"WEBVTT\n\n00:00:00.500 --> 00:00:01.500\nHola\n")
+    refs = {
+        lang: CaptionTrackRef(language=lang, label=lang.upper(), vtt_key=f"captions/{vid}/{lang}.vtt")
+        for lang in ("en", "es")
+    }
+
+    async def listed() -> set[str]:
+        _, media = parse_master((await fs_store.read_bytes(f"streams/{vid}/master.m3u8")).decode())
+        return {m["LANGUAGE"] for m in media if m["TYPE"] == "SUBTITLES"}
+
+    changed = CaptionsTracksChanged(
+        video_id=vid, owner_id=event.owner_id, producer="captions", tracks=list(refs.values())
+    )
+    await env.bus.publish(changed)
+    assert await wait_for(lambda: _eq(listed(), {"en", "es"}), timeout=20, interval=0.05)
+    # the Spanish track is deleted: the next complete set has only English, and its files go
+    await env.bus.publish(
+        CaptionsTracksChanged(video_id=vid, owner_id=event.owner_id, producer="captions", tracks=[refs["en"]])
+    )
+    assert await wait_for(lambda: _eq(listed(), {"en"}), timeout=20, interval=0.05)
+    assert [o async for o in fs_store.list(f"streams/{vid}/subs/es/")] == []
+    # no track left: the group disappears from the master
+    await env.bus.publish(CaptionsTracksChanged(video_id=vid, owner_id=event.owner_id, producer="captions"))
+    assert await wait_for(lambda: _eq(listed(), set()), timeout=20, interval=0.05)
+    master = (await fs_store.read_bytes(f"streams/{vid}/master.m3u8")).decode()
+    assert "SUBTITLES" not in master
+
+
+async def _eq(value: Any, expected: Any) -> bool:
+    return bool(await value == expected)
 
 
 async def test_dash_presentation_when_enabled(media_env: Any, fs_store: ObjectStore, tmp_path: Path) -> None:
