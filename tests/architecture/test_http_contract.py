@@ -521,5 +521,7 @@ async def test_schemathesis_finds_no_server_error(running: Any, token_factory: T
     assert not failures, "\n".join(failures[:20])
     assert len(statuses) >= len(doc["paths"]) * 2, "schemathesis sent requests (positive and negative)"
     assert any(400 <= s < 500 for s in statuses), sorted(set(statuses))
-    if any("{" not in path for path in doc["paths"]):  # generated ids name nothing: only such paths can succeed
+    if any(
+        "{" not in path for path in doc["paths"]
+    ):  # generated ids name nothing: only such paths can succeed
         assert any(s < 300 for s in statuses), sorted(set(statuses))

@@ -623,7 +623,9 @@ def cancel_router(*, kinds: Collection[str], producer: str, runner: LeasedJobRun
     r = Router()
 
     @r.on(JobCancelRequested)
-    async def on_cancel_requested(conn: asyncpg.Connection, event: JobCancelRequested, delivery: Delivery) -> None:
+    async def on_cancel_requested(
+        conn: asyncpg.Connection, event: JobCancelRequested, delivery: Delivery
+    ) -> None:
         if event.kind not in kinds:
             return
         job = await get_job(conn, event.job_id)

@@ -35,7 +35,8 @@ from .lifecycle import PRODUCER, Target, fail_stream
 from .transcode import JOB_KIND, Transcoder
 
 log = get_logger(__name__)
-SUBTITLE_SEGMENT_S = 6.0  # WebVTT segment length: Apple's HLS authoring spec wants subtitle segments like the media's
+# WebVTT segment length: Apple's HLS authoring spec wants subtitle segments as long as the media's
+SUBTITLE_SEGMENT_S = 6.0
 
 
 class MediaWorker:
