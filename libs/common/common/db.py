@@ -9,11 +9,14 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 
 from .logging import get_logger
+
+if TYPE_CHECKING:
+    from .settings import ServiceSettings
 
 log = get_logger(__name__)
 
@@ -47,6 +50,16 @@ async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int
     )
     assert pool is not None
     return pool
+
+
+@asynccontextmanager
+async def settings_pool(settings: ServiceSettings, *, max_size: int = 2) -> AsyncIterator[asyncpg.Pool]:
+    """A small pool on ``settings``' database and schema for one command or test, closed on exit."""
+    pool = await create_pool(settings.database_url, schema=settings.schema, min_size=1, max_size=max_size)
+    try:
+        yield pool
+    finally:
+        await pool.close()
 
 
 async def close_pool(pool: asyncpg.Pool, *, timeout_s: float = 10.0) -> None:

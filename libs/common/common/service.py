@@ -7,7 +7,7 @@ import asyncio
 import sys
 from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import asyncpg
@@ -204,6 +204,38 @@ def run_service(
         return 0
     command, _ = (commands or {})[args.command]
     return asyncio.run(command(settings, args))
+
+
+class ServiceMain(Protocol):
+    """``main(argv=None) -> exit code`` of a ``python -m <svc>`` module."""
+
+    def __call__(self, argv: Sequence[str] | None = None) -> int: ...
+
+
+def migrations_beside(package_file: str) -> Path:
+    """The ``migrations/`` folder of the service whose package holds ``package_file`` (``services/<svc>/migrations``)."""
+    return Path(package_file).resolve().parent.parent / "migrations"
+
+
+def service_entry(
+    package_file: str,
+    settings_type: type[ServiceSettings],
+    create_app: Callable[..., web.Application],
+    *,
+    commands: Mapping[str, tuple[Command, Callable[[argparse.ArgumentParser], None] | None]] | None = None,
+) -> ServiceMain:
+    """A service's ``main(argv)``: settings read once from the environment, then :func:`run_service`."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        return run_service(
+            settings=settings_type.from_env(),
+            create_app=create_app,
+            migrations_dir=migrations_beside(package_file),
+            argv=argv,
+            commands=commands,
+        )
+
+    return main
 
 
 def main_exit(code: int) -> None:

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import argparse
 import uuid
-from collections.abc import Sequence
-from pathlib import Path
 
-from common.service import main_exit, run_service
+from common.service import main_exit, service_entry
 
 from . import admin
 from .app import create_app
 from .config import BillingSettings
-
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def _adjust_args(p: argparse.ArgumentParser) -> None:
@@ -31,19 +27,16 @@ def _refund_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reason", required=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a billing command."""
-    return run_service(
-        settings=BillingSettings.from_env(),
-        create_app=create_app,
-        migrations_dir=MIGRATIONS,
-        argv=argv,
-        commands={
-            "adjust": (admin.adjust_command, _adjust_args),
-            "refund": (admin.refund_command, _refund_args),
-            "check": (admin.check_command, None),
-        },
-    )
+main = service_entry(
+    __file__,
+    BillingSettings,
+    create_app,
+    commands={
+        "adjust": (admin.adjust_command, _adjust_args),
+        "refund": (admin.refund_command, _refund_args),
+        "check": (admin.check_command, None),
+    },
+)
 
 
 if __name__ == "__main__":

@@ -37,15 +37,12 @@ async def _post_entry(
     settings: ServiceSettings, write: Callable[[asyncpg.Connection], Awaitable[Entry]]
 ) -> int:
     """Write one ledger entry in a transaction; print it as JSON, or the error code and exit 1 when refused."""
-    pool = await db.create_pool(settings.database_url, schema=settings.schema, min_size=1, max_size=1)
     try:
-        async with db.transaction(pool) as conn:
+        async with db.settings_pool(settings, max_size=1) as pool, db.transaction(pool) as conn:
             entry = await write(conn)
     except CodedError as e:
         _out({"error": e.code, "message": e.message})
         return 1
-    finally:
-        await pool.close()
     _out(_entry_json(entry))
     return 0
 
@@ -70,11 +67,11 @@ async def refund_command(settings: ServiceSettings, args: argparse.Namespace) ->
 
 async def check_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
     """Check every account's invariants; exit 1 and list the violations when any is broken."""
-    pool = await db.create_pool(settings.database_url, schema=settings.schema, min_size=1, max_size=1)
-    try:
-        async with pool.acquire() as conn, conn.transaction(isolation="repeatable_read", readonly=True):
-            violations = await store.invariant_violations(conn)
-    finally:
-        await pool.close()
+    async with (
+        db.settings_pool(settings, max_size=1) as pool,
+        pool.acquire() as conn,
+        conn.transaction(isolation="repeatable_read", readonly=True),
+    ):
+        violations = await store.invariant_violations(conn)
     _out({"ok": not violations, "violations": violations})
     return 1 if violations else 0

@@ -23,10 +23,12 @@ from common.bus.base import Delivery
 from common.events.billing import CreditsHoldRequested, CreditsSettleRequested
 from common.events.gateway import UserRegistered
 from common.logging import configure_logging
+from common.service import migrations_beside
 
 from . import handlers, store
-from .__main__ import MIGRATIONS
 from .config import BillingSettings
+
+MIGRATIONS = migrations_beside(__file__)
 
 
 async def _timed(requesters: int, work: Callable[[int], Awaitable[None]]) -> float:

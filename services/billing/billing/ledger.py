@@ -10,6 +10,7 @@ import secrets
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from common.errors import CodedError
 from common.events.base import Event
@@ -58,7 +59,7 @@ async def open_account(conn: Conn, *, account_id: uuid.UUID, email: str, signup_
     await store.get_account(conn, account_id=account_id, for_update=True)
     if await store.find_entry(conn, account_id=account_id, kind=EntryKind.GRANT, reference=SIGNUP_REFERENCE):
         return None
-    entry = await store.post_entry(
+    entry = await _post(
         conn,
         account_id=account_id,
         kind=EntryKind.GRANT,
@@ -66,8 +67,14 @@ async def open_account(conn: Conn, *, account_id: uuid.UUID, email: str, signup_
         reference=SIGNUP_REFERENCE,
         memo="signup grant",
     )
-    metrics.CREDITS.labels(EntryKind.GRANT).inc(signup_grant)
     return entry
+
+
+async def _post(conn: Conn, *, account_id: uuid.UUID, kind: EntryKind, amount: int, **entry: Any) -> Entry:
+    """Write a ledger entry (``store.post_entry``) and count the credits it moves."""
+    posted = await store.post_entry(conn, account_id=account_id, kind=kind, amount=amount, **entry)
+    metrics.CREDITS.labels(kind).inc(abs(amount))
+    return posted
 
 
 async def account_exists(conn: Conn, *, account_id: uuid.UUID) -> bool:
@@ -110,16 +117,18 @@ async def place_hold(
         metrics.HOLDS.labels("rejected").inc()
         return [_reject(req, code, message)]
     metrics.HOLDS.labels("granted").inc()
-    return [
-        CreditsHoldGranted(
-            hold_ref=req.hold_ref,
-            account_id=req.account_id,
-            amount=req.amount,
-            expires_at=expires_at.isoformat(),
-            producer=PRODUCER,
-            correlation_id=req.correlation_id,
-        )
-    ]
+    return [_grant(req, expires_at)]
+
+
+def _grant(req: CreditsHoldRequested, expires_at: datetime) -> CreditsHoldGranted:
+    return CreditsHoldGranted(
+        hold_ref=req.hold_ref,
+        account_id=req.account_id,
+        amount=req.amount,
+        expires_at=expires_at.isoformat(),
+        producer=PRODUCER,
+        correlation_id=req.correlation_id,
+    )
 
 
 def _reject(req: CreditsHoldRequested, code: str, message: str) -> CreditsHoldRejected:
@@ -170,14 +179,7 @@ async def _hold_seen_before(conn: Conn, req: CreditsHoldRequested, *, expires_at
         expires_at=expires_at,
     )
     metrics.HOLDS.labels("granted").inc()
-    granted = CreditsHoldGranted(
-        hold_ref=req.hold_ref,
-        account_id=req.account_id,
-        amount=req.amount,
-        expires_at=expires_at.isoformat(),
-        producer=PRODUCER,
-        correlation_id=req.correlation_id,
-    )
+    granted = _grant(req, expires_at)
     hold = await store.get_hold(conn, hold_ref=req.hold_ref, for_update=True)
     assert hold is not None
     return [
@@ -231,7 +233,7 @@ async def _settle_held(conn: Conn, hold: Hold, *, capture: int, correlation_id: 
     captured = min(capture, amount)
     events: list[Event] = []
     if captured > 0:
-        entry = await store.post_entry(
+        entry = await _post(
             conn,
             account_id=hold.account_id,
             kind=EntryKind.CAPTURE,
@@ -240,7 +242,6 @@ async def _settle_held(conn: Conn, hold: Hold, *, capture: int, correlation_id: 
             memo=hold.reason,
             release=amount,
         )
-        metrics.CREDITS.labels(EntryKind.CAPTURE).inc(captured)
         events.append(
             CreditsCaptured(
                 hold_ref=hold.hold_ref,
@@ -262,18 +263,20 @@ async def _settle_held(conn: Conn, hold: Hold, *, capture: int, correlation_id: 
         settled=True,
     )
     if amount - captured > 0:
-        events.append(
-            CreditsReleased(
-                hold_ref=hold.hold_ref,
-                account_id=hold.account_id,
-                amount=amount - captured,
-                reason="settled",
-                producer=PRODUCER,
-                correlation_id=correlation_id,
-            )
-        )
+        events.append(_released(hold, amount - captured, reason="settled", correlation_id=correlation_id))
     metrics.SETTLES.labels("captured" if captured else "released").inc()
     return events
+
+
+def _released(hold: Hold, amount: int, *, reason: str, correlation_id: str) -> CreditsReleased:
+    return CreditsReleased(
+        hold_ref=hold.hold_ref,
+        account_id=hold.account_id,
+        amount=amount,
+        reason=reason,
+        producer=PRODUCER,
+        correlation_id=correlation_id,
+    )
 
 
 async def expire_due(conn: Conn, *, now: datetime, limit: int) -> list[Event]:
@@ -284,16 +287,7 @@ async def expire_due(conn: Conn, *, now: datetime, limit: int) -> list[Event]:
         await store.release(conn, account_id=hold.account_id, amount=amount)
         await store.set_hold(conn, hold_ref=hold.hold_ref, status=HoldStatus.EXPIRED, settled=True)
         metrics.HOLDS.labels("expired").inc()
-        events.append(
-            CreditsReleased(
-                hold_ref=hold.hold_ref,
-                account_id=hold.account_id,
-                amount=amount,
-                reason="expired",
-                producer=PRODUCER,
-                correlation_id=hold.hold_ref,
-            )
-        )
+        events.append(_released(hold, amount, reason="expired", correlation_id=hold.hold_ref))
     return events
 
 
@@ -329,7 +323,7 @@ async def adjust(
             f"balance {account.balance} with {account.held} held cannot go down by {-amount}",
             status=409,
         )
-    entry = await store.post_entry(
+    entry = await _post(
         conn,
         account_id=account_id,
         kind=EntryKind.ADJUSTMENT,
@@ -337,7 +331,6 @@ async def adjust(
         reference=reference,
         memo=reason,
     )
-    metrics.CREDITS.labels(EntryKind.ADJUSTMENT).inc(abs(amount))
     return entry
 
 
@@ -358,7 +351,7 @@ async def refund(conn: Conn, *, hold_ref: str, amount: int | None, reason: str) 
             BillingCode.INVALID_AMOUNT, f"refund must be between 1 and {hold.captured}", status=422
         )
     await store.add_refunded(conn, hold_ref=hold_ref, amount=amount)
-    entry = await store.post_entry(
+    entry = await _post(
         conn,
         account_id=hold.account_id,
         kind=EntryKind.REFUND,
@@ -366,7 +359,6 @@ async def refund(conn: Conn, *, hold_ref: str, amount: int | None, reason: str) 
         reference=hold_ref,
         memo=reason,
     )
-    metrics.CREDITS.labels(EntryKind.REFUND).inc(amount)
     return entry
 
 
@@ -456,7 +448,7 @@ async def confirm_payment(
         outcome = "order_already_paid"
     else:
         await store.get_account(conn, account_id=order.account_id, for_update=True)
-        entry = await store.post_entry(
+        entry = await _post(
             conn,
             account_id=order.account_id,
             kind=EntryKind.TOPUP,
@@ -467,7 +459,6 @@ async def confirm_payment(
         order = await store.set_order_status(
             conn, order_id=order_id, status=OrderStatus.PAID, payment_key=payment_key
         )
-        metrics.CREDITS.labels(EntryKind.TOPUP).inc(order.credits)
         events.append(
             CreditsToppedUp(
                 account_id=order.account_id,

@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from common.views import view_of
+
 #: Postgres ``bigint``: a number outside it is refused as invalid input, never sent to the database (a 500)
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 BigInt = Annotated[int, msgspec.Meta(ge=BIGINT_MIN, le=BIGINT_MAX)]
@@ -166,15 +168,7 @@ class LedgerEntryView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, entry: Entry) -> LedgerEntryView:
         """The entry as the API shows it."""
-        return cls(
-            id=entry.id,
-            kind=EntryKind(entry.kind),
-            amount=entry.amount,
-            balance_after=entry.balance_after,
-            reference=entry.reference,
-            memo=entry.memo,
-            created_at=entry.created_at,
-        )
+        return view_of(cls, entry)
 
 
 class MoneyView(msgspec.Struct, kw_only=True):
@@ -215,13 +209,8 @@ class OrderView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, order: Order) -> OrderView:
         """The order as the API shows it."""
-        return cls(
-            order_id=order.order_id,
-            amount=order.credits,
-            price=MoneyView(amount=order.price, currency=order.currency),
-            status=OrderStatus(order.status),
-            created_at=order.created_at,
-            paid_at=order.paid_at,
+        return view_of(
+            cls, order, amount=order.credits, price=MoneyView(amount=order.price, currency=order.currency)
         )
 
 

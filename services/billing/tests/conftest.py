@@ -16,9 +16,18 @@ from billing.config import BillingSettings
 from billing.models import Account
 from common import db
 from common.bus.base import Delivery
+from common.bus.rabbit import RabbitBus
 from common.events.base import Event, decode
-from common.events.billing import CreditsHoldRequested, CreditsSettleRequested
+from common.events.billing import (
+    CreditsCaptured,
+    CreditsHoldGranted,
+    CreditsHoldRejected,
+    CreditsHoldRequested,
+    CreditsReleased,
+    CreditsSettleRequested,
+)
 from common.events.gateway import UserRegistered
+from common.testing.bus import RabbitBusFactory, unique_name
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 WEBHOOK_SECRET = "whsec_test_0123456789"
@@ -54,9 +63,8 @@ def billing_settings(database_url: str, amqp_url: str, billing_schema: str) -> B
 @pytest.fixture
 async def billing_pool(billing_settings: BillingSettings) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test schema."""
-    pool = await db.create_pool(billing_settings.database_url, schema=billing_settings.schema, max_size=20)
-    yield pool
-    await pool.close()
+    async with db.settings_pool(billing_settings, max_size=20) as pool:
+        yield pool
 
 
 class Books:
@@ -131,3 +139,20 @@ class Books:
 def books(billing_pool: asyncpg.Pool, billing_settings: BillingSettings) -> Books:
     """The billing books of the test schema."""
     return Books(billing_pool, billing_settings)
+
+
+@pytest.fixture
+async def requester(rabbit_bus_factory: RabbitBusFactory) -> tuple[RabbitBus, list[Event]]:
+    """Another service's bus on the test exchange, and the list it records billing's answers to its requests in."""
+    bus = await rabbit_bus_factory()
+    answers: list[Event] = []
+
+    async def record(event: Event, delivery: Delivery) -> None:
+        answers.append(event)
+
+    await bus.subscribe(
+        unique_name("requester"),
+        [CreditsHoldGranted, CreditsHoldRejected, CreditsCaptured, CreditsReleased],
+        record,
+    )
+    return bus, answers

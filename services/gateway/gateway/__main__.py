@@ -5,17 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from collections.abc import Sequence
 from pathlib import Path
 
-from common.service import main_exit, run_service
+from common.service import main_exit, service_entry
 from common.settings import ServiceSettings
 
 from .app import create_app
 from .config import GatewaySettings
 from .keys import KeyRing, generate_key
-
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 async def keys_command(settings: ServiceSettings, args: argparse.Namespace) -> int:
@@ -48,15 +45,12 @@ def _configure_keys(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a gateway command."""
-    return run_service(
-        settings=GatewaySettings.from_env(),
-        create_app=create_app,
-        migrations_dir=MIGRATIONS,
-        argv=argv,
-        commands={"keys": (keys_command, _configure_keys)},
-    )
+main = service_entry(
+    __file__,
+    GatewaySettings,
+    create_app,
+    commands={"keys": (keys_command, _configure_keys)},
+)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ import msgspec
 
 from common.events.jobs import JobError
 from common.jobs import Job, JobStatus
+from common.views import view_of
 
 
 class GatewayCode(StrEnum):
@@ -110,17 +111,4 @@ class JobView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, job: Job) -> JobView:
         """The job as the API shows it."""
-        return cls(
-            id=job.id,
-            kind=job.kind,
-            owner_id=job.owner_id,
-            status=JobStatus(job.status),
-            progress=round(job.progress, 2),
-            stage=job.stage,
-            error=msgspec.convert(job.error, JobError) if job.error else None,
-            result=job.result,
-            cancel_requested=job.cancel_requested,
-            seq=job.seq,
-            created_at=job.created_at,
-            updated_at=job.updated_at,
-        )
+        return view_of(cls, job, progress=round(job.progress, 2), error=job.error or None)

@@ -12,6 +12,7 @@ import msgspec
 from common.events.ingest import VideoIngested
 from common.events.jobs import JobError
 from common.jobs import JobStatus
+from common.views import view_of
 
 
 class IngestCode(StrEnum):
@@ -145,23 +146,7 @@ class VideoView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, video: Video) -> VideoView:
         """The video as the API shows it."""
-        return cls(
-            id=video.id,
-            title=video.title,
-            source=video.source,  # type: ignore[arg-type]
-            source_url=video.source_url,
-            duration_s=video.duration_s,
-            width=video.width,
-            height=video.height,
-            rotation=video.rotation,
-            fps=video.fps,
-            video_codec=video.video_codec,
-            audio_codec=video.audio_codec,
-            audio_only=video.audio_only,
-            container=video.container,
-            size_bytes=video.size_bytes,
-            created_at=video.created_at,
-        )
+        return view_of(cls, video)
 
 
 class ImportAccepted(msgspec.Struct, kw_only=True):
@@ -190,19 +175,7 @@ class ImportView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, row: dict[str, Any]) -> ImportView:
         """The import row (joined with its job) as the API shows it."""
-        return cls(
-            id=row["id"],
-            job_id=row["job_id"],
-            url=row["url"],
-            title=row["title"],
-            status=JobStatus(row["status"]),
-            progress=round(float(row["progress"]), 2),
-            stage=row["stage"],
-            error=job_error(row["error"]),
-            video_id=row["video_id"],
-            allow_audio_only=row["allow_audio_only"],
-            created_at=row["created_at"],
-        )
+        return view_of(cls, row, progress=round(float(row["progress"]), 2), error=job_error(row["error"]))
 
 
 class SearchAccepted(msgspec.Struct, kw_only=True):
@@ -235,19 +208,7 @@ class SearchResultView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, result: SearchResult) -> SearchResultView:
         """The result as the API shows it."""
-        return cls(
-            position=result.position,
-            id=result.platform_id,
-            url=result.url,
-            title=result.title,
-            uploader=result.uploader,
-            view_count=result.view_count,
-            like_count=result.like_count,
-            comment_count=result.comment_count,
-            duration_s=result.duration_s,
-            thumbnail_url=result.thumbnail_url,
-            published_at=result.published_at,
-        )
+        return view_of(cls, result, id=result.platform_id)
 
 
 class SearchView(msgspec.Struct, kw_only=True):

@@ -26,6 +26,12 @@ def _video(r: asyncpg.Record) -> Video:
     return Video(**dict(r))
 
 
+async def _row_dict(conn: asyncpg.Connection, sql: str, *args: Any) -> dict[str, Any] | None:
+    """The one row ``sql`` selects, as a dict (None when there is none)."""
+    r = await conn.fetchrow(sql, *args)
+    return dict(r) if r else None
+
+
 # -- videos -------------------------------------------------------------------------------------------------
 
 
@@ -122,14 +128,14 @@ async def lock_import_key(conn: asyncpg.Connection, *, owner_id: uuid.UUID, url:
 
 async def active_import(conn: asyncpg.Connection, *, owner_id: uuid.UUID, url: str) -> dict[str, Any] | None:
     """The owner's queued or running import of ``url``."""
-    r = await conn.fetchrow(
+    return await _row_dict(
+        conn,
         "SELECT i.id, i.job_id FROM imports i JOIN jobs j ON j.id = i.job_id"
         " WHERE i.owner_id = $1 AND i.url = $2 AND j.status = ANY($3::text[]) ORDER BY i.created_at LIMIT 1",
         owner_id,
         url,
         list(ACTIVE),
     )
-    return dict(r) if r else None
 
 
 async def create_import(
@@ -164,14 +170,12 @@ async def get_import(
     conn: asyncpg.Connection, *, import_id: uuid.UUID, owner_id: uuid.UUID
 ) -> dict[str, Any] | None:
     """An import of ``owner_id`` with its job's state."""
-    r = await conn.fetchrow(_IMPORT_SELECT + " WHERE i.id = $1 AND i.owner_id = $2", import_id, owner_id)
-    return dict(r) if r else None
+    return await _row_dict(conn, _IMPORT_SELECT + " WHERE i.id = $1 AND i.owner_id = $2", import_id, owner_id)
 
 
 async def import_for_job(conn: asyncpg.Connection, *, job_id: uuid.UUID) -> dict[str, Any] | None:
     """The import a job runs."""
-    r = await conn.fetchrow(_IMPORT_SELECT + " WHERE i.job_id = $1", job_id)
-    return dict(r) if r else None
+    return await _row_dict(conn, _IMPORT_SELECT + " WHERE i.job_id = $1", job_id)
 
 
 async def set_import_video(conn: asyncpg.Connection, *, import_id: uuid.UUID, video_id: uuid.UUID) -> None:
@@ -217,14 +221,12 @@ async def get_search(
     conn: asyncpg.Connection, *, search_id: uuid.UUID, owner_id: uuid.UUID
 ) -> dict[str, Any] | None:
     """A search of ``owner_id`` with its job's state."""
-    r = await conn.fetchrow(_SEARCH_SELECT + " WHERE s.id = $1 AND s.owner_id = $2", search_id, owner_id)
-    return dict(r) if r else None
+    return await _row_dict(conn, _SEARCH_SELECT + " WHERE s.id = $1 AND s.owner_id = $2", search_id, owner_id)
 
 
 async def search_for_job(conn: asyncpg.Connection, *, job_id: uuid.UUID) -> dict[str, Any] | None:
     """The search a job runs."""
-    r = await conn.fetchrow(_SEARCH_SELECT + " WHERE s.job_id = $1", job_id)
-    return dict(r) if r else None
+    return await _row_dict(conn, _SEARCH_SELECT + " WHERE s.job_id = $1", job_id)
 
 
 async def replace_search_results(

@@ -57,9 +57,8 @@ def settings(schema: str, tmp_path: Path, database_url: str) -> IngestSettings:
 @pytest.fixture
 async def pool(settings: IngestSettings) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test's schema (for assertions)."""
-    p = await db.create_pool(settings.database_url, schema=settings.schema, min_size=1, max_size=2)
-    yield p
-    await p.close()
+    async with db.settings_pool(settings) as p:
+        yield p
 
 
 AppFactory = Callable[..., Awaitable[TestClient[Any, Any]]]

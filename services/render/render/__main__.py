@@ -2,23 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from pathlib import Path
-
-from common.service import main_exit, run_service
+from common.service import main_exit, service_entry
 
 from .app import create_app
 from .config import RenderSettings
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run a render command."""
-    return run_service(
-        settings=RenderSettings.from_env(), create_app=create_app, migrations_dir=MIGRATIONS, argv=argv
-    )
-
+main = service_entry(__file__, RenderSettings, create_app)
 
 if __name__ == "__main__":
     main_exit(main())

@@ -22,13 +22,14 @@ from aiohttp import web
 
 from common import db
 from common.events.ingest import VideoIngested
+from common.service import migrations_beside
 from common.testing.media import make_video
 
 from . import media, store
 from .app import create_app
 from .config import StreamingSettings
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = migrations_beside(__file__)
 
 
 def source(seconds: int, *, vcodec: str = "libx264") -> Path:

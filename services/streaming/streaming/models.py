@@ -11,6 +11,7 @@ import msgspec
 
 from common.errors import public_message
 from common.events.jobs import JobError
+from common.views import view_of
 
 from .store import RenditionRecord, StreamRecord
 from .webhook_store import AttemptRecord, DeliveryRecord, WebhookRecord
@@ -84,18 +85,9 @@ class RenditionView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, r: RenditionRecord) -> RenditionView:
         """The rendition as the API shows it (the audio row keeps its channel count in ``width``)."""
-        audio = r.kind == "audio"
-        return cls(
-            name=r.name,
-            kind="audio" if audio else "video",
-            width=None if audio else r.width,
-            height=None if audio else r.height,
-            channels=r.width if audio else None,
-            bandwidth=r.bandwidth,
-            average_bandwidth=r.average_bandwidth,
-            codecs=r.codecs,
-            frame_rate=None if audio else r.frame_rate,
-        )
+        if r.kind == "audio":
+            return view_of(cls, r, width=None, height=None, channels=r.width, frame_rate=None)
+        return view_of(cls, r, kind="video", channels=None)
 
 
 class SubtitleView(msgspec.Struct, kw_only=True):
@@ -134,19 +126,13 @@ class StreamView(msgspec.Struct, kw_only=True):
             error = JobError(
                 code=stream.error.get("code", ""), message=public_message(stream.error.get("message", ""))
             )
-        return cls(
-            video_id=stream.video_id,
-            status=stream.status,  # type: ignore[arg-type]
+        return view_of(
+            cls,
+            stream,
             renditions=[RenditionView.of(r) for r in renditions],
-            duration_s=stream.duration_s,
-            width=stream.width,
-            height=stream.height,
             poster_url=f"/play/{stream.video_id}/thumbs/poster.jpg" if stream.poster_key else None,
-            has_dash=stream.has_dash,
             subtitles=[SubtitleView(language=s.language, label=s.label) for s in stream.subtitles],
             error=error,
-            created_at=stream.created_at,
-            updated_at=stream.updated_at,
         )
 
 
@@ -177,18 +163,7 @@ class WebhookView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, hook: WebhookRecord) -> WebhookView:
         """The endpoint as its owner sees it (no secret)."""
-        return cls(
-            id=hook.id,
-            url=hook.url,
-            events=list(hook.events),
-            enabled=hook.enabled,
-            disabled_reason=hook.disabled_reason,
-            disabled_at=hook.disabled_at,
-            consecutive_failures=hook.consecutive_failures,
-            failing_since=hook.failing_since,
-            last_success_at=hook.last_success_at,
-            created_at=hook.created_at,
-        )
+        return view_of(cls, hook)
 
 
 class WebhookCreatedView(WebhookView, kw_only=True):
@@ -221,14 +196,7 @@ class DeliveryAttemptView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, a: AttemptRecord) -> DeliveryAttemptView:
         """The attempt as the delivery log shows it."""
-        return cls(
-            attempt=a.attempt,
-            started_at=a.started_at,
-            status_code=a.status_code,
-            latency_ms=a.latency_ms,
-            error=a.error,
-            next_retry_at=a.next_retry_at,
-        )
+        return view_of(cls, a)
 
 
 class DeliveryView(msgspec.Struct, kw_only=True):
@@ -249,16 +217,11 @@ class DeliveryView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, d: DeliveryRecord) -> DeliveryView:
         """The delivery as its owner sees it."""
-        return cls(
-            id=d.id,
-            event_id=d.event_id,
-            event_type=d.event_type,
-            status=d.status,  # type: ignore[arg-type]
+        return view_of(
+            cls,
+            d,
             attempt_count=d.attempts,
             next_attempt_at=d.next_attempt_at if d.status == "pending" else None,
             last_status_code=d.last_status,
-            last_error=d.last_error,
-            created_at=d.created_at,
-            delivered_at=d.delivered_at,
             attempts=[DeliveryAttemptView.of(a) for a in d.attempt_log],
         )

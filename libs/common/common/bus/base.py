@@ -28,6 +28,17 @@ class Delivery:
 
 
 Handler = Callable[[Event, Delivery], Awaitable[None]]
+EventTypes = tuple[type[Event], ...]
+
+
+@dataclass(eq=False)
+class Subscription:
+    """A queue bound to event types and consumed by a handler; each bus keeps its own state beside these."""
+
+    queue: str
+    types: EventTypes
+    handler: Handler
+    exclusive: bool
 
 
 class PermanentError(Exception):
@@ -61,7 +72,6 @@ class Bus(abc.ABC):
             routing_key=event.type, body=encode(event), message_id=str(event.id), headers=headers
         )
 
-    @abc.abstractmethod
     async def subscribe(
         self,
         queue: str,
@@ -77,6 +87,16 @@ class Bus(abc.ABC):
         ``<queue>.dead``. ``exclusive`` queues belong to one process (e.g. a gateway replica's fan-out) and go
         away with it; their failed messages are dropped and counted.
         """
+        types = tuple(event_types)
+        if not types:
+            raise ValueError("subscribe needs at least one event type")
+        await self._open_subscription(queue, types, handler, exclusive=exclusive, prefetch=prefetch)
+
+    @abc.abstractmethod
+    async def _open_subscription(
+        self, queue: str, types: EventTypes, handler: Handler, *, exclusive: bool, prefetch: int | None
+    ) -> None:
+        """Declare, bind and consume one subscription (``types`` is never empty)."""
 
     @abc.abstractmethod
     async def ping(self) -> None:
@@ -109,14 +129,7 @@ def undecodable_reason(body: bytes, types: Sequence[type[Event]]) -> str:
 
 
 def record_give_up(
-    *,
-    service: str,
-    queue: str,
-    routing_key: str,
-    exc: BaseException,
-    reason: str,
-    exclusive: bool,
-    attempt: int,
+    sub: Subscription, *, service: str, routing_key: str, exc: BaseException, reason: str, attempt: int
 ) -> None:
     """The one account of a message given up (both buses): counted, and logged with why.
 
@@ -124,11 +137,11 @@ def record_give_up(
     queue, so its message is dropped (``bus.dropped``). ``reason``: ``undecodable``, ``unknown_type``,
     ``permanent`` or ``retries_exhausted``.
     """
-    BUS_HANDLED.labels(service, queue, routing_key, "dead").inc()
-    BUS_DEAD_LETTERED.labels(service, queue).inc()
+    BUS_HANDLED.labels(service, sub.queue, routing_key, "dead").inc()
+    BUS_DEAD_LETTERED.labels(service, sub.queue).inc()
     log.error(
-        "bus.dropped" if exclusive else "bus.dead_lettered",
-        queue=queue,
+        "bus.dropped" if sub.exclusive else "bus.dead_lettered",
+        queue=sub.queue,
         routing_key=routing_key,
         reason=reason,
         error=repr(exc),

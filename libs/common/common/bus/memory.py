@@ -5,23 +5,28 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
 
-from ..events.base import Event, decode
+from ..events.base import decode
 from ..metrics import BUS_HANDLED, BUS_PUBLISHED
-from .base import Bus, Delivery, Handler, PermanentError, record_give_up, undecodable_reason
+from .base import (
+    Bus,
+    Delivery,
+    EventTypes,
+    Handler,
+    PermanentError,
+    Subscription,
+    record_give_up,
+    undecodable_reason,
+)
 
 
 @dataclass
-class _Sub:
-    queue: str
-    types: tuple[type[Event], ...]
-    handler: Handler
-    exclusive: bool
+class _Sub(Subscription):
     inbox: asyncio.Queue[tuple[str, bytes, dict[str, Any]]]
     task: asyncio.Task[None] | None = None
 
@@ -61,18 +66,10 @@ class MemoryBus(Bus):
             if any(t.event_type() == routing_key for t in sub.types):
                 sub.inbox.put_nowait((routing_key, body, dict(headers or {}, **{"x-attempt": 1})))
 
-    async def subscribe(
-        self,
-        queue: str,
-        event_types: Sequence[type[Event]],
-        handler: Handler,
-        *,
-        exclusive: bool = False,
-        prefetch: int | None = None,
+    async def _open_subscription(
+        self, queue: str, types: EventTypes, handler: Handler, *, exclusive: bool, prefetch: int | None
     ) -> None:
-        if not event_types:
-            raise ValueError("subscribe needs at least one event type")
-        sub = _Sub(queue, tuple(event_types), handler, exclusive, asyncio.Queue())
+        sub = _Sub(queue, types, handler, exclusive, asyncio.Queue())
         self._subs[queue] = sub
         sub.task = asyncio.create_task(self._consume(sub))
 
@@ -110,15 +107,8 @@ class MemoryBus(Bus):
     ) -> None:
         if not sub.exclusive:
             self._dead[sub.queue].append((rk, body, headers))
-        record_give_up(
-            service=self.service,
-            queue=sub.queue,
-            routing_key=rk,
-            exc=exc,
-            reason=reason,
-            exclusive=sub.exclusive,
-            attempt=int(headers.get("x-attempt", 1)),
-        )
+        attempt = int(headers.get("x-attempt", 1))
+        record_give_up(sub, service=self.service, routing_key=rk, exc=exc, reason=reason, attempt=attempt)
 
     async def ping(self) -> None:
         if self._closed:

@@ -25,10 +25,19 @@ from aio_pika.abc import (
 )
 from aio_pika.channel import Channel
 
-from ..events.base import Event, decode
+from ..events.base import decode
 from ..logging import bound_contextvars, get_logger
 from ..metrics import BUS_HANDLED, BUS_HANDLER_LATENCY, BUS_PUBLISHED, BUS_QUEUE_LAG
-from .base import Bus, Delivery, Handler, PermanentError, record_give_up, undecodable_reason
+from .base import (
+    Bus,
+    Delivery,
+    EventTypes,
+    Handler,
+    PermanentError,
+    Subscription,
+    record_give_up,
+    undecodable_reason,
+)
 
 if TYPE_CHECKING:
     from ..settings import ServiceSettings
@@ -65,11 +74,7 @@ class PublishFailed(ConnectionError):
 
 
 @dataclass(eq=False)
-class _Subscription:
-    queue: str
-    types: tuple[type[Event], ...]
-    handler: Handler
-    exclusive: bool
+class _Subscription(Subscription):
     channel: AbstractRobustChannel
     amqp_queue: AbstractRobustQueue | None = None
     consumer_tag: str | None = None
@@ -258,20 +263,11 @@ class RabbitBus(Bus):
 
     # -- consuming ---------------------------------------------------------------------------------------
 
-    async def subscribe(
-        self,
-        queue: str,
-        event_types: Sequence[type[Event]],
-        handler: Handler,
-        *,
-        exclusive: bool = False,
-        prefetch: int | None = None,
+    async def _open_subscription(
+        self, queue: str, types: EventTypes, handler: Handler, *, exclusive: bool, prefetch: int | None
     ) -> None:
         """Declare ``queue`` (with its retry and dead queues unless exclusive), bind the types, consume."""
         connection = self._require_connection()
-        types = tuple(event_types)
-        if not types:
-            raise ValueError("subscribe needs at least one event type")
         if queue and any(s.queue == queue for s in self._subs):
             # two consumers with different types on one queue would dead-letter each other's events
             raise ValueError(f"queue {queue!r} is already subscribed on this bus")
@@ -438,14 +434,9 @@ class RabbitBus(Bus):
         # durable queues dead-letter a rejected message to <queue>.dead; exclusive ones have no DLX and drop it
         if not await _settle(message.reject(requeue=False)):
             return
+        attempt = _as_int((message.headers or {}).get("x-attempt"), default=1)
         record_give_up(
-            service=self.service,
-            queue=sub.queue,
-            routing_key=routing_key,
-            exc=exc,
-            reason=reason,
-            exclusive=sub.exclusive,
-            attempt=_as_int((message.headers or {}).get("x-attempt"), default=1),
+            sub, service=self.service, routing_key=routing_key, exc=exc, reason=reason, attempt=attempt
         )
 
     # -- operations ----------------------------------------------------------------------------------------

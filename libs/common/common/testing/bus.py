@@ -6,14 +6,14 @@ carries a uuid and everything a test declared is deleted at teardown.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
 import aio_pika
 import pytest
-from yarl import URL
 
 from ..bus.memory import MemoryBus
 from ..bus.rabbit import RabbitBus
@@ -23,10 +23,12 @@ __all__ = [
     "RabbitBusFactory",
     "amqp_proxy",
     "amqp_url",
+    "delete_queues",
     "memory_bus",
     "proxied_url",
     "rabbit_bus",
     "rabbit_bus_factory",
+    "service_queues",
     "unique_name",
 ]
 
@@ -49,7 +51,26 @@ def unique_name(prefix: str = "t") -> str:
 
 def proxied_url(amqp_url: str, proxy: TcpProxy) -> str:
     """``amqp_url`` pointed at ``proxy`` instead of the broker."""
-    return str(URL(amqp_url).with_host(proxy.host).with_port(proxy.port))
+    return proxy.url_via(amqp_url)
+
+
+def service_queues(queue: str, retry_delays_ms: Iterable[str | int]) -> list[str]:
+    """The queues a durable subscription declares: ``queue``, ``<queue>.dead`` and one ``<queue>.retry.<ms>`` a delay."""
+    return [queue, f"{queue}.dead", *(f"{queue}.retry.{ms}" for ms in retry_delays_ms)]
+
+
+async def delete_queues(amqp_url: str, names: Iterable[str]) -> None:
+    """Delete the queues that exist among ``names`` (ones a service process declared, which no factory knows)."""
+    connection = await aio_pika.connect(amqp_url)
+    try:
+        for name in names:
+            # a failed delete closes its channel, so each name gets its own
+            channel = await connection.channel()
+            with contextlib.suppress(aio_pika.exceptions.AMQPError):
+                await channel.queue_delete(name)
+                await channel.close()
+    finally:
+        await connection.close()
 
 
 class RabbitBusFactory:
@@ -127,8 +148,5 @@ async def rabbit_bus(rabbit_bus_factory: RabbitBusFactory) -> RabbitBus:
 @pytest.fixture
 async def amqp_proxy(amqp_url: str) -> AsyncIterator[TcpProxy]:
     """A TCP proxy in front of the broker; connect with ``proxied_url(amqp_url, amqp_proxy)``."""
-    url = URL(amqp_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5672)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
+    async with TcpProxy.in_front_of(amqp_url, default_port=5672) as proxy:
+        yield proxy

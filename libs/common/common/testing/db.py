@@ -11,8 +11,9 @@ import asyncpg
 import pytest
 
 from .. import db
+from .netproxy import TcpProxy
 
-__all__ = ["database_url", "fresh_schema", "make_schema", "pg_pool"]
+__all__ = ["database_url", "db_proxy", "fresh_schema", "make_schema", "pg_pool"]
 
 SchemaFactory = Callable[..., Awaitable[str]]
 
@@ -51,3 +52,10 @@ async def pg_pool(database_url: str, fresh_schema: str) -> AsyncIterator[asyncpg
     pool = await db.create_pool(database_url, schema=fresh_schema, min_size=1, max_size=5)
     yield pool
     await pool.close()
+
+
+@pytest.fixture
+async def db_proxy(database_url: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of Postgres; connect with ``db_proxy.url_via(database_url)``."""
+    async with TcpProxy.in_front_of(database_url, default_port=5432) as proxy:
+        yield proxy

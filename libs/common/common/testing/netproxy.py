@@ -6,6 +6,8 @@ import asyncio
 import contextlib
 from dataclasses import dataclass
 
+from yarl import URL
+
 __all__ = ["TcpProxy"]
 
 _CHUNK = 64 * 1024
@@ -45,6 +47,16 @@ class TcpProxy:
         self.accepted = 0
         self.refused = 0
         self.cuts = 0
+
+    @classmethod
+    def in_front_of(cls, url: str, *, default_port: int) -> TcpProxy:
+        """A proxy (not started yet) to the host and port of ``url``, a database or broker URL."""
+        upstream = URL(url)
+        return cls(upstream.host or "127.0.0.1", upstream.port or default_port)
+
+    def url_via(self, url: str) -> str:
+        """``url`` pointed at this proxy instead of its upstream."""
+        return str(URL(url).with_host(self.host).with_port(self.port))
 
     @property
     def port(self) -> int:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import aiohttp
 
+from .bus import RabbitBusFactory
 from .waiting import wait_for
 
 __all__ = ["ServiceProcess", "free_port", "process_env"]
@@ -28,24 +29,26 @@ def process_env(
     *,
     database_url: str,
     schema: str,
-    amqp_url: str,
-    exchange: str,
-    dlx: str,
+    bus: RabbitBusFactory,
     queue: str,
     port: int,
+    files: Path | None = None,
     **extra: str,
 ) -> dict[str, str]:
-    """The environment of a service process with private names (schema, exchanges, queue) listening on ``port``.
+    """The environment of a service process with private names (schema, ``bus``'s exchanges, queue) on ``port``.
 
-    ``extra`` adds or overrides variables by their names (``STORAGE_URL=...``, ``JOB_LEASE_S="2"``).
+    ``files``: a folder for the process's object store (``files/store``) and scratch files (``files/scratch``).
+    ``extra`` adds or overrides variables by their names (``JOB_LEASE_S="2"``).
     """
+    if files is not None:
+        extra = {"STORAGE_URL": f"file://{files / 'store'}", "TMP_DIR": str(files / "scratch"), **extra}
     return {
         **os.environ,
         "DATABASE_URL": database_url,
         "DB_SCHEMA": schema,
-        "AMQP_URL": amqp_url,
-        "BUS_EXCHANGE": exchange,
-        "BUS_DLX": dlx,
+        "AMQP_URL": bus.amqp_url,
+        "BUS_EXCHANGE": bus.exchange,
+        "BUS_DLX": bus.dlx,
         "BUS_QUEUE": queue,
         "HTTP_PORT": str(port),
         "WORKER_PORT": str(port),  # the worker role listens on WORKER_PORT

@@ -38,7 +38,6 @@ from enum import StrEnum
 from pathlib import Path
 from types import TracebackType
 
-import aio_pika
 import aiohttp
 import asyncpg
 import msgspec
@@ -55,7 +54,7 @@ from ..events.gateway import UserRegistered
 from ..jobrunner import JobContext, LeasedJobRunner
 from ..jobs import ErrorCode, Job, JobFailure, get_job, request_cancel
 from ..outbox import OutboxRelay
-from .bus import RabbitBusFactory, unique_name
+from .bus import RabbitBusFactory, delete_queues, service_queues, unique_name
 from .process import ServiceProcess, free_port, process_env
 from .waiting import wait_for
 
@@ -219,9 +218,7 @@ class SagaStack:
             return process_env(
                 database_url=self.database_url,
                 schema=self.billing_schema,
-                amqp_url=self.amqp_url,
-                exchange=factory.exchange,
-                dlx=factory.dlx,
+                bus=factory,
                 queue=self.billing_queue,
                 port=port,
                 BUS_RETRY_DELAYS_MS=",".join(BILLING_RETRY_DELAYS_MS),
@@ -262,14 +259,7 @@ class SagaStack:
         ex.push_async_callback(self.pause_runner)
 
     async def _delete_billing_queues(self) -> None:
-        connection = await aio_pika.connect(self.amqp_url)
-        try:
-            channel = await connection.channel()
-            q = self.billing_queue
-            for name in (q, f"{q}.dead", *(f"{q}.retry.{ms}" for ms in BILLING_RETRY_DELAYS_MS)):
-                await channel.queue_delete(name)
-        finally:
-            await connection.close()
+        await delete_queues(self.amqp_url, service_queues(self.billing_queue, BILLING_RETRY_DELAYS_MS))
 
     async def pause_runner(self) -> None:
         """Stop the service's runner (paid jobs stay queued)."""

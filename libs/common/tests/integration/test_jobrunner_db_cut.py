@@ -8,14 +8,14 @@ import asyncio
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from typing import Any
 
 import asyncpg
 import pytest
-from yarl import URL
 
 from common import db, jobs, outbox
 from common.events.ingest import VideoIngested
-from common.jobrunner import JobContext, LeasedJobRunner, job_attempts
+from common.jobrunner import JobContext, JobHandler, LeasedJobRunner, job_attempts
 from common.testing.netproxy import TcpProxy
 from common.testing.waiting import wait_for
 
@@ -23,16 +23,6 @@ pytestmark = pytest.mark.timeout(60)
 
 KIND = "work"
 LEASE_S = 1.5
-
-
-@pytest.fixture
-async def db_proxy(database_url: str) -> AsyncIterator[TcpProxy]:
-    """A TCP proxy in front of Postgres."""
-    url = URL(database_url)
-    proxy = TcpProxy(url.host or "127.0.0.1", url.port or 5432)
-    await proxy.start()
-    yield proxy
-    await proxy.stop()
 
 
 @pytest.fixture
@@ -44,10 +34,24 @@ async def proxied_pool(
         await conn.execute(
             "CREATE TABLE effects (id bigserial PRIMARY KEY, job_id uuid NOT NULL, attempt int NOT NULL)"
         )
-    dsn = str(URL(database_url).with_host(db_proxy.host).with_port(db_proxy.port))
+    dsn = db_proxy.url_via(database_url)
     pool = await db.create_pool(dsn, schema=fresh_schema, min_size=1, max_size=4)
     yield pool
     pool.terminate()
+
+
+def _runner(pool: asyncpg.Pool, handler: JobHandler, **options: Any) -> LeasedJobRunner:
+    """A runner of ``KIND`` jobs on ``pool`` (no bus) that polls and reports progress quickly."""
+    return LeasedJobRunner(
+        pool=pool,
+        bus=None,
+        kinds=[KIND],
+        handler=handler,
+        producer="test",
+        poll_interval_s=0.1,
+        progress_interval_s=0.05,
+        **options,
+    )
 
 
 async def _queue(pool: asyncpg.Pool) -> uuid.UUID:
@@ -89,17 +93,7 @@ async def test_a_database_cut_mid_job_loses_nothing_and_doubles_nothing(
             await jobs.update_job(conn, ctx.job.id, producer="test", status="succeeded", stage="done")
 
     # concurrency 2: a free slot in the same process must not re-claim the job it still runs
-    runner = LeasedJobRunner(
-        pool=proxied_pool,
-        bus=None,
-        kinds=[KIND],
-        handler=handler,
-        producer="test",
-        concurrency=2,
-        lease_s=LEASE_S,
-        poll_interval_s=0.1,
-        progress_interval_s=0.05,
-    )
+    runner = _runner(proxied_pool, handler, concurrency=2, lease_s=LEASE_S)
     await runner.start()
     try:
         job_id = await _queue(pg_pool)
@@ -170,16 +164,7 @@ async def test_progress_writes_during_a_database_blip_do_not_fail_the_job(
             await jobs.update_job(conn, ctx.job.id, producer="test", status="succeeded", stage="done")
         done.set()
 
-    runner = LeasedJobRunner(
-        pool=proxied_pool,
-        bus=None,
-        kinds=[KIND],
-        handler=handler,
-        producer="test",
-        lease_s=10.0,
-        poll_interval_s=0.1,
-        progress_interval_s=0.05,
-    )
+    runner = _runner(proxied_pool, handler, lease_s=10.0)
     await runner.start()
     try:
         job_id = await _queue(pg_pool)

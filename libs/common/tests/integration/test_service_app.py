@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
-from yarl import URL
 
 from common.auth import require_user
 from common.http import Problem, json_response, read_json
@@ -37,13 +35,6 @@ async def create_item(request: web.Request) -> web.Response:
 
 
 @pytest.fixture
-async def db_proxy(database_url: str) -> AsyncIterator[TcpProxy]:
-    url = URL(database_url)
-    async with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as proxy:
-        yield proxy
-
-
-@pytest.fixture
 async def client(
     database_url: str,
     amqp_url: str,
@@ -53,7 +44,7 @@ async def client(
     tmp_path: Path,
     aiohttp_client,  # last: the app stops before its schema and proxy go away
 ) -> TestClient:
-    dsn = str(URL(database_url).with_host("127.0.0.1").with_port(db_proxy.port))
+    dsn = db_proxy.url_via(database_url)
     tag = uuid.uuid4().hex[:10]
     settings = ServiceSettings(
         service="demo",

@@ -10,41 +10,26 @@ import pytest
 
 from billing import ledger
 from billing.app import create_app
-from common.bus.base import Delivery
-from common.events.base import Event
 from common.events.billing import (
     CreditsCaptured,
     CreditsHoldGranted,
-    CreditsHoldRejected,
     CreditsHoldRequested,
     CreditsReleased,
     CreditsSettleRequested,
 )
 from common.events.gateway import UserRegistered
-from common.testing.bus import unique_name
 from common.testing.waiting import wait_for
 
 
 @pytest.fixture
-async def saga(rabbit_bus_factory, billing_settings, aiohttp_server):
+async def saga(rabbit_bus_factory, billing_settings, aiohttp_server, requester):
     """A running billing worker on a private exchange, and a requester bus that records billing's answers."""
     settings = billing_settings.with_(
         bus_exchange=rabbit_bus_factory.exchange, bus_dlx=rabbit_bus_factory.dlx
     )
     worker_bus = await rabbit_bus_factory(prefetch=32)
     await aiohttp_server(create_app(settings, role="worker", bus=worker_bus, use_auth=False))
-    requester = await rabbit_bus_factory()
-    answers: list[Event] = []
-
-    async def record(event: Event, delivery: Delivery) -> None:
-        answers.append(event)
-
-    await requester.subscribe(
-        unique_name("captions"),
-        [CreditsHoldGranted, CreditsHoldRejected, CreditsCaptured, CreditsReleased],
-        record,
-    )
-    return requester, answers
+    return requester
 
 
 async def test_signup_grant_once_when_user_registered_is_delivered_twice(saga, books) -> None:

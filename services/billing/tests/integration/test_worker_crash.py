@@ -7,21 +7,16 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import aio_pika
 import pytest
 
-from common.bus.base import Delivery
-from common.events.base import Event
 from common.events.billing import (
     CreditsCaptured,
     CreditsHoldGranted,
-    CreditsHoldRejected,
     CreditsHoldRequested,
-    CreditsReleased,
     CreditsSettleRequested,
 )
 from common.events.gateway import UserRegistered
-from common.testing.bus import unique_name
+from common.testing.bus import delete_queues, service_queues
 from common.testing.process import ServiceProcess, free_port, process_env
 from common.testing.waiting import wait_for
 
@@ -33,9 +28,7 @@ async def worker(billing_settings, rabbit_bus_factory, amqp_url, tmp_path) -> As
     env = process_env(
         database_url=billing_settings.database_url,
         schema=billing_settings.schema,
-        amqp_url=amqp_url,
-        exchange=rabbit_bus_factory.exchange,
-        dlx=rabbit_bus_factory.dlx,
+        bus=rabbit_bus_factory,
         queue=queue,
         port=port,
         BUS_RETRY_DELAYS_MS="50,200",
@@ -44,53 +37,35 @@ async def worker(billing_settings, rabbit_bus_factory, amqp_url, tmp_path) -> As
     proc = ServiceProcess("billing", env, port, tmp_path / "worker.log")
     yield proc
     proc.stop()
-    connection = await aio_pika.connect(amqp_url)
-    try:
-        channel = await connection.channel()
-        for name in (queue, f"{queue}.dead", f"{queue}.retry.50", f"{queue}.retry.200"):
-            await channel.queue_delete(name)
-    finally:
-        await connection.close()
+    await delete_queues(amqp_url, service_queues(queue, ["50", "200"]))
 
 
-async def test_killing_the_worker_between_hold_and_settle_loses_nothing(
-    worker, rabbit_bus_factory, books
-) -> None:
-    requester = await rabbit_bus_factory()
-    answers: list[Event] = []
-
-    async def record(event: Event, delivery: Delivery) -> None:
-        answers.append(event)
-
-    await requester.subscribe(
-        unique_name("render"),
-        [CreditsHoldGranted, CreditsHoldRejected, CreditsCaptured, CreditsReleased],
-        record,
-    )
+async def test_killing_the_worker_between_hold_and_settle_loses_nothing(worker, requester, books) -> None:
+    bus, answers = requester
     await worker.start()
     user = uuid.uuid4()
-    await requester.publish(UserRegistered(user_id=user, email="crash@example.test"))
+    await bus.publish(UserRegistered(user_id=user, email="crash@example.test"))
 
     async def has_account() -> bool:
         async with books.pool.acquire() as conn:
             return bool(await conn.fetchval("SELECT balance > 0 FROM accounts WHERE id = $1", user))
 
     await wait_for(has_account, timeout=20)  # the signup comes first in life; handlers run concurrently
-    await requester.publish(CreditsHoldRequested(hold_ref="job-1", account_id=user, amount=40))
+    await bus.publish(CreditsHoldRequested(hold_ref="job-1", account_id=user, amount=40))
     await wait_for(lambda: any(isinstance(a, CreditsHoldGranted) for a in answers), timeout=20)
 
     worker.kill()  # between hold and settle
     settle = CreditsSettleRequested(hold_ref="job-1", account_id=user, capture=25)
-    await requester.publish(settle)
-    await requester.publish(settle)  # and the requester's relay re-published it
+    await bus.publish(settle)
+    await bus.publish(settle)  # and the requester's relay re-published it
     await worker.start()
     await wait_for(lambda: any(isinstance(a, CreditsCaptured) for a in answers), timeout=20)
 
     # round 2: kill it while it is working through a burst of holds and settles
     refs = [f"burst-{i}" for i in range(40)]
     for ref in refs:
-        await requester.publish(CreditsHoldRequested(hold_ref=ref, account_id=user, amount=1))
-        await requester.publish(CreditsSettleRequested(hold_ref=ref, account_id=user, capture=1))
+        await bus.publish(CreditsHoldRequested(hold_ref=ref, account_id=user, amount=1))
+        await bus.publish(CreditsSettleRequested(hold_ref=ref, account_id=user, capture=1))
     await asyncio.sleep(0.05)
     worker.kill()
     await worker.start()

@@ -4,7 +4,6 @@ ends ``succeeded`` once, with one video, one ``video.ingested.v1`` and no temp f
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import uuid
@@ -12,7 +11,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import asyncpg
 import pytest
 from aiohttp.test_utils import TestServer
@@ -22,7 +20,7 @@ from common.events.ingest import VideoIngested
 from common.events.jobs import JobProgress
 from common.jobs import create_job
 from common.storage.fs import FileStore
-from common.testing.bus import RabbitBusFactory
+from common.testing.bus import RabbitBusFactory, delete_queues, service_queues
 from common.testing.media import make_video
 from common.testing.process import ServiceProcess, free_port, process_env
 from common.testing.waiting import wait_for
@@ -56,14 +54,11 @@ async def worker_env(
     env = process_env(
         database_url=database_url,
         schema=schema,
-        amqp_url=amqp_url,
-        exchange=rabbit_bus_factory.exchange,
-        dlx=rabbit_bus_factory.dlx,
+        bus=rabbit_bus_factory,
         queue=queue,
         port=port,
+        files=tmp_path,
         BUS_RETRY_DELAYS_MS="200",
-        STORAGE_URL=f"file://{tmp_path / 'store'}",
-        TMP_DIR=str(tmp_path / "scratch"),
         IMPORT_ALLOW_PRIVATE="true",  # the media server is on 127.0.0.1
         # a short lease: the new worker takes the killed one's job over soon after it died
         JOB_LEASE_S=str(LEASE_S),
@@ -75,15 +70,7 @@ async def worker_env(
         PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
     )
     yield env
-    conn = await aio_pika.connect(amqp_url)
-    try:
-        for name in [queue, f"{queue}.dead", f"{queue}.retry.200"]:
-            with contextlib.suppress(Exception):
-                channel = await conn.channel()
-                await channel.queue_delete(name)
-                await channel.close()
-    finally:
-        await conn.close()
+    await delete_queues(amqp_url, service_queues(queue, ["200"]))
 
 
 async def _queue_import(pool: asyncpg.Pool, url: str, owner: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:

@@ -147,9 +147,8 @@ def streaming_settings(streaming_schema: str, database_url: str) -> StreamingSet
 @pytest.fixture
 async def streaming_pool(streaming_settings: StreamingSettings) -> AsyncIterator[asyncpg.Pool]:
     """A pool on the test's schema (to seed streams and inspect tables)."""
-    pool = await db.create_pool(streaming_settings.database_url, schema=streaming_settings.schema, max_size=4)
-    yield pool
-    await pool.close()
+    async with db.settings_pool(streaming_settings, max_size=4) as pool:
+        yield pool
 
 
 AppFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]

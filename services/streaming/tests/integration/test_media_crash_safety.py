@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
 import uuid
@@ -11,7 +10,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import asyncpg
 import pytest
 
@@ -19,6 +17,7 @@ from common import db
 from common.events.ingest import VideoIngested
 from common.events.streaming import StreamPlayable, StreamReady
 from common.storage.fs import FileStore
+from common.testing.bus import delete_queues, service_queues
 from common.testing.media import make_video
 from common.testing.process import ServiceProcess, free_port, process_env
 from common.testing.waiting import wait_for
@@ -41,14 +40,11 @@ async def worker_env(
     env = process_env(
         database_url=database_url,
         schema=schema,
-        amqp_url=amqp_url,
-        exchange=rabbit_bus_factory.exchange,
-        dlx=rabbit_bus_factory.dlx,
+        bus=rabbit_bus_factory,
         queue=queue,
         port=port,
+        files=tmp_path,
         BUS_RETRY_DELAYS_MS="200",
-        STORAGE_URL=f"file://{tmp_path / 'store'}",
-        TMP_DIR=str(tmp_path / "scratch"),
         # a short lease: the restarted worker takes the killed one's job over soon after it died
         JOB_LEASE_S="2",
         # a slower preset so there is a transcode in flight to kill
@@ -56,24 +52,15 @@ async def worker_env(
         PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
     )
     yield env, bus, queue
-    conn = await aio_pika.connect(amqp_url)
-    try:
-        for name in [
-            queue,
-            f"{queue}.dead",
-            f"{queue}.retry.200",
-            f"{queue}.webhooks",
-            f"{queue}.webhooks.dead",
-            f"{queue}.webhooks.retry.200",
+    await delete_queues(
+        amqp_url,
+        [
+            *service_queues(queue, ["200"]),
+            *service_queues(f"{queue}.webhooks", ["200"]),
             f"{queue}.observer",
             f"{queue}.observer.dead",
-        ]:
-            with contextlib.suppress(Exception):
-                channel = await conn.channel()
-                await channel.queue_delete(name)
-                await channel.close()
-    finally:
-        await conn.close()
+        ],
+    )
 
 
 async def test_killed_worker_resumes_and_ends_ready_without_duplicate_renditions(

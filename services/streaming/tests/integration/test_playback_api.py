@@ -103,7 +103,7 @@ async def test_a_jwt_is_required(
     assert resp.status == 401 and (await resp.json())["code"] == "auth.invalid_token"
 
 
-async def test_openapi_documents_the_delivery_paths_and_is_valid(
+async def test_openapi_documents_the_stream_and_delivery_paths_and_is_valid(
     app_factory: AppFactory, fs_store: FileStore
 ) -> None:
     client = await app_factory(fs_store)
@@ -111,6 +111,9 @@ async def test_openapi_documents_the_delivery_paths_and_is_valid(
     assert resp.status == 200
     doc = await resp.json()
     validate(doc)
+    assert doc["openapi"].startswith("3.1")
+    stream = doc["paths"]["/api/v1/videos/{video_id}/stream"]["get"]
+    assert set(stream["responses"]) >= {"200", "401", "404"}
     for path, methods in {
         "/api/v1/videos/{video_id}/playback": {"post"},
         "/play/{video_id}/{path}": {"get"},
