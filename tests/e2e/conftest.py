@@ -13,9 +13,10 @@ from typing import Any
 import aiohttp
 import pytest
 
+from common.testing.bus import delete_queues, service_queues
 from common.testing.gemini import GeminiStub, request_text
 
-from .stack import Stack, drop_schemas, make_stack, migrate_all, start_all
+from .stack import SERVICES, Stack, drop_schemas, make_stack, migrate_all, start_all
 
 
 def _reversed_words(request: dict[str, Any]) -> str:
@@ -70,6 +71,18 @@ def e2e_stack(tmp_path_factory: pytest.TempPathFactory, gemini: GeminiStub) -> I
     finally:
         stack.stop()
         drop_schemas(stack, database_url)
+        # quorum queues outlive their processes: hundreds of leftovers once wedged this machine's broker
+        asyncio.run(delete_queues(amqp_url, _stack_queues(stack)))
+
+
+def _stack_queues(stack: Stack) -> list[str]:
+    """Every durable queue the stack's services declared (their own, the webhooks', dead letters, retries)."""
+    delays = stack.env["BUS_RETRY_DELAYS_MS"].split(",")
+    names: list[str] = []
+    for svc in SERVICES:
+        queue = stack.service_env(svc)["BUS_QUEUE"]
+        names += service_queues(queue, delays) + service_queues(f"{queue}.webhooks", delays)
+    return names
 
 
 @pytest.fixture
