@@ -22,6 +22,8 @@ from common.testing.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = registry.NAMES
+#: settings of one service's processes: a killed captions worker's job is taken over after 6 s, not a minute
+SERVICE_ENV: dict[str, dict[str, str]] = {"captions": {"JOB_LEASE_S": "6"}}
 WORKERS = registry.WORKERS
 
 
@@ -68,6 +70,7 @@ class Stack:
         """The environment a service process of this stack runs with."""
         return {
             **self.env,
+            **SERVICE_ENV.get(service, {}),
             "DB_SCHEMA": self.schema(service),
             "BUS_QUEUE": f"{service}-{self.tag}",
         }

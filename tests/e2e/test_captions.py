@@ -229,3 +229,67 @@ async def test_silence_gets_no_cues_and_a_failed_job_is_refunded(
     await poll(refunded, timeout=30, what="the hold to be released")
     _, listing = await user.get(f"/api/v1/videos/{quiet}/captions")
     assert listing["items"] == []
+
+
+LONG_SPEECH = [
+    "Good morning, and welcome to the weekly news from our small town. The library will open a new reading room"
+    " next month. Children can borrow books, play games, and meet their friends after school.",
+] * 5
+
+
+async def _stage(user: User, job_id: str, stage: str) -> None:
+    async def there() -> bool:
+        status, job = await user.get(f"/api/v1/jobs/{job_id}")
+        return status == 200 and job["status"] == "running" and job["stage"].startswith(stage)
+
+    await poll(there, timeout=120, what=f"job {job_id} at {stage}", interval=0.2)
+
+
+async def test_cancel_during_transcription_releases_the_hold(
+    e2e_stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    user = await register(http, e2e_stack.gateway_url)
+    vid = await _upload_ready(http, user, make_speech(LONG_SPEECH))
+    _, before = await user.get("/api/v1/billing/balance")
+    status, answer = await user.post(f"/api/v1/videos/{vid}/captions", {"language": "en"})
+    assert status == 202, answer
+    job_id = answer["job"]["id"]
+    await _stage(user, job_id, "transcribing")
+    status, _ = await user.post(f"/api/v1/jobs/{job_id}/cancel", {})
+    assert status in (200, 202), status
+    job = await _job_done(user, job_id)
+    assert job["status"] == "canceled" and job["error"]["code"] == "job.canceled", job
+
+    async def released() -> Any:
+        _, now = await user.get("/api/v1/billing/balance")
+        return now if now["balance"] == before["balance"] and now.get("held", 0) == 0 else None
+
+    await poll(released, timeout=30, what="the hold to be released")
+    assert (await user.get(f"/api/v1/videos/{vid}/captions"))[1]["items"] == []
+
+
+async def test_a_killed_worker_s_job_is_taken_over_and_finishes_once(
+    e2e_stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    user = await register(http, e2e_stack.gateway_url)
+    sample = make_speech(LONG_SPEECH)
+    vid = await _upload_ready(http, user, sample)
+    _, before = await user.get("/api/v1/billing/balance")
+    status, answer = await user.post(f"/api/v1/videos/{vid}/captions", {"language": "en"})
+    assert status == 202, answer
+    job_id = answer["job"]["id"]
+    await _stage(user, job_id, "transcribing")
+    e2e_stack.kill("captions:worker")
+    e2e_stack.start("captions", "worker")
+    await e2e_stack.wait_ready(["captions:worker"])
+    job = await _job_done(user, job_id)
+    assert job["status"] == "succeeded", job
+    _, listing = await user.get(f"/api/v1/videos/{vid}/captions")
+    assert [t["language"] for t in listing["items"]] == ["en"]  # one track, not one per attempt
+    minutes = -(-sample.duration_s // 60)
+
+    async def charged_once() -> Any:
+        _, now = await user.get("/api/v1/billing/balance")
+        return now if now["balance"] == before["balance"] - 2 * minutes and now.get("held", 0) == 0 else None
+
+    await poll(charged_once, timeout=30, what="one capture")
