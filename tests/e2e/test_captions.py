@@ -6,8 +6,11 @@ google-genai client against the Gemini stub (it "translates" by spelling each wo
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import subprocess
+import sys
 from typing import Any
 
 import aiohttp
@@ -293,3 +296,41 @@ async def test_a_killed_worker_s_job_is_taken_over_and_finishes_once(
         return now if now["balance"] == before["balance"] - 2 * minutes and now.get("held", 0) == 0 else None
 
     await poll(charged_once, timeout=30, what="one capture")
+
+
+async def test_an_unaffordable_request_fails_credits_insufficient_without_running(
+    e2e_stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    user = await register(http, e2e_stack.gateway_url)
+    vid = await _upload_ready(http, user, make_speech(["A short line to caption."]))
+    _, me = await user.get("/api/v1/me")
+    _, balance = await user.get("/api/v1/billing/balance")
+    # the operator's adjustment leaves one credit: a captions minute costs two
+    await asyncio.to_thread(
+        subprocess.run,
+        [
+            sys.executable,
+            "-m",
+            "billing",
+            "adjust",
+            "--account",
+            me["id"],
+            "--amount",
+            str(1 - balance["balance"]),
+            "--reason",
+            "e2e: drain",
+        ],
+        check=True,
+        cwd=e2e_stack.workdir,
+        env=e2e_stack.service_env("billing"),
+        capture_output=True,
+        timeout=60,
+    )
+    status, answer = await user.post(f"/api/v1/videos/{vid}/captions", {"language": "en"})
+    assert status == 202, answer
+    job = await _job_done(user, answer["job"]["id"], timeout=60)
+    assert job["status"] == "failed" and job["error"]["code"] == "credits.insufficient", job
+    assert job["progress"] == 0  # never ran: no stage past awaiting credits
+    _, after = await user.get("/api/v1/billing/balance")
+    assert after["balance"] == 1 and after.get("held", 0) == 0
+    assert (await user.get(f"/api/v1/videos/{vid}/captions"))[1]["items"] == []
