@@ -332,7 +332,11 @@ async def _captions_script(s: Session) -> None:
         )
     await c.app[_store_key()].put("captions/x/en.vtt", b"WEBVTT\n\n00:00:00.000 --> 00:00:02.000\nHi.\n")
     await c.post(f"/api/v1/videos/{vid}/captions", json={"language": "en"}, headers=s.auth)
-    await c.post(f"/api/v1/videos/{vid}/captions", json={"translate_to": ["es"]}, headers=s.auth)  # no key
+    # no Gemini key: a translation is refused at once, before anything is priced or held
+    refused = await c.post(f"/api/v1/videos/{vid}/captions", json={"translate_to": ["es"]}, headers=s.auth)
+    assert refused.status == 422 and (await refused.json())["code"] == "captions.translation_unavailable"
+    async with c.app[_pool_key()].acquire() as conn:
+        assert await conn.fetchval("SELECT count(*) FROM credit_holds") == 1  # only the first request's
     await c.post(f"/api/v1/videos/{vid}/captions", json={"language": "en"}, headers=s.other)
     await c.get(f"/api/v1/videos/{vid}/captions", headers=s.auth)
     await c.get(f"/api/v1/videos/{vid}/captions", headers=s.other)
