@@ -24,6 +24,8 @@ def _reversed_words(request: dict[str, Any]) -> str:
     request states (as a model that follows its instructions would)."""
     batch = json.loads(request_text(request))
     system = "".join(p.get("text", "") for p in request.get("systemInstruction", {}).get("parts", []))
+    if "language with code de." in system:
+        return "Ich kann das nicht."  # German always answers garbage: the tests' failing translation
     budgets = json.loads(system[system.rindex("{") :]) if "{" in system else {}
     out = {}
     for cue_id, text in batch.items():

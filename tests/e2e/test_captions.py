@@ -334,3 +334,28 @@ async def test_an_unaffordable_request_fails_credits_insufficient_without_runnin
     _, after = await user.get("/api/v1/billing/balance")
     assert after["balance"] == 1 and after.get("held", 0) == 0
     assert (await user.get(f"/api/v1/videos/{vid}/captions"))[1]["items"] == []
+
+
+async def test_a_failed_translation_captures_only_what_was_delivered(
+    e2e_stack: Stack, http: aiohttp.ClientSession
+) -> None:
+    user = await register(http, e2e_stack.gateway_url)
+    vid = await _upload_ready(
+        http, user, make_speech(["The weather will be sunny all week, with a light wind."])
+    )
+    _, before = await user.get("/api/v1/billing/balance")
+    body = {"language": "en", "translate_to": ["es", "de"]}  # the stub answers German with garbage
+    status, answer = await user.post(f"/api/v1/videos/{vid}/captions", body)
+    assert status == 202, answer
+    job = await _job_done(user, answer["job"]["id"])
+    assert job["status"] == "succeeded", job
+    assert [f["language"] for f in job["result"]["failed_translations"]] == ["de"]
+    assert job["result"]["failed_translations"][0]["code"].startswith("captions.translation_")
+    _, listing = await user.get(f"/api/v1/videos/{vid}/captions")
+    assert sorted(t["language"] for t in listing["items"]) == ["en", "es"]
+
+    async def charged() -> Any:  # held 2 + 1 + 1, captured 2 + 1: German is released
+        _, now = await user.get("/api/v1/billing/balance")
+        return now if now["balance"] == before["balance"] - 3 and now.get("held", 0) == 0 else None
+
+    await poll(charged, timeout=30, what="the transcript and Spanish to be charged, German released")
