@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import bisect
+import itertools
 import re
 from collections.abc import Sequence
 
@@ -95,6 +96,8 @@ def repair_chapters(chapters: Sequence[Chapter], *, duration_s: float) -> tuple[
     inside = sorted((c for c in chapters if 0 <= c.start_s < duration_s and c.title), key=lambda c: c.start_s)
     if len(inside) < len(chapters):
         warnings.append(f"dropped {len(chapters) - len(inside)} chapters outside the video or untitled")
+    if any(b.start_s < a.start_s for a, b in itertools.pairwise(chapters)):
+        warnings.append("put the chapters in time order")
     kept: list[Chapter] = []
     for chapter in inside:
         if not kept:
