@@ -22,9 +22,9 @@ from common.testing.process import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = registry.NAMES
-#: settings of one service's processes: a killed captions worker's job is taken over after 6 s, not a minute
+#: settings of one service's processes (the failing-translation test need not wait for five back-offs)
 SERVICE_ENV: dict[str, dict[str, str]] = {
-    "captions": {"JOB_LEASE_S": "6", "TRANSLATE_ATTEMPTS": "2", "TRANSLATE_RETRY_INITIAL_S": "0.2"}
+    "captions": {"TRANSLATE_ATTEMPTS": "2", "TRANSLATE_RETRY_INITIAL_S": "0.2"}
 }
 WORKERS = registry.WORKERS
 

@@ -41,6 +41,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import asyncpg
 from structlog.contextvars import bound_contextvars
@@ -617,7 +618,14 @@ class LeasedJobRunner:
         )
 
 
-def cancel_router(*, kinds: Collection[str], producer: str, runner: LeasedJobRunner | None = None) -> Router:
+class LocalCanceller(Protocol):
+    """What runs jobs in this process and can signal one of them at once."""
+
+    def cancel_local(self, job_id: uuid.UUID) -> None:
+        """Signal a job this process runs that its cancel was requested."""
+
+
+def cancel_router(*, kinds: Collection[str], producer: str, runner: LocalCanceller | None = None) -> Router:
     """``job.cancel_requested.v1`` for this service's ``kinds``: a queued job is canceled at once, a running one
     at its next checkpoint (at once when ``runner`` runs it in this process). Another owner's request is ignored."""
     r = Router()

@@ -11,10 +11,10 @@ from common import inbox, outbox
 from common.bus import Delivery, Router
 from common.events.base import Event
 from common.events.ingest import VideoDeleted, VideoIngestFailed
-from common.events.jobs import JobCancelRequested
 from common.events.render import RenderCompleted
 from common.events.streaming import MigrationRequested
-from common.jobs import ErrorCode, JobFailure, get_job, request_cancel
+from common.jobrunner import cancel_router
+from common.jobs import ErrorCode, JobFailure
 from common.logging import get_logger
 from common.storage import ObjectNotFound, ObjectStore, create_store
 
@@ -49,7 +49,7 @@ class Handlers:
         r = Router(consumer=CONSUMER)
         r.add(RenderCompleted, self.on_render_completed, inbox=False)
         r.add(MigrationRequested, self.on_migration_requested, inbox=False)
-        r.add(JobCancelRequested, self.on_cancel_requested)
+        r.include(cancel_router(kinds=KINDS, producer=PRODUCER, runner=self.runner))
         r.add(VideoDeleted, self.on_video_deleted, inbox=False)
         return r
 
@@ -149,19 +149,6 @@ class Handlers:
             await pipeline.discard_original(self.store, video_id)
             raise
         log.info("ingest.registered", source=source, video_id=str(video_id), key=key)
-
-    async def on_cancel_requested(
-        self, conn: asyncpg.Connection, event: JobCancelRequested, delivery: Delivery
-    ) -> None:
-        """Cancel an import or search of the event's owner (in the inbox transaction)."""
-        if event.kind not in KINDS:
-            return
-        job = await get_job(conn, event.job_id)
-        if job is None or job.owner_id != event.owner_id or job.kind not in KINDS:
-            return
-        await request_cancel(conn, event.job_id, producer=PRODUCER)
-        if self.runner is not None:
-            self.runner.cancel_local(event.job_id)
 
     async def on_video_deleted(self, event: VideoDeleted, delivery: Delivery) -> None:
         """Delete the original of a deleted video (the API tried already; this makes it certain)."""
