@@ -10,7 +10,7 @@ UV ?= $(CURDIR)/scripts/uv
 RUN := $(UV) run --frozen
 SERVICES := $(patsubst services/%/pyproject.toml,%,$(sort $(wildcard services/*/pyproject.toml)))
 # mypy sees every lib and service as a top-level package (common, gateway, ...), as they are imported.
-PACKAGE_ROOTS := $(patsubst %/pyproject.toml,%,$(sort $(wildcard libs/*/pyproject.toml services/*/pyproject.toml)))
+PACKAGE_ROOTS := $(patsubst %/pyproject.toml,%,$(sort $(wildcard libs/*/pyproject.toml services/*/pyproject.toml clients/*/pyproject.toml)))
 PACKAGES := $(foreach root,$(PACKAGE_ROOTS),$(notdir $(root)))
 EMPTY :=
 SPACE := $(EMPTY) $(EMPTY)
@@ -26,7 +26,7 @@ PYTEST_ARGS ?=
 PYTEST_WORKERS ?= auto
 PYTEST_FLAGS := -q --durations=15 -n $(PYTEST_WORKERS) --maxprocesses=8 --dist loadgroup
 
-.PHONY: help up test lint fmt typecheck bench bench-gateway bench-streaming bench-billing bench-captions bench-render migrate clean distclean \
+.PHONY: help up test lint fmt typecheck openapi check-node18 bench bench-gateway bench-streaming bench-billing bench-captions bench-render bench-analysis migrate clean distclean \
 	bootstrap sync services deploy-files deploy-check doctor
 
 help: ## this list
@@ -35,9 +35,9 @@ help: ## this list
 up: $(ENV_FILE) ## bootstrap, migrate, then run every service in the foreground (Ctrl-C stops them)
 	@scripts/bootstrap.sh --env-file $(ENV_FILE)
 	@$(MAKE) migrate
-	@# honcho runs in the foreground; the waiter prints "Reelforge is up" once the gateway's /healthz answers
+	@# honcho runs in the foreground; the waiter prints "Reelforge is up" once every process's /healthz answers
 	@# (not before the services listen), and ends with this shell ($$$$) if honcho stops first
-	@scripts/wait_up.py $(UP_URL) --watch-pid $$$$ & $(RUN) honcho start -f Procfile -e $(ENV_FILE)
+	@scripts/wait_up.py $(UP_URL) --procfile Procfile --watch-pid $$$$ & $(RUN) honcho start -f Procfile -e $(ENV_FILE)
 
 test: ## bootstrap, then the whole test suite (PYTEST_ARGS, PYTEST_WORKERS)
 	@scripts/bootstrap.sh
@@ -57,10 +57,16 @@ fmt: sync ## format and autofix
 typecheck: sync ## mypy (libs/common strict, per pyproject.toml) over every lib and service
 	MYPYPATH=$(subst $(SPACE),:,$(PACKAGE_ROOTS)) $(RUN) mypy $(addprefix -p ,$(PACKAGES))
 
-bench: bench-gateway bench-streaming bench-billing bench-captions bench-render ## every benchmark
+bench: bench-gateway bench-streaming bench-billing bench-captions bench-render bench-analysis ## every benchmark
 
-bench-gateway bench-streaming bench-billing bench-captions bench-render: bench-%: bootstrap
+bench-gateway bench-streaming bench-billing bench-captions bench-render bench-analysis: bench-%: bootstrap
 	$(RUN) python -m $*.bench
+
+openapi: sync ## rewrite web/openapi.json (the API document the web client is typed from) from the code; commit it
+	$(RUN) python scripts/gen_openapi.py web/openapi.json
+
+check-node18: sync ## build the web app with Node 18 (Debian 12's) from the npm registry, in a scratch copy
+	@scripts/check_node18.sh
 
 migrate: sync ## apply every service's SQL migrations, in parallel (with the settings in $(ENV_FILE))
 	@pids=(); for svc in $(SERVICES); do \
@@ -95,6 +101,7 @@ sync:
 doctor: sync ## the tools make runs with: uv, the venv's Python, the workspace packages
 	@echo "uv: $$($(UV) --version)"
 	@$(RUN) python -c 'import sys, common; print("python:", sys.version.split()[0], "venv:", sys.prefix)'
+	@echo "cli: $$($(RUN) reelforge --version)"
 
 .env:
 	cp .env.example .env

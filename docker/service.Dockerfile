@@ -3,6 +3,8 @@
 #
 #   docker build -f docker/service.Dockerfile --build-arg SERVICE=render \
 #       --build-arg EXTRA_APT_PACKAGES=fonts-noto-cjk -t reelforge/render .
+#   docker build -f docker/service.Dockerfile --build-arg SERVICE=gateway \
+#       --build-arg WEB_APP=build -t reelforge/gateway .      # with the web app (a node stage builds web/)
 #
 #   docker run reelforge/render            # python -m render api
 #   docker run reelforge/render worker     # python -m render worker
@@ -12,9 +14,27 @@
 # name is baked into the image as REELFORGE_SERVICE and CMD holds only the command (`api`).
 
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+ARG NODE_IMAGE=node:20-bookworm-slim
 ARG UV_VERSION=0.13.9
+# The gateway's image also carries the web app (--build-arg WEB_APP=build; docker-compose.yml sets it): built here
+# from web/ (package-lock.json, the committed web/openapi.json) into /app/web/dist, where the gateway serves it.
+# Other images get an empty web/dist (WEB_APP=none, the default) and never run the node stage.
+ARG WEB_APP=none
 
 FROM ghcr.io/astral-sh/uv:${UV_VERSION} AS uv
+
+# ---- web: the web app, for the gateway (npm ci installs exactly package-lock.json) ----
+FROM ${NODE_IMAGE} AS web-build
+WORKDIR /web
+COPY web/package.json web/package-lock.json ./
+RUN --mount=type=cache,target=/root/.npm npm ci --no-audit --no-fund --loglevel=error
+COPY web/ ./
+RUN npm run build --silent && test -f dist/index.html
+
+FROM ${PYTHON_IMAGE} AS web-none
+RUN mkdir -p /web/dist
+
+FROM web-${WEB_APP} AS web
 
 # ---- build: a venv with only this service's dependencies (no dev group) ----
 FROM ${PYTHON_IMAGE} AS build
@@ -56,6 +76,8 @@ RUN if [ -n "$EXTRA_APT_PACKAGES" ]; then \
     && install -d -o reelforge -g reelforge /var/lib/reelforge /var/lib/reelforge/keys /var/lib/reelforge/storage
 
 COPY --from=build /app /app
+# the gateway finds it beside its checkout layout (/app/services/gateway -> /app/web/dist; WEB_DIR overrides)
+COPY --from=web /web/dist /app/web/dist
 COPY docker/entrypoint.sh /usr/local/bin/reelforge-entrypoint
 COPY docker/healthcheck.py /usr/local/bin/reelforge-healthcheck
 

@@ -161,6 +161,10 @@ if command -v psql >/dev/null 2>&1; then
         is_local "$HOST" && hint="Either put a DATABASE_URL with a user and password that work into .env (and export it
   for \`make test\`), or allow passwordless loopback access to this development server
   (first line of pg_hba.conf: host all all 127.0.0.1/32 trust, then reload Postgres)."
+        case "$err" in
+        *"too many clients"*) hint="Postgres is full (max_connections): other programs hold its connections. Stop them
+  (e.g. a running \`make up\` or another test run) or raise max_connections, then try again." ;;
+        esac
         die "postgres answers on $HOST:$PORT but refuses DATABASE_URL=$DATABASE_URL_V:
   ${err}
   $hint"

@@ -11,6 +11,7 @@ from .table import (
     PART_OF,
     PRIVATE_RANGES,
     SERVICES,
+    production_env,
 )
 from .yamlout import dump, labels
 
@@ -149,23 +150,14 @@ def network_policies() -> str:
 
 
 def configmap() -> str:
-    data = {
-        "ENVIRONMENT": "production",
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "INFO",
-        "HTTP_HOST": "0.0.0.0",
-        "TMP_DIR": "/tmp",
-        "STORAGE_URL": "s3://reelforge",
-        "S3_ENDPOINT_URL": "",  # empty = AWS S3; R2/MinIO: their endpoint URL
-        "S3_REGION": "us-east-1",
-        "JWKS_URL": "http://gateway:8080/.well-known/jwks.json",
-        "TRUSTED_PROXY_HOPS": "1",  # the ingress controller sets X-Forwarded-For
-        "PUBLIC_BASE_URL": "https://reelforge.example.com",  # where players reach /play: the Ingress host
-        "IMPORT_ALLOW_PRIVATE": "false",
-    }
-    for s in SERVICES:
-        if s.name != "gateway":
-            data[f"UPSTREAM_{s.name.upper()}"] = f"http://{s.name}:{s.api_port}"
+    data = production_env(
+        {
+            "LOG_LEVEL": "INFO",
+            "S3_ENDPOINT_URL": "",  # empty = AWS S3; R2/MinIO: their endpoint URL
+            "TRUSTED_PROXY_HOPS": "1",  # the ingress controller sets X-Forwarded-For
+            "PUBLIC_BASE_URL": "https://reelforge.example.com",  # where players reach /play: the Ingress host
+        }
+    )
     return dump(
         {
             "apiVersion": "v1",

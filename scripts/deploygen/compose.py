@@ -4,33 +4,22 @@ from __future__ import annotations
 
 from typing import Any
 
-from .table import SERVICES
+from .table import SERVICES, production_env
 from .yamlout import HEADER, dump_one
 
 
 def compose() -> str:
-    env = {
-        "ENVIRONMENT": "production",
-        "LOG_FORMAT": "json",
-        "HTTP_HOST": "0.0.0.0",
-        "DATABASE_URL": "postgresql://reelforge:${POSTGRES_PASSWORD:-reelforge}@postgres:5432/reelforge",
-        "AMQP_URL": "amqp://reelforge:${RABBITMQ_PASSWORD:-reelforge}@rabbitmq:5672/",
-        "REDIS_URL": "redis://redis:6379/0",
-        "STORAGE_URL": "s3://reelforge",
-        "S3_ENDPOINT_URL": "http://minio:9000",
-        "S3_REGION": "us-east-1",
-        "S3_ACCESS_KEY_ID": "${MINIO_ROOT_USER:-reelforge}",
-        "S3_SECRET_ACCESS_KEY": "${MINIO_ROOT_PASSWORD:-reelforge-secret}",
-        "JWKS_URL": "http://gateway:8080/.well-known/jwks.json",
-        "TMP_DIR": "/tmp",
-        "IMPORT_ALLOW_PRIVATE": "false",
-        "PUBLIC_BASE_URL": "${PUBLIC_BASE_URL:-http://127.0.0.1:8080}",
-        **{
-            f"UPSTREAM_{s.name.upper()}": f"http://{s.name}:{s.api_port}"
-            for s in SERVICES
-            if s.name != "gateway"
-        },
-    }
+    env = production_env(
+        {
+            "DATABASE_URL": "postgresql://reelforge:${POSTGRES_PASSWORD:-reelforge}@postgres:5432/reelforge",
+            "AMQP_URL": "amqp://reelforge:${RABBITMQ_PASSWORD:-reelforge}@rabbitmq:5672/",
+            "REDIS_URL": "redis://redis:6379/0",
+            "S3_ENDPOINT_URL": "http://minio:9000",
+            "S3_ACCESS_KEY_ID": "${MINIO_ROOT_USER:-reelforge}",
+            "S3_SECRET_ACCESS_KEY": "${MINIO_ROOT_PASSWORD:-reelforge-secret}",
+            "PUBLIC_BASE_URL": "${PUBLIC_BASE_URL:-http://127.0.0.1:8080}",
+        }
+    )
     healthcheck = {
         "test": ["CMD", "python", "/usr/local/bin/reelforge-healthcheck"],
         "interval": "10s",
@@ -152,7 +141,11 @@ def compose() -> str:
         build = {
             "context": ".",
             "dockerfile": "docker/service.Dockerfile",
-            "args": {"SERVICE": s.name, **({"EXTRA_APT_PACKAGES": s.apt} if s.apt else {})},
+            "args": {
+                "SERVICE": s.name,
+                **({"EXTRA_APT_PACKAGES": s.apt} if s.apt else {}),
+                **({"WEB_APP": "build"} if s.name == "gateway" else {}),  # the image serves the web app
+            },
         }
         image = f"reelforge/{s.name}:${{REELFORGE_TAG:-dev}}"
         services[f"{s.name}-migrate"] = {

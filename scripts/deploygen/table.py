@@ -116,3 +116,25 @@ def services() -> tuple[Service, ...]:
 
 
 SERVICES = services()
+
+
+def production_env(own: dict[str, str]) -> dict[str, str]:
+    """The settings every process of a production deployment gets, whatever runs it (compose or Kubernetes),
+    with ``own`` (that deployment's) before the upstreams."""
+    return {
+        "ENVIRONMENT": "production",
+        "LOG_FORMAT": "json",
+        "HTTP_HOST": "0.0.0.0",
+        "TMP_DIR": "/tmp",
+        "STORAGE_URL": "s3://reelforge",
+        "S3_REGION": "us-east-1",
+        "JWKS_URL": "http://gateway:8080/.well-known/jwks.json",
+        "IMPORT_ALLOW_PRIVATE": "false",
+        **own,
+        # the gateway reaches each service by its name (a compose service, a Kubernetes Service)
+        **{
+            f"UPSTREAM_{s.name.upper()}": f"http://{s.name}:{s.api_port}"
+            for s in SERVICES
+            if s.name != "gateway"
+        },
+    }

@@ -170,40 +170,34 @@ def service_manifests(s: Service) -> str:
     return dump(*docs)
 
 
+def _autoscaled() -> list[Service]:
+    """The services whose workers scale out (``autoscale_max`` set)."""
+    return [s for s in SERVICES if s.autoscale_max]
+
+
+def _worker_scaler(s: Service, api_version: str, kind: str, spec: dict[str, Any]) -> dict[str, Any]:
+    """An object that scales ``s``'s worker Deployment, named and labelled as that Deployment."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "metadata": meta(f"{s.name}-worker", s.name, "worker"),
+        "spec": spec,
+    }
+
+
 def hpas() -> str:
     docs = []
-    for s in SERVICES:
-        if not s.autoscale_max:
-            continue
-        docs.append(
-            {
-                "apiVersion": "autoscaling/v2",
-                "kind": "HorizontalPodAutoscaler",
-                "metadata": meta(f"{s.name}-worker", s.name, "worker"),
-                "spec": {
-                    "scaleTargetRef": {
-                        "apiVersion": "apps/v1",
-                        "kind": "Deployment",
-                        "name": f"{s.name}-worker",
-                    },
-                    "minReplicas": 1,
-                    "maxReplicas": s.autoscale_max,
-                    "metrics": [
-                        {
-                            "type": "Resource",
-                            "resource": {
-                                "name": "cpu",
-                                "target": {"type": "Utilization", "averageUtilization": 70},
-                            },
-                        }
-                    ],
-                    "behavior": {
-                        "scaleUp": {"stabilizationWindowSeconds": 30},
-                        "scaleDown": SCALE_DOWN,
-                    },
-                },
-            }
-        )
+    for s in _autoscaled():
+        target = {"apiVersion": "apps/v1", "kind": "Deployment", "name": f"{s.name}-worker"}
+        cpu = {"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}}
+        spec = {
+            "scaleTargetRef": target,
+            "minReplicas": 1,
+            "maxReplicas": s.autoscale_max,
+            "metrics": [{"type": "Resource", "resource": cpu}],
+            "behavior": {"scaleUp": {"stabilizationWindowSeconds": 30}, "scaleDown": SCALE_DOWN},
+        }
+        docs.append(_worker_scaler(s, "autoscaling/v2", "HorizontalPodAutoscaler", spec))
     return dump(*docs)
 
 
@@ -232,28 +226,20 @@ def _work_trigger(s: Service) -> dict[str, Any]:
 def keda() -> tuple[str, str]:
     objects = []
     patches = []
-    for s in SERVICES:
-        if not s.autoscale_max:
-            continue
-        objects.append(
-            {
-                "apiVersion": "keda.sh/v1alpha1",
-                "kind": "ScaledObject",
-                "metadata": meta(f"{s.name}-worker", s.name, "worker"),
-                "spec": {
-                    "scaleTargetRef": {"name": f"{s.name}-worker"},
-                    "minReplicaCount": 1,
-                    "maxReplicaCount": s.autoscale_max,
-                    "pollingInterval": 15,
-                    "cooldownPeriod": 300,
-                    "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
-                    "triggers": [
-                        _work_trigger(s),
-                        {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}},
-                    ],
-                },
-            }
-        )
+    for s in _autoscaled():
+        spec = {
+            "scaleTargetRef": {"name": f"{s.name}-worker"},
+            "minReplicaCount": 1,
+            "maxReplicaCount": s.autoscale_max,
+            "pollingInterval": 15,
+            "cooldownPeriod": 300,
+            "advanced": {"horizontalPodAutoscalerConfig": {"behavior": {"scaleDown": SCALE_DOWN}}},
+            "triggers": [
+                _work_trigger(s),
+                {"type": "cpu", "metricType": "Utilization", "metadata": {"value": "70"}},
+            ],
+        }
+        objects.append(_worker_scaler(s, "keda.sh/v1alpha1", "ScaledObject", spec))
         patches.append(
             {
                 "target": {

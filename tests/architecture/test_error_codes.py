@@ -22,9 +22,11 @@ ROOT = Path(__file__).resolve().parents[2]
 #: (service, its catalogue) — a new service adds its line
 CATALOGUES = {
     "billing": "billing.models:BillingCode",
+    "analysis": "analysis.models:AnalysisErrorCode",
     "captions": "captions.errors:Code",
     "gateway": "gateway.models:GatewayCode",
     "ingest": "ingest.models:IngestCode",
+    "render": "render.models:RenderCode",
     "streaming": "streaming.models:StreamingCode",
 }
 SHARED: tuple[type[StrEnum], ...] = (CommonCode, ErrorCode)

@@ -48,6 +48,9 @@ def _copy_tree(tmp: Path) -> Path:
         shutil.copytree(
             ROOT / "services" / svc / svc, tree / svc, ignore=shutil.ignore_patterns("__pycache__")
         )
+    for client in (ROOT / "clients").glob("*/pyproject.toml"):  # the CLI: a client, under its own contract
+        name = client.parent.name
+        shutil.copytree(client.parent / name, tree / name, ignore=shutil.ignore_patterns("__pycache__"))
     (tree / ".importlinter").write_text(_config_text())
     return tree
 

@@ -28,10 +28,15 @@ def test_the_workspace_and_import_contracts_name_every_service() -> None:
     sources = set(config["tool"]["uv"]["sources"])
     assert {f"reelforge-{n}" for n in registry.NAMES} <= sources
     contracts = config["tool"]["importlinter"]
-    assert set(contracts["root_packages"]) == {"common", *registry.NAMES}
+    clients = {p.parent.name for p in (ROOT / "clients").glob("*/pyproject.toml")}  # e.g. the CLI
+    assert set(contracts["root_packages"]) == {"common", *registry.NAMES, *clients}
     independent = next(c for c in contracts["contracts"] if c["type"] == "independence")
     assert set(independent["modules"]) == set(registry.NAMES)
-    assert set(config["tool"]["ruff"]["lint"]["isort"]["known-first-party"]) == {"common", *registry.NAMES}
+    assert set(config["tool"]["ruff"]["lint"]["isort"]["known-first-party"]) == {
+        "common",
+        *registry.NAMES,
+        *clients,
+    }
 
 
 def test_every_services_settings_default_to_its_registry_ports() -> None:

@@ -26,6 +26,7 @@ import pytest
 import yaml
 
 from common import registry
+from gateway import api as gateway_api
 
 # kubernetes-validate re-reads its (large) JSON schemas for every object; the files never change, so read each once.
 if hasattr(kubernetes_validate.utils, "schema_contents"):
@@ -292,6 +293,38 @@ def test_compose_services_are_wired() -> None:
             assert env["STORAGE_URL"].startswith("s3://") and env["S3_ENDPOINT_URL"] == "http://minio:9000"
             assert env["IMPORT_ALLOW_PRIVATE"] == "false"
     assert doc["gateway"]["ports"] == ["8080:8080"]
+    # the gateway's image ships the web app; no other image builds it
+    for name, spec in doc.items():
+        if "build" in spec:
+            assert spec["build"]["args"].get("WEB_APP", "none") == (
+                "build" if name.startswith("gateway") else "none"
+            )
+
+
+def test_the_gateway_image_builds_the_web_app_where_the_gateway_serves_it() -> None:
+    """docker/service.Dockerfile: WEB_APP=build picks a node stage that runs npm ci and npm run build in web/ (from
+    the committed lock file and API document) and copies web/dist to /app/web/dist; the image lays the workspace
+    out as the checkout is (/app/services/gateway), so the gateway's default web directory is that one."""
+    from gateway.api import CHECKOUT_WEB_DIR
+
+    text = (ROOT / "docker" / "service.Dockerfile").read_text()
+    stages = {alias: image for image, alias in re.findall(r"^FROM (\S+) AS (\S+)$", text, re.M)}
+    assert stages["web"] == "web-${WEB_APP}" and {"web-build", "web-none"} <= set(stages)
+    assert re.search(r"^ARG WEB_APP=none$", text[: text.index("FROM ")], re.M), (
+        "a global ARG, before any FROM"
+    )
+    build = text[text.index("AS web-build") : text.index("AS web-none")]
+    assert "COPY web/package.json web/package-lock.json ./" in build and "npm ci" in build
+    assert "npm run build" in build and "test -f dist/index.html" in build
+    assert "COPY --from=web /web/dist /app/web/dist" in text
+    assert "COPY services/${SERVICE}/ services/${SERVICE}/" in text and "WORKDIR /app" in text
+    assert CHECKOUT_WEB_DIR == ROOT / "web" / "dist"  # the image's /app is the checkout's ROOT
+    ignored = [
+        line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines() if not line.startswith("#")
+    ]
+    assert "web/dist" in ignored and "web/" not in ignored and "web" not in ignored
+    for needed in ("package.json", "package-lock.json", "openapi.json", "index.html", "vite.config.ts"):
+        assert (ROOT / "web" / needed).is_file(), needed
 
 
 # ---------------------------------------------------------------- Kubernetes
@@ -549,12 +582,15 @@ def test_overlay_builds_and_validates(overlay: str) -> None:
 
 
 def test_ingress_exposes_only_the_public_surface() -> None:
-    """Metrics and health endpoints are for the cluster: the ingress routes only the page, JWKS, API and /play."""
+    """Metrics and health endpoints are for the cluster: the ingress routes only the web app (page, bundles, embed),
+    JWKS, the API and /play — and every one of the gateway's public routes (a new one must be routed here too)."""
     (ingress,) = [d for d in load_all(K8S / "base/ingress.yaml") if d["kind"] == "Ingress"]
     paths = {(p["path"], p["pathType"]) for r in ingress["spec"]["rules"] for p in r["http"]["paths"]}
     assert paths == {
         ("/", "Exact"),
         ("/static/", "Prefix"),
+        ("/assets/", "Prefix"),
+        ("/embed/", "Prefix"),
         ("/.well-known/", "Prefix"),
         ("/api/", "Prefix"),
         ("/play/", "Prefix"),
@@ -562,3 +598,9 @@ def test_ingress_exposes_only_the_public_surface() -> None:
     for path, kind in paths:
         for internal in ("/metrics", "/healthz", "/readyz"):
             assert not (kind == "Prefix" and internal.startswith(path)) and path != internal
+
+    def routed(url: str) -> bool:
+        return any(url == path if kind == "Exact" else url.startswith(path) for path, kind in paths)
+
+    public = [route.path for route in gateway_api.API.routes] + ["/static/favicon.svg", "/assets/index.js"]
+    assert [url for url in public if not routed(url)] == []

@@ -50,3 +50,4 @@ def test_bootstrap_then_make_without_uv_on_path(tmp_path: Path) -> None:
     make = subprocess.run(["make", "doctor"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert make.returncode == 0, make.stdout + make.stderr
     assert "uv: uv " in make.stdout and "python: 3.11" in make.stdout, make.stdout
+    assert "cli: reelforge, version" in make.stdout, make.stdout  # the CLI's console script is in the venv

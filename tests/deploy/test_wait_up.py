@@ -53,6 +53,68 @@ async def test_it_prints_only_once_healthz_answers() -> None:
     assert polls[-1] == 200 and polls.count(200) == 1 and polls.count(503) >= 3
 
 
+async def test_it_waits_for_every_process_of_the_procfile(tmp_path: Path) -> None:
+    """The gateway answering while a service does not listen yet is not "up": its API would answer 502."""
+    ports = {"gateway": free_port(), "ingest": free_port(), "ingest-worker": free_port()}
+    procfile = tmp_path / "Procfile"
+    procfile.write_text(
+        "# generated\n"
+        + "".join(f"{name}: HTTP_PORT={port} exec python -m x\n" for name, port in ports.items())
+        + "relay: exec python -m relay\n"  # no HTTP_PORT: nothing to poll
+    )
+    polled: dict[str, int] = {name: 0 for name in ports}
+    runners: list[web.AppRunner] = []
+
+    async def listen(name: str) -> None:
+        async def healthz(_: web.Request) -> web.Response:
+            polled[name] += 1
+            return web.json_response({"status": "ok"})
+
+        app = web.Application()
+        app.router.add_get("/healthz", healthz)
+        runner = web.AppRunner(app)
+        runners.append(runner)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", ports[name]).start()
+
+    url = f"http://127.0.0.1:{ports['gateway']}"
+    waiter = await _waiter(url, "--procfile", str(procfile), "--interval", "0.05", "--timeout", "60")
+    try:
+        await listen("gateway")
+        await listen("ingest-worker")
+        await wait_for(lambda: polled["gateway"] >= 1 and polled["ingest-worker"] >= 1, message="both polled")
+        # the api of ingest is still refused: nothing is printed (the waiter still runs)
+        assert waiter.returncode is None
+        await listen("ingest")
+        out, err = await asyncio.wait_for(waiter.communicate(), 30)
+    finally:
+        for runner in runners:
+            await runner.cleanup()
+    assert waiter.returncode == 0, err
+    assert out.decode() == f"Reelforge is up: {url}\n"
+    assert polled["gateway"] == 1 and polled["ingest-worker"] == 1  # an answered process is not asked again
+
+
+async def test_it_names_the_processes_that_never_answered(tmp_path: Path) -> None:
+    procfile = tmp_path / "Procfile"
+    silent = free_port()
+    procfile.write_text(
+        f"render-worker: HTTP_PORT={silent} WORKER_PORT={silent} exec python -m render worker\n"
+    )
+    waiter = await _waiter(
+        f"http://127.0.0.1:{free_port()}",
+        "--procfile",
+        str(procfile),
+        "--interval",
+        "0.05",
+        "--timeout",
+        "0.5",
+    )
+    out, err = await asyncio.wait_for(waiter.communicate(), 30)
+    assert waiter.returncode == 1 and out == b""
+    assert f"render-worker (http://127.0.0.1:{silent}/healthz)".encode() in err and b"gateway (" in err
+
+
 async def test_it_gives_up_after_its_timeout_and_says_so() -> None:
     waiter = await _waiter(f"http://127.0.0.1:{free_port()}", "--interval", "0.05", "--timeout", "0.5")
     out, err = await asyncio.wait_for(waiter.communicate(), 30)
@@ -78,6 +140,6 @@ def test_make_up_runs_the_waiter_beside_honcho() -> None:
     ).stdout
     line = next(x for x in recipe.splitlines() if x.startswith("scripts/wait_up.py"))
     # one shell line: the waiter in the background, honcho in the foreground, the waiter watching that shell
-    assert line.startswith("scripts/wait_up.py http://127.0.0.1:8080 --watch-pid $$ & ")
+    assert line.startswith("scripts/wait_up.py http://127.0.0.1:8080 --procfile Procfile --watch-pid $$ & ")
     assert line.endswith("honcho start -f Procfile -e .env")
     assert not [x for x in recipe.splitlines() if x.startswith("echo") and "Reelforge is up" in x]

@@ -24,9 +24,14 @@ ROOT = Path(__file__).resolve().parents[2]
 SERVICES = registry.NAMES
 #: settings of one service's processes (the failing-translation test need not wait for five back-offs)
 SERVICE_ENV: dict[str, dict[str, str]] = {
-    "captions": {"TRANSLATE_ATTEMPTS": "2", "TRANSLATE_RETRY_INITIAL_S": "0.2"}
+    # a killed worker's job is free for another after its lease: short leases keep the takeover tests short
+    "captions": {"TRANSLATE_ATTEMPTS": "2", "TRANSLATE_RETRY_INITIAL_S": "0.2", "JOB_LEASE_S": "6"},
+    "render": {"JOB_LEASE_S": "6"},
 }
 WORKERS = registry.WORKERS
+#: processes started otherwise than ``python -m <svc> <role>``: ingest's worker searches recorded yt-dlp answers
+#: (a test cannot reach YouTube); everything else it does is ingest's own (tests/e2e/recorded_search.py)
+ENTRY_POINTS = {"ingest:worker": [str(ROOT / "tests/e2e/recorded_search.py")]}
 
 
 @dataclass
@@ -54,6 +59,13 @@ class Stack:
     env: dict[str, str]
     tag: str
     procs: dict[str, Proc] = field(default_factory=dict)
+    #: settings of one service's processes, over ``env``
+    overrides: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    @property
+    def search_recordings(self) -> Path:
+        """Where a test records the platform's answer to a search (``recorded_search.recording``)."""
+        return self.workdir / "searches"
 
     @property
     def gateway_url(self) -> str:
@@ -72,7 +84,7 @@ class Stack:
         """The environment a service process of this stack runs with."""
         return {
             **self.env,
-            **SERVICE_ENV.get(service, {}),
+            **self.overrides.get(service, {}),
             "DB_SCHEMA": self.schema(service),
             "BUS_QUEUE": f"{service}-{self.tag}",
         }
@@ -84,7 +96,7 @@ class Stack:
         log = self.workdir / f"{service}-{role}.log"
         env = {**self.service_env(service), "HTTP_PORT": str(port), "WORKER_PORT": str(port)}
         popen = subprocess.Popen(
-            [sys.executable, "-m", service, role],
+            [sys.executable, *ENTRY_POINTS.get(name, ["-m", service]), role],
             cwd=self.workdir,
             env=env,
             stdout=log.open("ab"),
@@ -96,10 +108,10 @@ class Stack:
         return proc
 
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
-        """Signal a process and wait for it to end."""
+        """Signal a process (and whatever it started: it leads its own session) and wait for it to end."""
         proc = self.procs[name]
         if proc.popen.poll() is None:
-            proc.popen.send_signal(sig)
+            os.killpg(proc.popen.pid, sig)
             try:
                 proc.popen.wait(timeout=30)
             except subprocess.TimeoutExpired:
@@ -148,11 +160,13 @@ def make_stack(
     amqp_url: str,
     redis_url: str = "",
     extra_env: dict[str, str] | None = None,
+    service_env: dict[str, dict[str, str]] | None = None,
 ) -> Stack:
     """A stack description with private names; call ``migrate_all`` then ``start_all``."""
     tag = uuid.uuid4().hex[:8]
     ports = {svc: free_port() for svc in SERVICES}
     (workdir / "storage").mkdir(parents=True, exist_ok=True)
+    (workdir / "searches").mkdir(parents=True, exist_ok=True)
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": os.environ.get("HOME", "/root"),
@@ -171,19 +185,32 @@ def make_stack(
         "GATEWAY_KEYS_DIR": str(workdir / "keys"),
         "PUBLIC_BASE_URL": f"http://127.0.0.1:{ports['gateway']}",
         "IMPORT_ALLOW_PRIVATE": "true",
+        "E2E_SEARCH_RECORDINGS": str(workdir / "searches"),
         # every journey registers users from 127.0.0.1; the auth limit itself is tested in the gateway suite
         "RATE_LIMIT_AUTH": "1000",
+        # the browser journey does a user's half hour in two minutes (well over 100 requests a minute); 429s are
+        # "not yet" to the other journeys, and the limit itself is tested in the gateway suite
+        "RATE_LIMIT_DEFAULT": "1000",
         "RATE_LIMIT_KEY_PREFIX": f"e2e:{tag}:rl",
         "WEBHOOK_ALLOW_PRIVATE": "true",
+        # the Credits page's "Pay (test)" plays the payment provider against billing's real webhook
+        "BILLING_TEST_PAYMENTS": "true",
+        "PAYMENT_WEBHOOK_SECRET": f"whsec_e2e_{tag}",
         "REELFORGE_MEDIA_CACHE": os.environ.get("REELFORGE_MEDIA_CACHE", str(ROOT / "var/cache/media")),
         **{f"UPSTREAM_{svc.upper()}": f"http://127.0.0.1:{ports[svc]}" for svc in registry.UPSTREAMS},
         "BILLING_URL": f"http://127.0.0.1:{ports['billing']}",
+        "INGEST_URL": f"http://127.0.0.1:{ports['ingest']}",
         # one assembled whisper model for every stack (checked against its sha256 at each load)
         "WHISPER_CACHE_DIR": os.environ.get("WHISPER_CACHE_DIR", str(ROOT / "var/cache/whisper")),
         "WHISPER_BEAM_SIZE": "1",
+        # two stacks of ~15 processes may run at once (the takeover test's beside the session's): stay well inside
+        # Postgres's default 100 connections
+        "DB_POOL_MAX": "5",
+        "DB_POOL_IDLE_S": "5",  # idle services give their connections back: tests beside the stack need them
         **(extra_env or {}),
     }
-    stack = Stack(workdir=workdir, env=env, tag=tag)
+    overrides = {svc: {**SERVICE_ENV.get(svc, {}), **(service_env or {}).get(svc, {})} for svc in SERVICES}
+    stack = Stack(workdir=workdir, env=env, tag=tag, overrides=overrides)
     stack._ports = ports  # type: ignore[attr-defined]
     return stack
 
@@ -191,14 +218,17 @@ def make_stack(
 def migrate_all(stack: Stack) -> None:
     """Run ``python -m <svc> migrate`` for every service (as ``make up`` does)."""
     for svc in SERVICES:
-        subprocess.run(
+        done = subprocess.run(
             [sys.executable, "-m", svc, "migrate"],
             cwd=stack.workdir,
             env=stack.service_env(svc),
-            check=True,
             capture_output=True,
             timeout=120,
         )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{svc} migrate exited {done.returncode}:\n{done.stdout.decode(errors='replace')[-3000:]}"
+            )
 
 
 def start_all(stack: Stack) -> None:

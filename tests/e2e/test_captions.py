@@ -11,6 +11,7 @@ import json
 import re
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -98,6 +99,7 @@ async def test_a_speech_video_gets_captions_in_its_language_and_a_translation_in
         f"/api/v1/videos/{vid}/captions", {"language": "en", "translate_to": ["es"]}
     )
     assert status == 202, answer
+    assert answer["job"]["subject"] == {"kind": "video", "id": vid, "title": ""}  # the job names its video
     job = await _job_done(user, answer["job"]["id"])
     assert job["status"] == "succeeded", job
     assert job["result"]["failed_translations"] == []
@@ -121,8 +123,26 @@ async def test_a_speech_video_gets_captions_in_its_language_and_a_translation_in
     assert jiwer.wer(_words(sample.text), _words(heard)) <= 0.10, heard
     status, srt_text = await _text(http, base + ".srt", user.auth)
     assert status == 200 and len(list(srt.parse(srt_text))) == len(captions)
-    status, _ = await _text(http, base + ".json", user.auth)
-    assert status == 200
+    status, as_json = await _text(http, base + ".json", user.auth)
+    words = [w for c in json.loads(as_json)["cues"] for w in c["words"]]
+    assert status == 200 and len(words) >= len(sample.text.split()) * 0.9
+    assert all(
+        0 <= w["start"] <= w["end"] <= sample.duration_s + 0.5 for w in words
+    )  # word times, in the media
+    # the translation keeps the transcript's cue ids (nothing shifted), and its files parse too
+    es_base = f"{user.base}/api/v1/captions/{tracks['es']['id']}"
+    _, es_vtt = await _text(http, es_base + ".vtt", user.auth)
+    (tmp_path / "es.vtt").write_text(es_vtt)
+    spanish = webvtt.read(str(tmp_path / "es.vtt"))
+    en_ids = [c.identifier for c in captions]
+    # each Spanish cue is an English cue's id, or an extra cue of a re-flowed sentence (<last id>.<n>), in order
+    at = [
+        en_ids.index(c.identifier.rsplit(".", 1)[0] if c.identifier not in en_ids else c.identifier)
+        for c in spanish
+    ]
+    assert at == sorted(at) and set(at) >= {0, len(en_ids) - 1} and all(c.text for c in spanish), at
+    _, es_srt = await _text(http, es_base + ".srt", user.auth)
+    assert len(list(srt.parse(es_srt))) == len(spanish)
     status, _ = await _text(http, base + ".vtt")  # no token, no file
     assert status == 401
 
@@ -153,8 +173,9 @@ async def test_a_speech_video_gets_captions_in_its_language_and_a_translation_in
     cues = json.loads(as_json)["cues"]
     edited = [{"id": c["id"], "start": c["start"], "end": c["end"], "text": c["text"]} for c in cues]
     edited[0]["text"] = "Edited by a person."
-    status, bad = await _put(http, user, tracks["en"]["id"], [{**edited[0], "end": edited[0]["start"]}])
-    assert status == 422 and bad["code"] in ("captions.invalid_cues", "validation.invalid"), bad
+    status, bad = await _put(http, user, tracks["en"]["id"], [{**edited[0], "end": edited[0]["start"] + 0.2}])
+    assert status == 422 and bad["code"] == "captions.invalid_cues", bad
+    assert {v["rule"] for v in bad["violations"]} >= {"min_duration"}, bad
     status, track = await _put(http, user, tracks["en"]["id"], edited, base_version=1)
     assert status == 200 and track["version"] == 2 and track["kind"] == "edited", track
 
@@ -190,6 +211,23 @@ async def test_a_speech_video_gets_captions_in_its_language_and_a_translation_in
     other = await register(http, e2e_stack.gateway_url)
     assert (await other.get(f"/api/v1/videos/{vid}/captions"))[0] == 404
     assert (await other.get(f"/api/v1/captions/{tracks['en']['id']}.vtt"))[0] == 404
+
+    # deleting the video takes its tracks, their files and the player's subtitle segments with it
+    async with http.delete(f"{user.base}/api/v1/videos/{vid}", headers=user.auth) as r:
+        assert r.status == 204
+    await asyncio.sleep(1.0)
+    status, _ = await _text(http, sub_url)  # a token issued before the delete
+    assert status == 404
+    storage = Path(e2e_stack.env["STORAGE_URL"].removeprefix("file://"))
+
+    async def tracks_gone() -> bool:
+        status, _ = await user.get(f"/api/v1/captions/{tracks['en']['id']}.vtt")
+        leftovers = [
+            p for d in ("captions", "streams") for p in (storage / d / vid).rglob("*") if p.is_file()
+        ]
+        return status == 404 and not leftovers
+
+    await poll(tracks_gone, timeout=30, what="the tracks and their files removed", interval=1.0)
 
 
 async def _languages_when(
@@ -255,7 +293,7 @@ async def _stage(user: User, job_id: str, stage: str) -> None:
         status, job = await user.get(f"/api/v1/jobs/{job_id}")
         return status == 200 and job["status"] == "running" and job["stage"].startswith(stage)
 
-    await poll(there, timeout=120, what=f"job {job_id} at {stage}", interval=0.5)
+    await poll(there, timeout=120, what=f"job {job_id} at {stage}")
 
 
 async def test_cancel_during_transcription_releases_the_hold(

@@ -13,7 +13,6 @@ from typing import Any
 import aiohttp
 import av
 import pytest
-from aiohttp import web
 
 from common.testing.media import make_video
 
@@ -52,7 +51,9 @@ async def register(http: aiohttp.ClientSession, base: str) -> User:
     return User(http, base, email, tokens["access_token"])
 
 
-async def poll(fn: Any, *, timeout: float, what: str, interval: float = 0.3) -> Any:
+async def poll(fn: Any, *, timeout: float, what: str, interval: float = 1.0) -> Any:
+    """Call ``fn`` until it answers something truthy; at most once a second by default (the gateway allows
+    100 requests a minute per user)."""
     deadline = time.monotonic() + timeout
     last: Any = None
     while time.monotonic() < deadline:
@@ -176,32 +177,46 @@ async def test_users_cannot_see_each_others_videos(e2e_stack: Stack, http: aioht
     assert status == 200 and all(v["id"] != vid for v in listing["items"])
 
 
-async def test_url_import_runs_as_a_job(
-    e2e_stack: Stack, http: aiohttp.ClientSession, tmp_path: Path
+async def test_a_retried_upload_with_an_idempotency_key_is_one_video(
+    e2e_stack: Stack, http: aiohttp.ClientSession
 ) -> None:
-    sample = make_video(seconds=2)
-    app = web.Application()
-    app.router.add_get("/clip.mp4", lambda _: web.FileResponse(sample))
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    try:
-        user = await register(http, e2e_stack.gateway_url)
-        status, body = await user.post("/api/v1/imports", {"url": f"http://127.0.0.1:{port}/clip.mp4"})
-        assert status == 202, body
+    """Issue 14 item 6: a client that retries an upload with the same Idempotency-Key gets the first video back,
+    and one copy is stored."""
+    base = e2e_stack.gateway_url
+    user = await register(http, base)
+    sample = make_video(seconds=1, width=352, height=288).read_bytes()  # no other test uploads this one
+    answers = []
+    for _ in range(2):
+        form = aiohttp.FormData()  # a new boundary per attempt, as a real retry has
+        form.add_field("file", sample, filename="retry.mp4", content_type="video/mp4")
+        headers = {**user.auth, "Idempotency-Key": f"retry-{user.email}"}
+        async with http.post(f"{base}/api/v1/videos", data=form, headers=headers) as r:
+            answers.append((r.status, await r.json(), r.headers.get("Idempotent-Replayed")))
+    (first, video, _), (second, again, replayed) = answers
+    assert (first, second) == (201, 201) and again == video and replayed == "true"
+    status, listing = await user.get("/api/v1/videos")
+    assert status == 200 and [v["id"] for v in listing["items"]] == [video["id"]]
+    stored = [
+        p
+        for p in (e2e_stack.workdir / "storage" / "originals").glob("*/source.*")
+        if p.read_bytes() == sample
+    ]
+    assert [p.parent.name for p in stored] == [video["id"]]
 
-        async def finished() -> Any:
-            status, job = await user.get(f"/api/v1/jobs/{body['job_id']}")
-            return job if status == 200 and job["status"] in ("succeeded", "failed") else None
 
-        job = await poll(finished, timeout=120, what="the import job")
-        assert job["status"] == "succeeded", job
-        status, video = await user.get(f"/api/v1/videos/{job['result']['video_id']}")
-        assert status == 200 and video["source"] == "import"
-    finally:
-        await runner.cleanup()
+async def test_url_import_runs_as_a_job(e2e_stack: Stack, http: aiohttp.ClientSession, clip_url: str) -> None:
+    user = await register(http, e2e_stack.gateway_url)
+    status, body = await user.post("/api/v1/imports", {"url": clip_url})
+    assert status == 202, body
+
+    async def finished() -> Any:
+        status, job = await user.get(f"/api/v1/jobs/{body['job_id']}")
+        return job if status == 200 and job["status"] in ("succeeded", "failed") else None
+
+    job = await poll(finished, timeout=120, what="the import job")
+    assert job["status"] == "succeeded", job
+    status, video = await user.get(f"/api/v1/videos/{job['result']['video_id']}")
+    assert status == 200 and video["source"] == "import"
 
 
 async def test_bad_requests_get_stable_problem_codes(e2e_stack: Stack, http: aiohttp.ClientSession) -> None:

@@ -88,6 +88,21 @@ def split_http_url(url: str) -> tuple[str, str, int]:
     return scheme, parts.hostname, port or (443 if scheme == "https" else 80)
 
 
+def check_http_urls(*urls: str | None) -> None:
+    """``ValueError`` naming the first of ``urls`` that is not an http(s) URL with a host (``None`` is skipped).
+
+    Request bodies call it from ``__post_init__``, so msgspec answers 422 ``validation.invalid`` with the field's
+    path; the SSRF policy is applied later, when the URL is fetched.
+    """
+    for url in urls:
+        if url is None:
+            continue
+        try:
+            split_http_url(url)
+        except ValueError as exc:
+            raise ValueError(f"{exc}: {url[:80]!r}") from None
+
+
 def hostport(host: str, port: int) -> str:
     """``host:port`` (``[v6]:port``), normalized."""
     h = norm_host(host)

@@ -7,13 +7,13 @@ import json
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 import aiohttp
 import jwt
 from aiohttp import web
 
-from .errors import CodedError
+from .errors import CodedError, NotFound
 from .http import Problem
 from .logging import get_logger
 
@@ -36,6 +36,24 @@ class Principal:
     email: str = ""
     claims: dict[str, Any] = field(default_factory=dict)
     token: str = ""
+
+
+class Owned(Protocol):
+    """A record some user owns."""
+
+    @property
+    def owner_id(self) -> uuid.UUID: ...
+
+
+R = TypeVar("R", bound=Owned)
+
+
+def owned(record: R | None, user: Principal, resource: str) -> R:
+    """``record`` when ``user`` owns it; else 404 ``<resource>.not_found`` (another user's is as missing as none:
+    ids are not probeable)."""
+    if record is None or record.owner_id != user.user_id:
+        raise NotFound(resource)
+    return record
 
 
 class TokenInvalid(CodedError):

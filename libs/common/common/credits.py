@@ -22,12 +22,13 @@ import asyncio
 import math
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Mapping
 from enum import StrEnum
 from typing import Any
 
 import aiohttp
 import asyncpg
+from aiohttp import web
 
 from . import credit_holds, outbox
 from .bus.base import Delivery
@@ -40,28 +41,36 @@ from .events.billing import (
     CreditsHoldRequested,
     CreditsReleased,
 )
+from .events.jobs import JobSubject
 from .http import Problem
-from .jobrunner import JobContext, OnFailure, channel_for
+from .jobrunner import JobContext, JobHandler, LeasedJobRunner, OnFailure, channel_for
 from .jobs import Job, JobFailure, JobStatus, create_job, get_job, update_job
 from .logging import get_logger
+from .openapi import Api, add_api
+from .runtime import JOB_RUNNER, job_worker
+from .service import HTTP_CLIENT, SETTINGS, build_app
+from .settings import ServiceSettings
 
 log = get_logger(__name__)
 
 __all__ = [
     "AWAITING_CREDITS",
     "FUNDED",
+    "PRICES",
     "CreditCode",
     "CreditHold",
     "HoldStatus",
     "PriceList",
     "PricesUnavailable",
     "UnknownPrice",
+    "build_paid_app",
     "credits_router",
     "get_hold",
     "on_captured",
     "on_hold_granted",
     "on_hold_rejected",
     "on_released",
+    "price_list",
     "record_usage",
     "request_paid_job",
     "use_credits",
@@ -98,6 +107,7 @@ async def request_paid_job(
     account_id: uuid.UUID | None = None,
     job_id: uuid.UUID | None = None,
     correlation_id: str = "",
+    subject: JobSubject | None = None,
 ) -> Job:
     """Create a paid job awaiting its credits and ask billing to hold ``amount``, in the caller's transaction.
 
@@ -116,6 +126,7 @@ async def request_paid_job(
         stage=AWAITING_CREDITS,
         job_id=job_id,
         correlation_id=correlation_id,
+        subject=subject,
     )
     hold = await credit_holds.insert(
         conn,
@@ -415,3 +426,42 @@ class PriceList:
     async def cost(self, name: str, units: float = 1.0) -> int:
         """What ``units`` of ``name`` cost: billing's units are started ones, so ``units`` rounds up (at least 1)."""
         return await self.price(name) * max(1, math.ceil(units))
+
+
+#: where a paid service's api app keeps billing's price list (``price_list``; a request reads ``app[PRICES]``)
+PRICES: web.AppKey[PriceList] = web.AppKey("prices", PriceList)
+
+
+def price_list(key: web.AppKey[PriceList] = PRICES) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A paid service's ``cleanup_ctx`` (api role): billing's price list at ``BILLING_URL``, read at most every
+    ``PRICE_CACHE_S``, stored under ``key``."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        app[key] = PriceList(app[HTTP_CLIENT], settings.billing_url, ttl_s=settings.price_cache_s)
+        yield
+
+    return ctx
+
+
+def build_paid_app(
+    settings: ServiceSettings,
+    *,
+    role: str,
+    api: Api,
+    kinds: Iterable[str],
+    jobs: Callable[[web.Application], tuple[JobHandler, OnFailure]],
+    router: Callable[[web.Application, LeasedJobRunner, OnFailure], Router],
+    **overrides: Any,
+) -> web.Application:
+    """A paid service's app (``build_app``): the api role serves ``api`` with billing's price list under ``PRICES``;
+    the worker role runs the jobs of ``kinds`` (a ``StrEnum``'s values will do) under ``JOB_RUNNER`` and consumes
+    the service queue (``job_worker``)."""
+    app = build_app(settings, role=role, **overrides)
+    if role == "api":
+        add_api(app, api)
+        app.cleanup_ctx.append(price_list())
+    else:
+        worker = job_worker(JOB_RUNNER, kinds=[str(k) for k in kinds], jobs=jobs, router=router)
+        app.cleanup_ctx.append(worker)
+    return app

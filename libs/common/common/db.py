@@ -9,9 +9,10 @@ import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import asyncpg
+import msgspec
 
 from .logging import get_logger
 
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from .settings import ServiceSettings
 
 log = get_logger(__name__)
+
+T = TypeVar("T")
 
 COMMON_MIGRATIONS = Path(__file__).parent / "sql"
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -38,13 +41,26 @@ async def _init_conn(conn: asyncpg.Connection) -> None:
     await conn.set_type_codec("json", encoder=json.dumps, decoder=json.loads, schema="pg_catalog")
 
 
-async def create_pool(dsn: str, *, schema: str, min_size: int = 1, max_size: int = 10) -> asyncpg.Pool:
-    """A pool whose connections see only ``schema`` (then ``public``) by default; jsonb decodes to Python."""
+async def create_pool(
+    dsn: str,
+    *,
+    schema: str,
+    min_size: int = 1,
+    max_size: int = 10,
+    connect_timeout_s: float = 10.0,
+    idle_s: float = 300.0,
+) -> asyncpg.Pool:
+    """A pool whose connections see only ``schema`` (then ``public``) by default; jsonb decodes to Python.
+
+    A new connection that cannot be made within ``connect_timeout_s`` fails (asyncpg's default waits 60 s); one
+    left unused for ``idle_s`` is closed (down to ``min_size``)."""
     check_ident(schema)
     pool = await asyncpg.create_pool(
         dsn,
         min_size=min_size,
         max_size=max_size,
+        timeout=connect_timeout_s,
+        max_inactive_connection_lifetime=idle_s,
         server_settings={"search_path": f"{schema},public", "application_name": f"reelforge-{schema}"},
         init=_init_conn,
     )
@@ -138,6 +154,24 @@ async def transaction(pool: asyncpg.Pool) -> AsyncIterator[asyncpg.Connection]:
         yield conn
 
 
+async def fetch_one(conn: asyncpg.Connection, type_: type[T], sql: str, *args: Any) -> T | None:
+    """The one row ``sql`` returns as a ``type_`` (a msgspec Struct whose fields are its columns), or None."""
+    r = await conn.fetchrow(sql, *args)
+    return msgspec.convert(dict(r), type_) if r is not None else None
+
+
+def contains_pattern(text: str) -> str:
+    """A ``LIKE``/``ILIKE`` pattern (with ``ESCAPE '\\'``) matching values that contain ``text`` literally: its
+    ``%``, ``_`` and ``\\`` are escaped, so a user's search for ``100%`` is not a wildcard."""
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+async def inserted(conn: asyncpg.Connection, sql: str, *args: Any) -> bool:
+    """Run an ``INSERT ... ON CONFLICT DO NOTHING RETURNING true``: True when it inserted, False on a conflict."""
+    return bool(await conn.fetchval(sql, *args))
+
+
 def _files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.sql") if p.is_file())
 
@@ -210,6 +244,33 @@ async def ping(pool: asyncpg.Pool) -> None:
     """Raise unless the database answers."""
     async with pool.acquire(timeout=2) as conn:
         await conn.fetchval("SELECT 1", timeout=2)
+
+
+#: errors that say the server is out of reach or going away, not that a statement was wrong
+_UNREACHABLE = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.CrashShutdownError,
+    asyncpg.TooManyConnectionsError,
+)
+
+
+def unreachable(exc: BaseException) -> bool:
+    """Whether ``exc`` is the database being out of reach (refused, reset or timed-out connection, a server
+    shutting down), as opposed to a statement failing: what an API answers with 503 ``service.unavailable``."""
+    if isinstance(exc, _UNREACHABLE):
+        return True
+    if isinstance(exc, OSError | TimeoutError) or (
+        isinstance(exc, asyncpg.InterfaceError) and "connection is closed" in str(exc)
+    ):
+        # an OSError from storage or a socket of our own is not the database's: it must have come out of asyncpg
+        tb = exc.__traceback__
+        while tb is not None:
+            if str(tb.tb_frame.f_globals.get("__name__", "")).startswith("asyncpg"):
+                return True
+            tb = tb.tb_next
+    return False
 
 
 Record = dict[str, Any]

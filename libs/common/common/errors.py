@@ -32,15 +32,37 @@ class CommonCode(StrEnum):
     INVALID_TOKEN = "auth.invalid_token"
     TOKEN_EXPIRED = "auth.token_expired"
     INTERNAL = "internal.error"
+    UNAVAILABLE = "service.unavailable"  # 503 with Retry-After: a dependency it cannot serve without is down
+    IDEMPOTENCY_KEY_INVALID = "idempotency.key_invalid"
+    IDEMPOTENCY_KEY_REUSED = "idempotency.key_reused"  # the key was used with another request
+    IDEMPOTENCY_IN_PROGRESS = "idempotency.in_progress"  # the first request with the key is still running
 
 
 #: an absolute filesystem path of two or more segments (``/tmp/x/y``, ``/srv/app/var/...``): never shown to users
 _ABSOLUTE_PATH = re.compile(r"(?<![\w:/.])/(?:[\w.\-]+/)+[\w.\-]*")
 
 
+#: what libraries add to their messages that means nothing to a user: errno prefixes, exception class names in
+#: parentheses, quoted paths (after they became ``<file>``), yt-dlp's bug-report boilerplate
+_LIBRARY_NOISE = (
+    re.compile(r"\[Errno -?\d+\]\s*"),
+    re.compile(r"\s*\((?:[A-Za-z_][\w.]*(?:Error|Exception))\)"),
+    re.compile(r":\s*'?<file>'?"),
+    re.compile(r"[;.]?\s*(?:please )?report this issue on .*$", re.IGNORECASE | re.DOTALL),
+    re.compile(r"[;.]?\s*Confirm you are on the latest version.*$", re.IGNORECASE | re.DOTALL),
+)
+
+
 def public_message(text: str) -> str:
-    """``text`` without the internal filesystem paths library errors quote (``[Errno 1] ...: '/tmp/…'``)."""
-    return _ABSOLUTE_PATH.sub("<file>", text)
+    """``text`` as a user may read it: without the internal filesystem paths library errors quote
+    (``[Errno 1] ...: '/tmp/…'``), errno prefixes, exception class names or a library's plea for bug reports.
+
+    A safety net for what reaches users (job errors, stream errors): each service maps library errors to plain
+    messages where it catches them and logs the details."""
+    text = _ABSOLUTE_PATH.sub("<file>", text)
+    for noise in _LIBRARY_NOISE:
+        text = noise.sub("", text)
+    return text.strip()
 
 
 class CodedError(Exception):

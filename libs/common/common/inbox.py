@@ -8,6 +8,7 @@ from typing import TypeVar
 import asyncpg
 
 from .bus.base import Delivery, Handler
+from .db import inserted
 from .events.base import Event
 from .metrics import BUS_HANDLED
 
@@ -16,14 +17,14 @@ E = TypeVar("E", bound=Event)
 
 async def claim(conn: asyncpg.Connection, event: Event, *, consumer: str) -> bool:
     """Record the event as handled by ``consumer``; False when it already was (skip the effects)."""
-    row = await conn.fetchval(
+    return await inserted(
+        conn,
         "INSERT INTO inbox (event_id, consumer, event_type) VALUES ($1, $2, $3)"
         " ON CONFLICT DO NOTHING RETURNING true",
         event.id,
         consumer,
         event.type,
     )
-    return bool(row)
 
 
 TxHandler = Callable[[asyncpg.Connection, Event, Delivery], Awaitable[None]]

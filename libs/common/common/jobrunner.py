@@ -18,6 +18,9 @@ process shuts down. ``checkpoint`` turns those into exceptions: ``JobStopped`` (
 - cancel requested → ``canceled`` with ``job.canceled``;
 - shutdown (``stop()``) or ``JobStopped`` → handed back: ``queued``, lease released, attempt given back;
 - ``JobFailure`` → ``failed`` with its code;
+- the database out of reach (``DATABASE_UNAVAILABLE``: too many clients, not accepting connections, a connection
+  lost) → retried after ``retry_delays_s`` or, when none are given, after ``DATABASE_RETRY_DELAYS_S`` (until
+  ``max_attempts``): a database restart or a full connection table is no reason to fail a user's job;
 - anything else → retried after ``retry_delays_s`` (if given, until ``max_attempts``), then ``failed`` with
   ``unexpected_error_code``.
 
@@ -41,7 +44,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import asyncpg
 from structlog.contextvars import bound_contextvars
@@ -65,6 +68,17 @@ from .logging import get_logger
 from .settings import ServiceSettings
 
 log = get_logger(__name__)
+
+#: errors that say the database could not be reached just now, not that the job is wrong
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    asyncpg.TooManyConnectionsError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.PostgresConnectionError,
+)
+#: back-off before retrying a job the database failed, when the runner has no ``retry_delays_s`` of its own
+DATABASE_RETRY_DELAYS_S = (2.0, 10.0)
+
+T = TypeVar("T")
 
 __all__ = [
     "JobContext",
@@ -247,6 +261,26 @@ class JobContext:
             # progress is best-effort: a database blip must not fail the job. Who owns the job is decided by
             # the lease (renewed in the background) and proved again in the job's final transaction.
             log.warning("job.progress_not_recorded", job_id=str(self.job.id), error=type(exc).__name__)
+
+    async def in_thread(
+        self, work: Callable[[], T], *, tick: Callable[[], Awaitable[None]], interval_s: float
+    ) -> T:
+        """Run CPU-bound ``work`` in a thread, awaiting ``tick()`` (progress: a ``checkpoint``) every ``interval_s``.
+
+        Whatever stops the wait (a checkpoint's cancel, a lost lease, the task being cancelled) sets ``cancel``,
+        which the work polls, and waits for the thread to return: no thread outlives its job.
+        """
+        task = asyncio.ensure_future(asyncio.to_thread(work))
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=interval_s)
+                await tick()
+        finally:
+            if not task.done():
+                self.cancel.set()
+                await asyncio.wait({task})
+                task.exception()  # retrieved: the error that stops us is the one raised above
+        return task.result()
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[asyncpg.Connection]:
@@ -476,8 +510,8 @@ class LeasedJobRunner:
             await self._hand_back(ctx, give_back_attempt=True)
         elif isinstance(exc, JobFailure):
             await self._end_owned(ctx, exc)
-        elif self.retry_delays_s and ctx.attempt < self.max_attempts:
-            delay = self.retry_delays_s[min(ctx.attempt, len(self.retry_delays_s)) - 1]
+        elif (delays := self._retry_delays(exc)) and ctx.attempt < self.max_attempts:
+            delay = delays[min(ctx.attempt, len(delays)) - 1]
             log.warning(
                 "jobrunner.retry", kind=ctx.job.kind, attempt=ctx.attempt, delay_s=delay, error=repr(exc)
             )
@@ -487,6 +521,12 @@ class LeasedJobRunner:
                 "jobrunner.job_crashed", kind=ctx.job.kind, attempt=ctx.attempt, error=repr(exc), exc_info=exc
             )
             await self._end_owned(ctx, JobFailure(self.unexpected_error_code, "an internal error occurred"))
+
+    def _retry_delays(self, exc: Exception) -> tuple[float, ...]:
+        """The back-off before an unexpected error's retries (empty: fail at once)."""
+        if self.retry_delays_s or not isinstance(exc, DATABASE_UNAVAILABLE):
+            return self.retry_delays_s
+        return DATABASE_RETRY_DELAYS_S
 
     async def _heartbeat(self, ctx: JobContext) -> None:
         interval = max(0.1, self.lease_s / 3)

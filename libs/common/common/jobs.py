@@ -8,7 +8,7 @@ import uuid
 from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import msgspec
@@ -16,7 +16,7 @@ import msgspec
 from . import credit_holds, outbox
 from .bus.base import Bus
 from .errors import CodedError, public_message
-from .events.jobs import JobError, JobProgress
+from .events.jobs import JobError, JobProgress, JobSubject
 from .logging import get_logger
 from .metrics import JOBS
 
@@ -64,6 +64,23 @@ class ErrorCode(StrEnum):
     TIMEOUT = "job.timeout"
 
 
+P = TypeVar("P", bound="JobParams")
+
+
+class JobParams(msgspec.Struct, kw_only=True, frozen=True):
+    """A job kind's parameters (``jobs.params``): subclass with the fields; ``of(job)`` reads, ``to_params()`` writes."""
+
+    @classmethod
+    def of(cls: type[P], job: Job) -> P:
+        """The parameters of ``job``."""
+        return msgspec.convert(job.params, cls)
+
+    def to_params(self) -> dict[str, Any]:
+        """As ``jobs.params`` JSON."""
+        out: dict[str, Any] = msgspec.to_builtins(self)
+        return out
+
+
 class InvalidTransition(Exception):
     """A job cannot move from its status to the requested one (e.g. out of a terminal status)."""
 
@@ -88,6 +105,7 @@ class Job(msgspec.Struct, kw_only=True):
     cancel_requested: bool = False
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    subject: dict[str, str] | None = None
 
     @property
     def terminal(self) -> bool:
@@ -110,6 +128,7 @@ class Job(msgspec.Struct, kw_only=True):
             created_at=self.created_at,
             updated_at=self.updated_at,
             seq=self.seq,
+            subject=msgspec.convert(self.subject, JobSubject) if self.subject else None,
             producer=producer,
             correlation_id=correlation_id,
         )
@@ -127,10 +146,14 @@ class Job(msgspec.Struct, kw_only=True):
             "result": self.result,
             "created_at": self.created_at.isoformat() if self.created_at else None,
             "updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "subject": self.subject,
         }
 
 
-_COLS = "id, kind, owner_id, status, progress, stage, error, result, params, seq, cancel_requested, created_at, updated_at"
+_COLS = (
+    "id, kind, owner_id, status, progress, stage, error, result, params, seq, cancel_requested, created_at,"
+    " updated_at, subject"
+)
 
 
 def _row(r: Mapping[str, Any]) -> Job:
@@ -147,16 +170,19 @@ async def create_job(
     stage: str = "",
     job_id: uuid.UUID | None = None,
     correlation_id: str = "",
+    subject: JobSubject | None = None,
 ) -> Job:
-    """Insert a queued job and its snapshot event (outbox), in the caller's transaction."""
+    """Insert a queued job and its snapshot event (outbox), in the caller's transaction; ``subject`` names what it
+    works on (the user's video) in every snapshot."""
     r = await conn.fetchrow(
-        f"INSERT INTO jobs (id, kind, owner_id, status, stage, params, seq) VALUES ($1, $2, $3, 'queued', $4, $5, 1)"
-        f" RETURNING {_COLS}",
+        "INSERT INTO jobs (id, kind, owner_id, status, stage, params, seq, subject)"
+        f" VALUES ($1, $2, $3, 'queued', $4, $5, 1, $6) RETURNING {_COLS}",
         job_id or uuid.uuid4(),
         kind,
         owner_id,
         stage,
         dict(params or {}),
+        msgspec.to_builtins(subject) if subject is not None else None,
     )
     job = _row(r)
     JOBS.labels(producer, kind, job.status).inc()
@@ -232,6 +258,15 @@ async def update_job(
     ):
         await outbox.add(conn, job.to_event(producer=producer, correlation_id=correlation_id))
     return job
+
+
+async def succeed_job(
+    conn: asyncpg.Connection, job_id: uuid.UUID, *, producer: str, result: Mapping[str, Any]
+) -> Job:
+    """End a job ``succeeded`` (100 %, stage ``done``) with its result, in the caller's final transaction."""
+    return await update_job(
+        conn, job_id, producer=producer, status=JobStatus.SUCCEEDED, progress=100, stage="done", result=result
+    )
 
 
 async def request_cancel(conn: asyncpg.Connection, job_id: uuid.UUID, *, producer: str) -> Job | None:

@@ -1,4 +1,5 @@
-"""structlog configuration: JSON when not a TTY, with service/request/correlation/job ids bound."""
+"""structlog configuration: JSON when not a TTY (colours only on one), with service/request/correlation/job ids
+bound."""
 
 from __future__ import annotations
 
@@ -14,7 +15,8 @@ __all__ = ["bind_contextvars", "bound_contextvars", "clear_contextvars", "config
 
 def configure_logging(*, service: str, fmt: str = "auto", level: str = "INFO") -> None:
     """Configure structlog and stdlib logging once per process."""
-    use_json = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
+    tty = sys.stderr.isatty()
+    use_json = fmt == "json" or (fmt == "auto" and not tty)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -22,7 +24,10 @@ def configure_logging(*, service: str, fmt: str = "auto", level: str = "INFO") -
         structlog.processors.StackInfoRenderer(),
         structlog.processors.format_exc_info,
     ]
-    renderer: Any = structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer()
+    # colours only on a terminal: a console log redirected to a file must not fill it with escape codes
+    renderer: Any = (
+        structlog.processors.JSONRenderer() if use_json else structlog.dev.ConsoleRenderer(colors=tty)
+    )
     lvl = logging.getLevelName(level.upper())
     structlog.configure(
         processors=[*shared, renderer],

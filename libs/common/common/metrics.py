@@ -37,6 +37,20 @@ JOBS = Counter("reelforge_jobs_total", "Job status transitions", ["service", "ki
 ENCODE_SPEED = Gauge(
     "reelforge_encode_speed_ratio", "Media seconds encoded per wall second", ["service", "kind"]
 )
+#: dependencies (common.health): 1 while one answers; outages seen; requests refused 503 because of one
+DEPENDENCY_UP = Gauge(
+    "reelforge_dependency_up", "Whether a dependency answers (1) or not (0)", ["service", "dependency"]
+)
+DEPENDENCY_OUTAGES = Counter(
+    "reelforge_dependency_outages_total",
+    "Outages of a dependency seen by a process",
+    ["service", "dependency"],
+)
+DEPENDENCY_UNAVAILABLE = Counter(
+    "reelforge_dependency_unavailable_total",
+    "Requests answered 503 service.unavailable because a dependency was down",
+    ["service", "dependency"],
+)
 ERRORS = Counter("reelforge_errors_total", "Errors a user cannot cause, by where", ["service", "where"])
 
 

@@ -27,9 +27,12 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from . import idempotency
 from .errors import CommonCode
 from .http import DECLARED_BODY, DECLARED_QUERY, PROBLEM_JSON, json_response
 from .pagination import Paging
+from .runtime import periodic
+from .service import POOL
 
 OPENAPI_VERSION = "3.1.0"
 SCHEMA_REF = "#/components/schemas/{name}"
@@ -53,6 +56,14 @@ BEARER_SECURITY_SCHEME: dict[str, Any] = {"type": "http", "scheme": "bearer", "b
 BEARER_AUTH = "bearerAuth"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+IDEMPOTENCY_KEY_PARAMETER: dict[str, Any] = {
+    "name": idempotency.HEADER,
+    "in": "header",
+    "required": False,
+    "description": "a retry with the same key and request gets the first answer (kept 24 h per user);"
+    " the same key with another request is 409 idempotency.key_reused",
+    "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$"},
+}
 _PATH_PARAM = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(?::[^}]*)?\}")
 _UUID = {"type": "string", "format": "uuid"}
 
@@ -77,6 +88,7 @@ class Route:
     ``form`` is a Struct describing a ``multipart/form-data`` body (its ``bytes`` fields are file parts).
     ``path_types`` overrides a path parameter's type (a name ending in ``id`` is a UUID by default).
     ``documented=False`` registers a route the public contract leaves out (CORS preflights, catch-alls).
+    ``idempotent=True`` accepts an ``Idempotency-Key`` header (``common.idempotency``): a retry gets the first answer.
     """
 
     method: str
@@ -101,6 +113,7 @@ class Route:
     operation_id: str = ""
     tags: tuple[str, ...] = ()
     documented: bool = True
+    idempotent: bool = False
 
     @property
     def doc_path(self) -> str:
@@ -133,19 +146,24 @@ API: web.AppKey[Api] = web.AppKey("api", Api)
 
 
 def _wrap(route: Route) -> Handler:
+    inner = idempotency.idempotent(route.handler) if route.idempotent else route.handler
     if route.body is None and route.query is None:
-        return route.handler
+        return inner
 
     async def handler(request: web.Request) -> web.StreamResponse:
         if route.body is not None:
             request[DECLARED_BODY] = route.body
         if route.query is not None:
             request[DECLARED_QUERY] = route.query
-        return await route.handler(request)
+        return await inner(request)
 
     handler.__name__ = route.handler.__name__
     handler.__doc__ = route.handler.__doc__
     return handler
+
+
+async def _sweep_idempotency_keys(app: web.Application) -> None:
+    await idempotency.sweep(app[POOL])
 
 
 def add_api(app: web.Application, api: Api) -> None:
@@ -163,6 +181,10 @@ def add_api(app: web.Application, api: Api) -> None:
         return json_response(document)
 
     app.router.add_get("/openapi.json", openapi)
+    if any(route.idempotent for route in api.routes):
+        app.cleanup_ctx.append(
+            periodic("idempotency_sweep", 3600.0, _sweep_idempotency_keys, run_at_start=True)
+        )
 
 
 # -- the document -----------------------------------------------------------------------------------------------
@@ -252,6 +274,9 @@ def _errors(route: Route) -> dict[int, list[str]]:
         add(422, CommonCode.VALIDATION)
     if route.query is not None or route.paging is not None:
         add(422, CommonCode.VALIDATION)
+    if route.idempotent:
+        add(400, CommonCode.IDEMPOTENCY_KEY_INVALID)
+        add(409, CommonCode.IDEMPOTENCY_KEY_REUSED, CommonCode.IDEMPOTENCY_IN_PROGRESS)
     return errors
 
 
@@ -276,6 +301,8 @@ def _operation(route: Route, refs: Mapping[Any, dict[str, Any]]) -> dict[str, An
     params += [
         {"name": h, "in": "header", "required": False, "schema": {"type": "string"}} for h in route.headers
     ]
+    if route.idempotent:
+        params.append(IDEMPOTENCY_KEY_PARAMETER)
     if params:
         op["parameters"] = params
     if route.body is not None:
@@ -283,11 +310,9 @@ def _operation(route: Route, refs: Mapping[Any, dict[str, Any]]) -> dict[str, An
             "required": route.body_required,
             "content": {"application/json": {"schema": refs[route.body]}},
         }
-    if route.form is not None:
-        op["requestBody"] = {
-            "required": True,
-            "content": {"multipart/form-data": {"schema": _form_schema(route.form)}},
-        }
+    if route.form is not None:  # alone, or another form of the same request as the JSON body
+        body = op.setdefault("requestBody", {"required": True, "content": {}})
+        body["content"]["multipart/form-data"] = {"schema": _form_schema(route.form)}
     op["responses"] = _responses(route, refs)
     return op
 

@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, TypeVar
 
+import asyncpg
 import msgspec
 from aiohttp import web
 
@@ -33,6 +36,12 @@ class Page(msgspec.Struct, Generic[T], kw_only=True):
 
     items: list[T]
     next_cursor: str | None
+
+
+class Items(msgspec.Struct, Generic[T], kw_only=True):
+    """A whole list, unpaged: for lists a bound keeps short (a video's caption tracks, a project's renders)."""
+
+    items: list[T]
 
 
 @dataclass(frozen=True)
@@ -120,3 +129,20 @@ def page_of(
     shown = rows[: request.limit]
     more = len(rows) > request.limit and bool(shown)
     return Page(items=[view(r) for r in shown], next_cursor=encode_cursor(key(shown[-1])) if more else None)
+
+
+async def fetch_newest_first(
+    conn: asyncpg.Connection,
+    query: str,
+    *args: Any,
+    limit: int,
+    after: tuple[datetime, uuid.UUID] | None,
+) -> list[asyncpg.Record]:
+    """The rows of ``query`` (``SELECT ... WHERE ...`` with its parameters ``args``) newest first (``created_at DESC,
+    id DESC``): ``limit`` of them after the keyset position ``after`` (the previous page's last row), if any."""
+    params = list(args)
+    if after is not None:
+        params.extend(after)
+        query += f" AND (created_at, id) < (${len(params) - 1}, ${len(params)})"
+    params.append(limit)
+    return list(await conn.fetch(f"{query} ORDER BY created_at DESC, id DESC LIMIT ${len(params)}", *params))

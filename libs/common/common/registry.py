@@ -74,7 +74,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         api_port=8002,
         worker_port=9102,
         job_kinds=("transcode",),
-        prefixes=(*_v1("/videos/{id}/stream", "/videos/{id}/playback", "/webhooks"), "/play"),
+        prefixes=(*_v1("/videos/{id}/stream", "/videos/{id}/playback", "/streams", "/webhooks"), "/play"),
     ),
     ServiceSpec(
         name="captions",
@@ -83,8 +83,20 @@ SERVICES: tuple[ServiceSpec, ...] = (
         job_kinds=("captions", "transcript"),
         prefixes=_v1("/videos/{id}/captions", "/captions"),
     ),
-    ServiceSpec(name="analysis", api_port=8004, worker_port=9104, prefixes=_v1("/analyses")),
-    ServiceSpec(name="render", api_port=8005, worker_port=9105, prefixes=_v1("/rankings", "/renders")),
+    ServiceSpec(
+        name="analysis",
+        api_port=8004,
+        worker_port=9104,
+        job_kinds=("analysis", "analysis_chunk"),
+        prefixes=_v1("/analyses"),
+    ),
+    ServiceSpec(
+        name="render",
+        api_port=8005,
+        worker_port=9105,
+        job_kinds=("render",),
+        prefixes=_v1("/rankings", "/renders"),
+    ),
     ServiceSpec(name="billing", api_port=8006, worker_port=9106, prefixes=_v1("/billing")),
 )
 

@@ -13,17 +13,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import web
 
+from .bus.router import Router
+from .http import SERVICE_NAME
+from .jobrunner import JobHandler, LeasedJobRunner, OnFailure
 from .logging import get_logger
 from .metrics import ERRORS
-from .service import SETTINGS
 
-__all__ = ["Periodic", "periodic"]
+__all__ = ["JOB_RUNNER", "Periodic", "job_worker", "periodic"]
 
 log = get_logger(__name__)
+
+#: where ``job_worker`` keeps a worker's job runner (one per process)
+JOB_RUNNER: web.AppKey[LeasedJobRunner] = web.AppKey("job_runner", LeasedJobRunner)
 
 #: one round; may return how many seconds until it wants the next one (less than the interval: work is waiting)
 Round = Callable[[], Awaitable[object]]
@@ -123,11 +128,43 @@ def periodic(
         async def round_() -> object:
             return await fn(app)
 
-        task = Periodic(name, interval_s, round_, service=app[SETTINGS].service, run_at_start=run_at_start)
+        task = Periodic(name, interval_s, round_, service=app[SERVICE_NAME], run_at_start=run_at_start)
         if key is not None:
             app[key] = task
         task.start()
         yield
         await task.stop()
+
+    return ctx
+
+
+def job_worker(
+    key: web.AppKey[LeasedJobRunner],
+    *,
+    kinds: Sequence[str],
+    jobs: Callable[[web.Application], tuple[JobHandler, OnFailure]],
+    router: Callable[[web.Application, LeasedJobRunner, OnFailure], Router],
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A worker's ``cleanup_ctx``: a ``LeasedJobRunner`` for ``kinds`` (the ``JOB_*`` settings, producer = the
+    service) running ``jobs(app)``'s handler with its failure hook, and the service queue consumed by
+    ``router(app, runner, on_failure)``; the runner is stored under ``key`` and stopped (jobs handed back) on exit."""
+
+    from .service import (  # common.service runs Periodic tasks: imported here, not at the top
+        BUS,
+        POOL,
+        SETTINGS,
+    )
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        settings = app[SETTINGS]
+        handler, on_failure = jobs(app)
+        runner = LeasedJobRunner.from_settings(
+            settings, pool=app[POOL], bus=app[BUS], kinds=kinds, handler=handler, on_failure=on_failure
+        )
+        app[key] = runner
+        await router(app, runner, on_failure).subscribe(app[BUS], queue=settings.queue, pool=app[POOL])
+        await runner.start()
+        yield
+        await runner.stop(timeout_s=max(1.0, settings.shutdown_timeout_s - 5))
 
     return ctx

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import inspect
 import sys
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -16,9 +17,10 @@ from aiohttp import web
 from . import db
 from .auth import VERIFIER, JWKSVerifier
 from .bus import Bus, create_bus
-from .http import add_readiness_check, create_base_app
+from .http import DEPENDENCIES, add_readiness_check, create_base_app
 from .logging import configure_logging, get_logger
 from .outbox import OutboxRelay
+from .runtime import Periodic
 from .settings import ServiceSettings
 from .storage import ObjectStore, create_store
 
@@ -61,15 +63,37 @@ def build_app(
     if use_db:
         app.cleanup_ctx.append(_db_ctx(settings))
     if use_bus:
-        app.cleanup_ctx.append(_bus_ctx(settings, bus))
+        # not critical: while the broker is away the outbox keeps the events and requests are still served
+        app.cleanup_ctx.append(
+            resource_ctx(BUS, "rabbitmq", bus, lambda: _started_bus(settings), critical=False)
+        )
     if use_store:
-        app.cleanup_ctx.append(_store_ctx(settings, store))
+        app.cleanup_ctx.append(resource_ctx(STORE, "storage", store, lambda: create_store(settings)))
     app.cleanup_ctx.append(_client_ctx)
     if use_auth:
         app.cleanup_ctx.append(_auth_ctx(settings, verifier))
     if use_db and use_bus and run_relay:
         app.cleanup_ctx.append(_relay_ctx(settings))
+    app.cleanup_ctx.append(_probe_ctx(settings))
     return app
+
+
+def _probe_ctx(settings: ServiceSettings) -> CleanupCtx:
+    """Check every dependency every ``health_probe_interval_s`` (every second while one is down): outages are
+    logged when they start and end, and ``reelforge_dependency_up`` is current without anyone polling ``/readyz``."""
+
+    async def ctx(app: web.Application) -> AsyncIterator[None]:
+        probe = Periodic(
+            "dependency_probe",
+            settings.health_probe_interval_s,
+            app[DEPENDENCIES].probe,
+            service=settings.service,
+        )
+        probe.start()
+        yield
+        await probe.stop()
+
+    return ctx
 
 
 def _db_ctx(settings: ServiceSettings) -> CleanupCtx:
@@ -81,6 +105,7 @@ def _db_ctx(settings: ServiceSettings) -> CleanupCtx:
             schema=settings.schema,
             min_size=settings.db_pool_min,
             max_size=settings.db_pool_max,
+            idle_s=settings.db_pool_idle_s,
         )
         app[POOL] = pool
         add_readiness_check(app, "postgres", lambda: db.ping(pool))
@@ -90,34 +115,45 @@ def _db_ctx(settings: ServiceSettings) -> CleanupCtx:
     return ctx
 
 
-def _bus_ctx(settings: ServiceSettings, injected: Bus | None) -> CleanupCtx:
-    """The message bus (``BUS``), checked by ``/readyz``; an injected bus is neither started nor closed here."""
+class Resource(Protocol):
+    """What an app holds open for its lifetime: pinged by ``/readyz``, closed on cleanup."""
+
+    async def ping(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+R = TypeVar("R", bound=Resource)
+
+
+def resource_ctx(
+    key: web.AppKey[R],
+    check: str,
+    injected: R | None,
+    make: Callable[[], R | Awaitable[R]],
+    *,
+    critical: bool = True,
+) -> CleanupCtx:
+    """``app[key]``, checked by ``/readyz`` as ``check``: ``injected`` (a test's: neither started nor closed here),
+    else what ``make`` returns (awaited when it is a coroutine), closed on cleanup. Not ``critical``: the process
+    still serves while the check fails (``common.health``)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
-        the_bus = injected or create_bus(settings)
-        if injected is None:
-            await the_bus.start()
-        app[BUS] = the_bus
-        add_readiness_check(app, "rabbitmq", the_bus.ping)
+        made = injected or make()
+        resource = await made if inspect.isawaitable(made) else made
+        app[key] = resource
+        add_readiness_check(app, check, resource.ping, critical=critical)
         yield
         if injected is None:
-            await the_bus.close()
+            await resource.close()
 
     return ctx
 
 
-def _store_ctx(settings: ServiceSettings, injected: ObjectStore | None) -> CleanupCtx:
-    """The object store (``STORE``), checked by ``/readyz``; an injected store is not closed here."""
-
-    async def ctx(app: web.Application) -> AsyncIterator[None]:
-        the_store = injected or create_store(settings)
-        app[STORE] = the_store
-        add_readiness_check(app, "storage", the_store.ping)
-        yield
-        if injected is None:
-            await the_store.close()
-
-    return ctx
+async def _started_bus(settings: ServiceSettings) -> Bus:
+    bus = create_bus(settings)
+    await bus.start()
+    return bus
 
 
 async def _client_ctx(app: web.Application) -> AsyncIterator[None]:

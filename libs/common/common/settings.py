@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 T = TypeVar("T", bound="ServiceSettings")
@@ -49,6 +50,8 @@ class ServiceSettings:
     db_schema: str = ""  # defaults to the service name
     db_pool_min: int = 1
     db_pool_max: int = 10
+    #: a pooled connection unused this long is closed (down to ``db_pool_min``)
+    db_pool_idle_s: float = 300.0
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/"
     bus_exchange: str = "reelforge.events"
     bus_dlx: str = "reelforge.dlx"
@@ -76,6 +79,11 @@ class ServiceSettings:
     jwt_audience: str = "reelforge"
     jwt_issuer: str = "reelforge-gateway"
     shutdown_timeout_s: float = 30.0
+    idempotency_ttl_s: float = (
+        24 * 3600.0
+    )  # how long an Idempotency-Key's answer is kept (common.idempotency)
+    idempotency_lease_s: float = 30.0  # a running request's hold on its key, renewed; a dead holder's lapses
+    health_probe_interval_s: float = 10.0  # dependency checks in the background (every 1 s while one is down)
     # the job runner (common.jobrunner.LeasedJobRunner.from_settings) of a worker that runs jobs
     job_concurrency: int = 1  # jobs at once per worker process
     job_lease_s: float = 60.0  # renewed every third of it; a killed worker's job is taken over after it
@@ -88,6 +96,7 @@ class ServiceSettings:
     tmp_dir: str = "./var/tmp"
     # where a paid service reads billing's price list (common.credits.PriceList)
     billing_url: str = "http://127.0.0.1:8006"
+    price_cache_s: float = 60.0  # billing's price list is read at most this often
     extra: Mapping[str, str] = field(default_factory=dict)
 
     @property
@@ -120,3 +129,51 @@ class ServiceSettings:
         from dataclasses import replace
 
         return replace(self, **changes)
+
+
+@dataclass(frozen=True, kw_only=True)
+class GeminiSettings:
+    """The Gemini API settings of a service that calls it (a mixin beside ``ServiceSettings``)."""
+
+    gemini_api_key: str = ""  # empty: the service's offline path, or a refusal with a clear code
+    gemini_base_url: str = ""  # empty: the SDK's default endpoint
+    gemini_model: str = "gemini-2.5-flash"
+    gemini_timeout_s: float = 120.0
+
+
+Opts = TypeVar("Opts")
+
+
+def section(options: type[Opts], settings: ServiceSettings, *prefixes: str) -> Opts:
+    """``options`` (a dataclass) with each field read from the setting ``<prefix><field>`` of the first prefix naming one.
+
+    A component's options (a client's, a model's) are a section of its service's settings: one source of their
+    values, defaults included.
+    """
+    values: dict[str, Any] = {}
+    for f in fields(options):  # type: ignore[arg-type]
+        for prefix in prefixes:
+            if hasattr(settings, prefix + f.name):
+                values[f.name] = getattr(settings, prefix + f.name)
+                break
+        else:
+            raise SettingsError(
+                f"no setting {' or '.join(p + f.name for p in prefixes)} for {options.__name__}"
+            )
+    return options(**values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ScratchSettings:
+    """A service's own scratch directory, ``<TMP_DIR>/<service>``, and the sweep of what a killed process left there
+    (a mixin beside ``ServiceSettings``): an entry older than ``tmp_max_age_s`` is removed, every
+    ``tmp_sweep_interval_s``."""
+
+    tmp_max_age_s: float = 2 * 3600.0
+    tmp_sweep_interval_s: float = 600.0
+
+    @property
+    def scratch_dir(self) -> Path:
+        """The directory holding this service's temporary files (swept for crash leftovers)."""
+        assert isinstance(self, ServiceSettings), "ScratchSettings is a mixin of ServiceSettings"
+        return Path(self.tmp_dir).expanduser().resolve() / self.service

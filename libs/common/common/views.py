@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 
 import asyncpg
 import msgspec
@@ -33,3 +33,12 @@ def view_of(view: type[V], source: object, /, **overrides: Any) -> V:
         if value is not _MISSING:
             data[field.encode_name] = value
     return msgspec.convert(data, view)
+
+
+class View(msgspec.Struct, kw_only=True):
+    """An API body that shows a store record: ``Sub.of(record)`` takes each field from the record by name."""
+
+    @classmethod
+    def of(cls, source: object) -> Self:
+        """The view of ``source`` (see ``view_of``)."""
+        return view_of(cls, source)

@@ -74,6 +74,20 @@ def cache_key(*, source_id: str, transcript: Transcript, analyzer: Analyzer, opt
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
 
 
+def memo_key(*, url: str, analyzer: Analyzer, options: AnalysisOptions) -> str:
+    """The page memo's key: the URL as given, the engine's model and prompt version, and the options as asked (the
+    output language left to the transcript stays unset: the same page gives the same transcript language)."""
+    parts = [
+        url,
+        analyzer.engine,
+        analyzer.model,
+        analyzer.prompt_version,
+        options.detail,
+        options.output_language or "",
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
+
+
 if TYPE_CHECKING:
     from .gemini import GeminiEngine
 

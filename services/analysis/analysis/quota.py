@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from google.genai import errors as genai_errors
+from prometheus_client import Counter
 from redis.asyncio import Redis
 
 from common.jobs import JobFailure
@@ -36,6 +37,20 @@ from common.jobs import JobFailure
 from .models import AnalysisErrorCode
 
 T = TypeVar("T")
+RATE_LIMITED = Counter(
+    "analysis_model_rate_limited_total",
+    "429s the model answered, by the quota they name (minute, day)",
+    ["scope"],
+)
+RETRIED = Counter("analysis_model_retries_total", "Model requests retried after a 5xx or a timeout")
+PARKED = Counter(
+    "analysis_quota_parked_total",
+    "Requests refused because the day's quota is spent (by the limiter or a 429)",
+)
+WAITED = Counter(
+    "analysis_quota_wait_seconds_total",
+    "Seconds waited for the shared limiter (a full window or a 429's delay)",
+)
 
 _ACQUIRE = """
 local window = tonumber(ARGV[1])
@@ -162,6 +177,10 @@ class RateLimitScope(StrEnum):
     DAY = "day"
 
 
+for _scope in RateLimitScope:  # every series is scraped from the start (at 0), so a rate() sees its first 429
+    RATE_LIMITED.labels(_scope.value)
+
+
 @dataclass(frozen=True)
 class RateLimited:
     """A 429's meaning: which quota, and the ``RetryInfo`` delay if it gave one."""
@@ -270,6 +289,7 @@ class QuotaGovernor:
         )
         if admitted == -1:
             self.stats.parked += 1
+            PARKED.inc()
             raise QuotaParked(self.day_reset())
         if admitted == 1:
             self.stats.sent += 1
@@ -285,11 +305,16 @@ class QuotaGovernor:
             # A little jitter so that waiting workers do not all ask again on the same millisecond.
             delay = admitted + random.uniform(0, 0.05)
             self.stats.waited_s += delay
+            WAITED.inc(delay)
             await asyncio.sleep(delay)
 
     async def settle(self, lease: Lease, tokens: int) -> None:
         """Replace the tokens reserved for ``lease`` by what it really used (``usage_metadata``)."""
         await self._settle(keys=[f"{self._base}:toks", f"{self._base}:total"], args=[lease.id, tokens])
+
+    async def window_tokens(self) -> int:
+        """The tokens of the requests in the current window: reserved when admitted, trued up by ``settle``."""
+        return int(await self.redis.get(f"{self._base}:total") or 0)
 
     async def hold(self, seconds: float) -> None:
         """Make every worker wait ``seconds`` before its next request."""
@@ -300,7 +325,13 @@ class QuotaGovernor:
         day_key, day_ttl = self._day_key()
         await self.redis.set(day_key, self.limits.requests_per_day, ex=day_ttl)
         self.stats.parked += 1
+        PARKED.inc()
         return self.day_reset()
+
+    async def clear_day(self) -> None:
+        """Forget a per-day park (a user resumed: the quota was reset or raised); the API says again if not."""
+        day_key, _ = self._day_key()
+        await self.redis.delete(day_key)
 
     def _backoff(self, attempt: int) -> float:
         cap = min(self.policy.max_delay_s, self.policy.base_delay_s * 2 ** (attempt - 1))
@@ -327,6 +358,7 @@ class QuotaGovernor:
                     await self.settle(lease, 0)
                     self.stats.rate_limited += 1
                     limited = read_rate_limit(exc)
+                    RATE_LIMITED.labels(limited.scope.value).inc()
                     if limited.scope is RateLimitScope.DAY:
                         raise QuotaParked(await self.park_for_the_day()) from exc
                     quota_waits += 1
@@ -356,6 +388,36 @@ class QuotaGovernor:
                     f"the model failed {failures} times; last: {type(last).__name__}: {last}",
                 ) from last
             self.stats.retried += 1
+            RETRIED.inc()
             delay = self._backoff(failures)
             self.stats.waited_s += delay
             await asyncio.sleep(delay)
+
+
+@dataclass
+class HostBackoff:
+    """A platform that answered 429 is left alone by every worker until its back-off ends (one Redis key per
+    host:port, ``<prefix>:<host>:<port>``, expiring with the back-off): a batch backs off as a whole, not item by
+    item."""
+
+    redis: Redis[Any]
+    prefix: str = "analysis:hosts"
+
+    def __post_init__(self) -> None:
+        self._hold = self.redis.register_script(_HOLD)
+
+    def _key(self, host: str, port: int) -> str:
+        return f"{self.prefix}:{host.lower()}:{port}"
+
+    async def hold(self, host: str, port: int, seconds: float) -> None:
+        """Nobody reads ``host``:``port`` for ``seconds`` (a longer back-off already set stays)."""
+        await self._hold(keys=[self._key(host, port)], args=[max(1, int(seconds * 1000))])
+
+    async def wait(self, host: str, port: int) -> float:
+        """Wait while ``host``:``port`` is backed off; the seconds waited."""
+        waited = 0.0
+        while (ms := int(await self.redis.pttl(self._key(host, port)))) > 0:
+            delay = ms / 1000 + random.uniform(0, 0.05)
+            waited += delay
+            await asyncio.sleep(delay)
+        return waited

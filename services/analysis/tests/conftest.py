@@ -1,5 +1,5 @@
 """Fixtures for analysis tests: an English and a Korean transcript of four topics each, timed like speech; governors
-on a private Redis prefix; the Gemini stub."""
+on a private Redis prefix (the Gemini stub is common's ``gemini_stub``)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,6 @@ from redis.asyncio import Redis
 
 from analysis.quota import QuotaGovernor, QuotaLimits, RetryPolicy
 from analysis.transcript import Segment, Transcript, TranscriptSource
-
-from .gemini_stub import GeminiStub
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 GovernorFactory = Callable[..., QuotaGovernor]
@@ -154,12 +152,3 @@ async def governors() -> AsyncIterator[GovernorFactory]:
             await clients[0].delete(*keys)
     for client in clients:
         await client.aclose()
-
-
-@pytest.fixture
-async def gemini_stub() -> AsyncIterator[GeminiStub]:
-    """The Gemini REST stub, listening on 127.0.0.1."""
-    stub = GeminiStub()
-    await stub.start()
-    yield stub
-    await stub.close()

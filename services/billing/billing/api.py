@@ -14,7 +14,7 @@ from common.errors import CodedError, NotFound
 from common.http import decode_json, json_response, read_json
 from common.openapi import Api, Route
 from common.pagination import Page, Paging, page_of, page_request
-from common.service import POOL, settings_of
+from common.service import HTTP_CLIENT, POOL, settings_of
 
 from . import ledger, metrics, store, webhook
 from .config import PRICE_UNITS, BillingSettings
@@ -34,6 +34,8 @@ from .models import (
 )
 
 PREFIX = "/api/v1/billing"
+_TOPUP = f"{PREFIX}/topups/{{order_id}}"
+_NO_TOPUP = {404: [BillingCode.TOPUP_NOT_FOUND]}
 LEDGER_PAGING = Paging(default=50, maximum=200)
 #: the keyset position of a ledger page: an entry's ``seq`` (a positive bigint)
 LedgerSeq = Annotated[int, msgspec.Meta(ge=1, le=BIGINT_MAX)]
@@ -70,7 +72,11 @@ async def prices(request: web.Request) -> web.Response:
             per={name: PRICE_UNITS.get(name, "unit") for name in price_list},
             credit_price=MoneyView(amount=settings.credit_price, currency=settings.payment_currency),
             signup_grant=settings.signup_grant,
-            topup=TopupLimitsView(min=settings.topup_min_credits, max=settings.topup_max_credits),
+            topup=TopupLimitsView(
+                min=settings.topup_min_credits,
+                max=settings.topup_max_credits,
+                test_payments=settings.billing_test_payments,
+            ),
         ),
         headers={"Cache-Control": "public, max-age=60"},
     )
@@ -145,6 +151,46 @@ async def payment_webhook(request: web.Request) -> web.Response:
     )
 
 
+def _own_address(request: web.Request) -> str:
+    """This process's own listening address (the socket the request came in on), as a loopback-reachable URL."""
+    sockname = request.transport.get_extra_info("sockname") if request.transport else None
+    if not isinstance(sockname, tuple):
+        raise web.HTTPServiceUnavailable(reason="billing does not listen on TCP")
+    host, port = str(sockname[0]), int(sockname[1])
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(host, host)
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+async def test_pay(request: web.Request) -> web.Response:
+    """Development and tests only (BILLING_TEST_PAYMENTS): pay one of the caller's orders as the provider would,
+    by POSTing a signed DONE notification to billing's own webhook; answers what the webhook answered."""
+    user = await require_user(request)
+    settings = settings_of(request, BillingSettings)
+    if not settings.billing_test_payments:
+        raise CodedError(
+            BillingCode.TEST_PAYMENTS_DISABLED, "test payments are off (BILLING_TEST_PAYMENTS)", status=403
+        )
+    if not settings.payment_webhook_secret:
+        raise CodedError(BillingCode.WEBHOOK_NOT_CONFIGURED, "PAYMENT_WEBHOOK_SECRET is not set", status=503)
+    async with request.app[POOL].acquire() as conn:
+        order = await store.get_order(conn, order_id=request.match_info["order_id"])
+    if order is None or order.account_id != user.user_id:
+        raise NotFound("topup", "no such top-up order")
+    # one payment key per order: paying twice is the provider's retry (duplicate), not a second payment
+    note = PaymentNotification(
+        order_id=order.order_id, payment_key=f"test_{order.order_id}", amount=order.price, status="DONE"
+    )
+    raw = msgspec.json.encode(note)
+    headers = {
+        **webhook.signed_headers(settings.payment_webhook_secret, int(time.time()), raw),
+        "Content-Type": "application/json",
+    }
+    url = f"{_own_address(request)}{PREFIX}/payments/webhook"
+    async with request.app[HTTP_CLIENT].post(url, data=raw, headers=headers) as resp:
+        body = await resp.read()
+        return web.Response(body=body, status=resp.status, content_type=resp.content_type)
+
+
 ROUTES = (
     Route("GET", f"{PREFIX}/balance", balance, response=BalanceView),
     Route("GET", f"{PREFIX}/ledger", ledger_entries, response=Page[LedgerEntryView], paging=LEDGER_PAGING),
@@ -158,13 +204,24 @@ ROUTES = (
         status=201,
         errors={422: [BillingCode.INVALID_AMOUNT]},
     ),
+    Route("GET", _TOPUP, get_topup, response=OrderView, path_types={"order_id": str}, errors=_NO_TOPUP),
     Route(
-        "GET",
-        f"{PREFIX}/topups/{{order_id}}",
-        get_topup,
-        response=OrderView,
+        "POST",
+        f"{_TOPUP}/test-pay",
+        test_pay,
+        response=PaymentResultView,
         path_types={"order_id": str},
-        errors={404: [BillingCode.TOPUP_NOT_FOUND]},
+        description=(
+            "Development and tests only (`BILLING_TEST_PAYMENTS=true`; refused at startup in production): plays"
+            " the payment provider, POSTing a signed `DONE` notification for the order's price to billing's own"
+            " payment webhook, and answers what the webhook answered. Paying twice is a duplicate."
+        ),
+        errors={
+            403: [BillingCode.TEST_PAYMENTS_DISABLED],
+            **_NO_TOPUP,
+            409: [BillingCode.ORDER_ALREADY_PAID],
+            503: [BillingCode.WEBHOOK_NOT_CONFIGURED],
+        },
     ),
     Route(
         "POST",

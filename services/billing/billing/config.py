@@ -46,6 +46,9 @@ class BillingSettings(ServiceSettings):
     topup_max_credits: int = 1_000_000
     payment_webhook_secret: str = ""  # empty: the webhook refuses everything (503)
     payment_webhook_tolerance_s: int = 300  # how old (or early) a signed timestamp may be
+    # development and tests only: POST /topups/{id}/test-pay plays the payment provider (a signed webhook to
+    # billing's own handler); refused at startup in production
+    billing_test_payments: bool = False
 
     def __post_init__(self) -> None:
         self.price_list()  # fail at startup, not on the first request
@@ -53,6 +56,8 @@ class BillingSettings(ServiceSettings):
             raise SettingsError("SIGNUP_GRANT must be >= 0, CREDIT_PRICE and TOPUP_MIN_CREDITS > 0")
         if self.topup_max_credits < self.topup_min_credits:
             raise SettingsError("TOPUP_MAX_CREDITS must be >= TOPUP_MIN_CREDITS")
+        if self.billing_test_payments and self.environment == "production":
+            raise SettingsError("BILLING_TEST_PAYMENTS pays orders without a provider: never in production")
 
     def price_list(self) -> dict[str, int]:
         """The configured prices, ``{name: credits}``."""

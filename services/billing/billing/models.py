@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 import msgspec
 
-from common.views import view_of
+from common.views import View, view_of
 
 #: Postgres ``bigint``: a number outside it is refused as invalid input, never sent to the database (a 500)
 BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
@@ -33,6 +33,7 @@ class BillingCode(StrEnum):
     SIGNATURE_MISSING = "payment.signature_missing"
     SIGNATURE_INVALID = "payment.signature_invalid"
     SIGNATURE_EXPIRED = "payment.signature_expired"
+    TEST_PAYMENTS_DISABLED = "payment.test_payments_disabled"
     # hold refusals, sent in credits.hold_rejected.v1 (never over HTTP)
     CREDITS_INSUFFICIENT = "credits.insufficient"
     CREDITS_NO_ACCOUNT = "credits.no_account"
@@ -154,7 +155,7 @@ class BalanceView(msgspec.Struct, kw_only=True):
     available: int
 
 
-class LedgerEntryView(msgspec.Struct, kw_only=True):
+class LedgerEntryView(View, kw_only=True):
     """One immutable ledger entry; ``amount`` is signed (captures are negative)."""
 
     id: uuid.UUID
@@ -165,11 +166,6 @@ class LedgerEntryView(msgspec.Struct, kw_only=True):
     memo: str
     created_at: datetime
 
-    @classmethod
-    def of(cls, entry: Entry) -> LedgerEntryView:
-        """The entry as the API shows it."""
-        return view_of(cls, entry)
-
 
 class MoneyView(msgspec.Struct, kw_only=True):
     """An amount of money in a currency's smallest unit."""
@@ -179,10 +175,11 @@ class MoneyView(msgspec.Struct, kw_only=True):
 
 
 class TopupLimitsView(msgspec.Struct, kw_only=True):
-    """How many credits one top-up may buy."""
+    """How many credits one top-up may buy, and whether test payments (development) can pay an order."""
 
     min: int
     max: int
+    test_payments: bool = False
 
 
 class PriceListView(msgspec.Struct, kw_only=True):

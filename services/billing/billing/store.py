@@ -13,6 +13,8 @@ from typing import Any, TypeAlias
 
 import asyncpg
 
+from common.db import inserted
+
 from .models import Account, Entry, Hold, Order
 
 Conn: TypeAlias = asyncpg.Connection
@@ -24,6 +26,19 @@ _HOLD_COLS = (
     " expires_at, created_at, settled_at"
 )
 _ORDER_COLS = "order_id, account_id, credits, price, currency, status, payment_key, created_at, paid_at"
+
+
+async def _row(conn: Conn, table: str, columns: str, key: str, value: Any, *, for_update: bool) -> Any:
+    """The row of ``table`` whose ``key`` is ``value`` (None when there is none), optionally row-locked."""
+    lock = " FOR UPDATE" if for_update else ""
+    return await conn.fetchrow(f"SELECT {columns} FROM {table} WHERE {key} = $1{lock}", value)
+
+
+def _found(r: Any, missing: str) -> Any:
+    """The row a statement returned; ``LookupError(missing)`` when it returned none."""
+    if r is None:
+        raise LookupError(missing)
+    return r
 
 
 def _account(r: Mapping[str, Any]) -> Account:
@@ -47,12 +62,12 @@ def _order(r: Mapping[str, Any]) -> Order:
 
 async def ensure_account(conn: Conn, *, account_id: uuid.UUID, email: str = "") -> bool:
     """Create the account with a zero balance unless it exists; True when it was created."""
-    created = await conn.fetchval(
+    return await inserted(
+        conn,
         "INSERT INTO accounts (id, email) VALUES ($1, $2) ON CONFLICT (id) DO NOTHING RETURNING true",
         account_id,
         email,
     )
-    return bool(created)
 
 
 async def get_account(conn: Conn, *, account_id: uuid.UUID, for_update: bool = False) -> Account | None:
@@ -102,9 +117,7 @@ async def post_entry(
         release,
         memo,
     )
-    if r is None:
-        raise LookupError(f"no account {account_id}")
-    return _entry(r)
+    return _entry(_found(r, f"no account {account_id}"))
 
 
 async def reserve(conn: Conn, *, account_id: uuid.UUID, amount: int) -> Account | None:
@@ -129,9 +142,7 @@ async def release(conn: Conn, *, account_id: uuid.UUID, amount: int) -> Account:
         account_id,
         amount,
     )
-    if r is None:
-        raise LookupError(f"no account {account_id}")
-    return _account(r)
+    return _account(_found(r, f"no account {account_id}"))
 
 
 async def ledger_page(
@@ -164,7 +175,8 @@ async def insert_hold(
 
     A concurrent claim of the same ref waits on the primary key until the first commits.
     """
-    ok = await conn.fetchval(
+    return await inserted(
+        conn,
         "INSERT INTO holds (hold_ref, account_id, amount, status, reason, expires_at)"
         " VALUES ($1, $2, $3, 'held', $4, $5) ON CONFLICT (hold_ref) DO NOTHING RETURNING true",
         hold_ref,
@@ -173,25 +185,23 @@ async def insert_hold(
         reason,
         expires_at,
     )
-    return bool(ok)
 
 
 async def insert_settle_first(conn: Conn, *, hold_ref: str, account_id: uuid.UUID, capture: int) -> bool:
     """Record a settle whose hold has not arrived (status ``awaiting_hold``); False when the ref has a row."""
-    ok = await conn.fetchval(
+    return await inserted(
+        conn,
         "INSERT INTO holds (hold_ref, account_id, status, settle_capture, settled_at)"
         " VALUES ($1, $2, 'awaiting_hold', $3, now()) ON CONFLICT (hold_ref) DO NOTHING RETURNING true",
         hold_ref,
         account_id,
         capture,
     )
-    return bool(ok)
 
 
 async def get_hold(conn: Conn, *, hold_ref: str, for_update: bool = False) -> Hold | None:
     """The hold, optionally row-locked."""
-    lock = " FOR UPDATE" if for_update else ""
-    r = await conn.fetchrow(f"SELECT {_HOLD_COLS} FROM holds WHERE hold_ref = $1{lock}", hold_ref)
+    r = await _row(conn, "holds", _HOLD_COLS, "hold_ref", hold_ref, for_update=for_update)
     return _hold(r) if r else None
 
 
@@ -224,9 +234,7 @@ async def set_hold(
         settle_capture,
         settled,
     )
-    if r is None:
-        raise LookupError(f"no hold {hold_ref!r}")
-    return _hold(r)
+    return _hold(_found(r, f"no hold {hold_ref!r}"))
 
 
 async def add_refunded(conn: Conn, *, hold_ref: str, amount: int) -> Hold:
@@ -236,9 +244,7 @@ async def add_refunded(conn: Conn, *, hold_ref: str, amount: int) -> Hold:
         hold_ref,
         amount,
     )
-    if r is None:
-        raise LookupError(f"no hold {hold_ref!r}")
-    return _hold(r)
+    return _hold(_found(r, f"no hold {hold_ref!r}"))
 
 
 async def due_holds(conn: Conn, *, now: datetime, limit: int) -> list[Hold]:
@@ -274,8 +280,7 @@ async def insert_order(
 
 async def get_order(conn: Conn, *, order_id: str, for_update: bool = False) -> Order | None:
     """The order, optionally row-locked."""
-    lock = " FOR UPDATE" if for_update else ""
-    r = await conn.fetchrow(f"SELECT {_ORDER_COLS} FROM orders WHERE order_id = $1{lock}", order_id)
+    r = await _row(conn, "orders", _ORDER_COLS, "order_id", order_id, for_update=for_update)
     return _order(r) if r else None
 
 
@@ -290,16 +295,15 @@ async def set_order_status(
         status,
         payment_key,
     )
-    if r is None:
-        raise LookupError(f"no order {order_id!r}")
-    return _order(r)
+    return _order(_found(r, f"no order {order_id!r}"))
 
 
 async def record_payment(
     conn: Conn, *, payment_key: str, status: str, order_id: str, amount: int, outcome: str
 ) -> bool:
     """Record one webhook delivery; False when this payment key already reported this status."""
-    ok = await conn.fetchval(
+    return await inserted(
+        conn,
         "INSERT INTO payments (payment_key, status, order_id, amount, outcome) VALUES ($1, $2, $3, $4, $5)"
         " ON CONFLICT (payment_key, status) DO NOTHING RETURNING true",
         payment_key,
@@ -308,7 +312,6 @@ async def record_payment(
         amount,
         outcome,
     )
-    return bool(ok)
 
 
 async def lock_payment_key(conn: Conn, *, payment_key: str) -> None:

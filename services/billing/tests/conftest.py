@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,17 +17,12 @@ from billing.models import Account
 from common import db
 from common.bus.base import Delivery
 from common.bus.rabbit import RabbitBus
+from common.credits import credits_router
 from common.events.base import Event, decode
-from common.events.billing import (
-    CreditsCaptured,
-    CreditsHoldGranted,
-    CreditsHoldRejected,
-    CreditsHoldRequested,
-    CreditsReleased,
-    CreditsSettleRequested,
-)
+from common.events.billing import CreditsHoldRequested, CreditsSettleRequested
 from common.events.gateway import UserRegistered
 from common.testing.bus import RabbitBusFactory, unique_name
+from common.testing.db import SettingsFactory
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 WEBHOOK_SECRET = "whsec_test_0123456789"
@@ -40,23 +35,15 @@ def migrations_dir() -> Path:
 
 
 @pytest.fixture
-async def billing_schema(make_schema: Callable[..., Awaitable[str]]) -> str:
-    """A unique, migrated billing schema (dropped after the test)."""
-    return await make_schema("billing", MIGRATIONS)
-
-
-@pytest.fixture
-def billing_settings(database_url: str, amqp_url: str, billing_schema: str) -> BillingSettings:
-    """Settings pointed at the test schema, a private queue name and a known webhook secret."""
-    return BillingSettings(
-        database_url=database_url,
-        db_schema=billing_schema,
+async def billing_settings(make_settings: SettingsFactory, amqp_url: str) -> BillingSettings:
+    """Settings on a fresh billing schema, with a private queue name and a known webhook secret."""
+    return await make_settings(
+        BillingSettings,
+        MIGRATIONS,
         amqp_url=amqp_url,
-        bus_queue=f"billing-{uuid.uuid4().hex[:12]}",
         db_pool_max=20,
         payment_webhook_secret=WEBHOOK_SECRET,
         hold_sweep_interval_s=0.2,
-        log_format="console",
     )
 
 
@@ -150,9 +137,6 @@ async def requester(rabbit_bus_factory: RabbitBusFactory) -> tuple[RabbitBus, li
     async def record(event: Event, delivery: Delivery) -> None:
         answers.append(event)
 
-    await bus.subscribe(
-        unique_name("requester"),
-        [CreditsHoldGranted, CreditsHoldRejected, CreditsCaptured, CreditsReleased],
-        record,
-    )
+    # billing's answers: what a paid service's credits router binds its queue to
+    await bus.subscribe(unique_name("requester"), credits_router().event_types, record)
     return bus, answers

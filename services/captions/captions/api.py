@@ -8,22 +8,35 @@ import uuid
 from aiohttp import web
 
 from common import credits, db
-from common.auth import require_user
-from common.credits import PriceList
+from common.auth import Principal, owned, require_user
+from common.credits import PRICES
 from common.errors import CodedError, NotFound
+from common.events.jobs import JobSubject
 from common.http import json_response, parse_uuid, read_json
 from common.openapi import Api, Route
 from common.service import POOL, STORE, settings_of
 from common.storage import ObjectNotFound
+from common.views import view_of
 
 from . import store, tracks
 from .config import CaptionsSettings
 from .errors import Code
 from .jobs import PRODUCER, JobParams, publish_files, tracks_changed
-from .models import CaptionsJobView, CaptionsRequest, CuesEdit, JobKind, Track, TrackList, TrackView, VideoRef
+from .models import (
+    CaptionsJobView,
+    CaptionsRequest,
+    CuesEdit,
+    JobKind,
+    QualityReportView,
+    Track,
+    TrackList,
+    TrackView,
+    VideoRef,
+)
+from .profiles import profile_for
+from .stt import spoken_language
 from .translate import ensure_available
 
-PRICES: web.AppKey[PriceList] = web.AppKey("prices", PriceList)
 FORMATS = {
     "vtt": "text/vtt; charset=utf-8",
     "srt": "application/x-subrip; charset=utf-8",
@@ -32,33 +45,27 @@ FORMATS = {
 HOLD_TTL_S = 6 * 3600  # a queue of long videos may wait this long for a worker before its hold lapses
 
 
-async def _own_video(request: web.Request, video_id: uuid.UUID, owner_id: uuid.UUID) -> VideoRef:
+async def _own_video(request: web.Request, video_id: uuid.UUID, owner: Principal) -> VideoRef:
     async with request.app[POOL].acquire() as conn:
-        video = await store.get_video(conn, video_id=video_id)
-    if video is None or video.owner_id != owner_id:
-        raise NotFound("video")
-    return video
+        return owned(await store.get_video(conn, video_id=video_id), owner, "video")
 
 
 async def _own_track(request: web.Request, *, for_update: bool = False) -> tuple[uuid.UUID, Track]:
     user = await require_user(request)
-    track_id = parse_uuid(request.match_info["track_id"], what="track id")
+    track_id = parse_uuid(request.match_info["track_id"], what="track")
     async with request.app[POOL].acquire() as conn:
-        track = await store.get_track(conn, track_id=track_id)
-    if track is None or track.owner_id != user.user_id:
-        raise NotFound("track")
+        track = owned(await store.get_track(conn, track_id=track_id), user, "track")
     return user.user_id, track
 
 
 async def request_captions(request: web.Request) -> web.Response:
     """Transcribe a video (and translate it): a paid job, priced per started minute and per output language."""
     user = await require_user(request)
-    video = await _own_video(
-        request, parse_uuid(request.match_info["video_id"], what="video id"), user.user_id
-    )
+    video = await _own_video(request, parse_uuid(request.match_info["video_id"], what="video"), user)
     body = await read_json(request, CaptionsRequest)
     settings = settings_of(request, CaptionsSettings)
-    targets = sorted(set(body.translate_to) - {body.language})
+    language = spoken_language(body.language) or "auto"  # a language the model lacks: 422 before any hold
+    targets = sorted(set(body.translate_to) - {language})
     if targets:
         ensure_available(settings)  # no Gemini key: refused before anything is held
     if not video.audio_codec:
@@ -67,12 +74,10 @@ async def request_captions(request: web.Request) -> web.Response:
     minutes = max(1, math.ceil(video.duration_s / 60))
     transcript_credits = await prices.cost("captions_per_minute", minutes)
     per_translation = await prices.cost("translation_per_minute", minutes) if targets else 0
-    params = JobParams(
-        video_id=video.video_id,
-        storage_key=video.storage_key,
-        duration_s=video.duration_s,
-        fps=video.fps,
-        language=body.language,
+    params = view_of(
+        JobParams,
+        video,
+        language=language,
         translate_to=targets,
         transcript_credits=transcript_credits,
         credits_per_translation=per_translation,
@@ -87,6 +92,7 @@ async def request_captions(request: web.Request) -> web.Response:
             reason=f"captions for video {video.video_id}",
             producer=PRODUCER,
             ttl_s=HOLD_TTL_S,
+            subject=JobSubject(kind="video", id=str(video.video_id)),  # names its video in the job list
         )
     return json_response(CaptionsJobView(job=job.public()), status=202)
 
@@ -94,8 +100,8 @@ async def request_captions(request: web.Request) -> web.Response:
 async def list_tracks(request: web.Request) -> web.Response:
     """A video's caption tracks with their quality reports."""
     user = await require_user(request)
-    video_id = parse_uuid(request.match_info["video_id"], what="video id")
-    await _own_video(request, video_id, user.user_id)
+    video_id = parse_uuid(request.match_info["video_id"], what="video")
+    await _own_video(request, video_id, user)
     async with request.app[POOL].acquire() as conn:
         live = await store.list_tracks(conn, video_id=video_id)
     return json_response(TrackList(items=[TrackView.of(t) for t in live]))
@@ -123,6 +129,30 @@ async def get_file(request: web.Request) -> web.StreamResponse:
     )
 
 
+async def quality_report(request: web.Request) -> web.Response:
+    """A track's current version checked by its language's rules: the rules, and every cue that breaks one."""
+    _, track = await _own_track(request)
+    async with request.app[POOL].acquire() as conn:
+        video = await store.get_video(conn, video_id=track.video_id)
+        records = await store.get_cues(conn, track_id=track.id, version=track.version)
+    if video is None:
+        raise NotFound("video")
+    cues = tracks.cues_of(records)
+    counts, problems = tracks.problems(
+        cues, language=track.language, duration_s=video.duration_s, fps=video.fps
+    )
+    report = QualityReportView(
+        track_id=track.id,
+        version=track.version,
+        language=track.language,
+        cue_count=len(cues),
+        limits=tracks.limits_of(profile_for(track.language), fps=video.fps),
+        counts=counts,
+        problems=problems,
+    )
+    return json_response(report)
+
+
 async def edit_cues(request: web.Request) -> web.Response:
     """A user's edit: the whole cue list, checked by the language's rules, stored as the next version."""
     user_id, track = await _own_track(request)
@@ -144,24 +174,39 @@ async def edit_cues(request: web.Request) -> web.Response:
                 {"cue_id": v.cue_id, "rule": v.rule.value, "detail": v.detail} for v in violations[:200]
             ],
         )
-    keys = await publish_files(
-        request.app[STORE], f"captions/{track.video_id}/edits/{track.id}/v{track.version + 1}", built
-    )
-    async with db.transaction(request.app[POOL]) as conn:
-        locked = await store.get_track(conn, track_id=track.id, for_update=True)
-        if locked is None:
-            raise NotFound("track")
-        if body.base_version is not None and body.base_version != locked.version:
-            raise CodedError(
-                Code.VERSION_CONFLICT,
-                f"the track is at version {locked.version}, not {body.base_version}: reload and edit again",
-                status=409,
+    _check_version(body.base_version, track.version)  # a stale edit writes no file
+    prefix = f"captions/{track.video_id}/edits/{track.id}/v{track.version + 1}"
+    keys = await publish_files(request.app[STORE], prefix, built)
+    try:
+        async with db.transaction(request.app[POOL]) as conn:
+            locked = await store.get_track(conn, track_id=track.id, for_update=True)
+            if locked is None:
+                raise NotFound("track")
+            _check_version(body.base_version, locked.version)
+            if locked.version != track.version:  # another edit won the race: its files, not ours, are v+1
+                raise CodedError(
+                    Code.VERSION_CONFLICT,
+                    f"the track moved on to version {locked.version} during this edit: reload and edit again",
+                    status=409,
+                )
+            updated = await store.add_version(
+                conn, track=locked, cues=built.records(), quality=built.quality, keys=keys, author_id=user_id
             )
-        updated = await store.add_version(
-            conn, track=locked, cues=built.records(), quality=built.quality, keys=keys, author_id=user_id
-        )
-        await tracks_changed(conn, video_id=track.video_id, owner_id=track.owner_id)
+            await tracks_changed(conn, video_id=track.video_id, owner_id=track.owner_id)
+    except BaseException:
+        for key in keys:  # nothing stays stored for an edit that did not land
+            await request.app[STORE].delete(key)
+        raise
     return json_response(TrackView.of(updated))
+
+
+def _check_version(base_version: int | None, version: int) -> None:
+    if base_version is not None and base_version != version:
+        raise CodedError(
+            Code.VERSION_CONFLICT,
+            f"the track is at version {version}, not {base_version}: reload and edit again",
+            status=409,
+        )
 
 
 async def delete_track(request: web.Request) -> web.Response:
@@ -174,10 +219,14 @@ async def delete_track(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+_CAPTIONS = "/api/v1/videos/{video_id}/captions"
+_TRACK = "/api/v1/captions/{track_id}"
+_NO_VIDEO = {404: ["video.not_found"]}
+_NO_TRACK = {404: ["track.not_found"]}
 ROUTES = (
     Route(
         "POST",
-        "/api/v1/videos/{video_id}/captions",
+        _CAPTIONS,
         request_captions,
         body=CaptionsRequest,
         response=CaptionsJobView,
@@ -187,29 +236,33 @@ ROUTES = (
             422: [Code.TRANSLATION_UNAVAILABLE, Code.NO_AUDIO],
             503: [credits.CreditCode.PRICES_UNAVAILABLE],
         },
+        idempotent=True,
         description=(
             "A paid job (credits: captions_per_minute per started minute, plus translation_per_minute per started"
             " minute and target language). `language`: a code or `auto`. Follow the job at /api/v1/jobs/{id}."
         ),
     ),
+    Route("GET", _CAPTIONS, list_tracks, response=TrackList, errors=_NO_VIDEO),
     Route(
         "GET",
-        "/api/v1/videos/{video_id}/captions",
-        list_tracks,
-        response=TrackList,
-        errors={404: ["video.not_found"]},
-    ),
-    Route(
-        "GET",
-        "/api/v1/captions/{track_id}.{ext}",
+        _TRACK + ".{ext}",
         get_file,
         raw={200: "the track as WebVTT (`.vtt`), SubRip (`.srt`) or JSON with word times (`.json`)"},
         path_types={"ext": str},
-        errors={404: ["track.not_found"]},
+        errors=_NO_TRACK,
+    ),
+    Route(
+        "GET",
+        _TRACK + "/quality",
+        quality_report,
+        response=QualityReportView,
+        errors={404: ["track.not_found", "video.not_found"]},
+        description="The track's current version against its language's subtitle rules (docs/captions.md): the"
+        " rules' numbers, violations per rule, and each cue that breaks one with its number and times.",
     ),
     Route(
         "PUT",
-        "/api/v1/captions/{track_id}/cues",
+        _TRACK + "/cues",
         edit_cues,
         body=CuesEdit,
         response=TrackView,
@@ -219,9 +272,7 @@ ROUTES = (
             422: [Code.INVALID_CUES],
         },
     ),
-    Route(
-        "DELETE", "/api/v1/captions/{track_id}", delete_track, status=204, errors={404: ["track.not_found"]}
-    ),
+    Route("DELETE", _TRACK, delete_track, status=204, errors=_NO_TRACK),
 )
 API = Api(
     title="Reelforge captions",
@@ -229,4 +280,4 @@ API = Api(
     routes=ROUTES,
 )
 
-__all__ = ["API", "PRICES"]
+__all__ = ["API"]

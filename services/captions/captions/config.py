@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from common import registry
-from common.settings import ServiceSettings
+from common.settings import GeminiSettings, ServiceSettings
 
 
 @dataclass(frozen=True, kw_only=True)
-class CaptionsSettings(ServiceSettings):
+class CaptionsSettings(ServiceSettings, GeminiSettings):
     """Captions settings; every field is an environment variable of the same name upper-cased."""
 
     service: str = "captions"
@@ -24,11 +24,8 @@ class CaptionsSettings(ServiceSettings):
     stt_chunk_s: float = 300.0  # audio transcribed per window: memory stays flat on long media
     stt_no_speech_threshold: float = 0.6  # a segment above this no-speech probability...
     stt_log_prob_threshold: float = -1.0  # ...and below this mean log-probability is silence: dropped
-    # translation (Gemini). No key: translation requests are refused with captions.translation_unavailable.
-    gemini_api_key: str = ""
-    gemini_base_url: str = ""  # empty: the SDK's default endpoint
-    gemini_model: str = "gemini-2.5-flash"
-    gemini_timeout_s: float = 120.0
+    # translation (Gemini: GeminiSettings). No key: translation requests are refused with
+    # captions.translation_unavailable.
     translate_batch_cues: int = 80
     translate_attempts: int = 5
     translate_retry_initial_s: float = 1.0
@@ -36,4 +33,3 @@ class CaptionsSettings(ServiceSettings):
     # a transcript request for a video whose video.ingested this service has not handled yet is retried this
     # many deliveries (the bus backs off) before it is answered captions.failed video.not_found
     video_wait_attempts: int = 3
-    price_cache_s: float = 60.0  # billing's price list is read at most this often

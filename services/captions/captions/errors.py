@@ -20,6 +20,7 @@ class Code(StrEnum):
     CANCELED = "job.canceled"
     INVALID_CUES = "captions.invalid_cues"
     VERSION_CONFLICT = "captions.version_conflict"
+    LANGUAGE_UNSUPPORTED = "captions.language_unsupported"
     VIDEO_NOT_FOUND = "video.not_found"
     TRACK_NOT_FOUND = "track.not_found"
 

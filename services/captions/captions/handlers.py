@@ -4,20 +4,21 @@ from __future__ import annotations
 
 import asyncpg
 
-from common import jobs, outbox
+from common import jobs, videos
 from common.bus import Delivery, Router
 from common.credits import credits_router
 from common.events.analysis import CaptionsTranscriptRequested
-from common.events.captions import CaptionsFailed
 from common.events.ingest import VideoDeleted, VideoIngested
 from common.jobrunner import LeasedJobRunner, OnFailure, cancel_router
+from common.jobs import JobFailure
 from common.storage import ObjectStore
+from common.views import view_of
 
 from . import store
 from .config import CaptionsSettings
 from .errors import Code
-from .jobs import PRODUCER, JobParams, tracks_changed
-from .models import JobKind
+from .jobs import PRODUCER, JobParams, captions_failed, tracks_changed
+from .models import JobKind, VideoRef
 
 CONSUMER = "captions"
 KINDS = (JobKind.CAPTIONS.value, JobKind.TRANSCRIPT.value)
@@ -35,19 +36,11 @@ def router(
 
     @r.on(VideoIngested)
     async def on_video_ingested(conn: asyncpg.Connection, event: VideoIngested, delivery: Delivery) -> None:
-        await store.upsert_video(
-            conn,
-            video_id=event.video_id,
-            owner_id=event.owner_id,
-            storage_key=event.storage_key,
-            duration_s=event.duration_s,
-            fps=event.fps,
-            audio_codec=event.audio_codec,
-        )
+        await store.upsert_video(conn, view_of(VideoRef, event))
 
     @r.on(VideoDeleted)
     async def on_video_deleted(conn: asyncpg.Connection, event: VideoDeleted, delivery: Delivery) -> None:
-        await store.mark_video_deleted(conn, video_id=event.video_id, owner_id=event.owner_id)
+        await videos.mark_video_deleted(conn, video_id=event.video_id, owner_id=event.owner_id)
         if await store.delete_video_tracks(conn, video_id=event.video_id):
             await tracks_changed(conn, video_id=event.video_id, owner_id=event.owner_id)
         # idempotent: a redelivery deletes nothing twice; the rows say the objects are gone
@@ -61,27 +54,17 @@ def router(
         if video is None or video.owner_id != event.owner_id:
             if delivery.attempt <= settings.video_wait_attempts:
                 raise VideoNotKnownYet(str(event.video_id))  # our video.ingested may still be in flight
-            await outbox.add(
+            unknown = JobFailure(Code.VIDEO_NOT_FOUND, "captions knows no such video of this owner")
+            await captions_failed(
                 conn,
-                CaptionsFailed(
-                    caption_job_id=event.id,
-                    video_id=event.video_id,
-                    owner_id=event.owner_id,
-                    code=Code.VIDEO_NOT_FOUND,
-                    message="captions knows no such video of this owner",
-                    producer=PRODUCER,
-                    correlation_id=event.request_id,
-                ),
+                event.id,
+                video_id=event.video_id,
+                owner_id=event.owner_id,
+                failure=unknown,
+                request_id=event.request_id,
             )
             return
-        params = JobParams(
-            video_id=video.video_id,
-            storage_key=video.storage_key,
-            duration_s=video.duration_s,
-            fps=video.fps,
-            language=event.language or "auto",
-            request_id=event.request_id,
-        )
+        params = view_of(JobParams, video, language=event.language or "auto", request_id=event.request_id)
         await jobs.create_job(
             conn,
             kind=JobKind.TRANSCRIPT,

@@ -18,12 +18,11 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
-import msgspec
 
-from common import credits, outbox
+from common import credits, jobs, outbox
 from common.events.captions import CaptionsCompleted, CaptionsFailed, CaptionsTracksChanged, CaptionTrackRef
 from common.jobrunner import JobContext
-from common.jobs import ErrorCode, Job, JobFailure, JobStatus, update_job
+from common.jobs import ErrorCode, Job, JobFailure, succeed_job
 from common.logging import get_logger
 from common.storage import ObjectStore
 
@@ -42,7 +41,7 @@ PRODUCER = "captions"
 T = TypeVar("T")
 
 
-class JobParams(msgspec.Struct, kw_only=True, frozen=True):
+class JobParams(jobs.JobParams, kw_only=True, frozen=True):
     """What a captions or transcript job was asked (``jobs.params``)."""
 
     video_id: uuid.UUID
@@ -55,16 +54,6 @@ class JobParams(msgspec.Struct, kw_only=True, frozen=True):
     # the hold's parts (credits), priced when the job was requested: a success captures what was delivered
     transcript_credits: int = 0
     credits_per_translation: int = 0
-
-    @classmethod
-    def of(cls, job: Job) -> JobParams:
-        """The parameters of ``job``."""
-        return msgspec.convert(job.params, cls)
-
-    def to_params(self) -> dict[str, Any]:
-        """As ``jobs.params`` JSON."""
-        out: dict[str, Any] = msgspec.to_builtins(self)
-        return out
 
 
 def track_ref(track: Track) -> CaptionTrackRef:
@@ -118,6 +107,44 @@ class _Delivered:
     failed: list[dict[str, str]]
 
 
+async def captions_failed(
+    conn: asyncpg.Connection,
+    caption_job_id: uuid.UUID,
+    *,
+    video_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    failure: JobFailure,
+    request_id: str = "",
+) -> None:
+    """Announce ``captions.failed.v1`` (a transcript request's answer carries its id as the correlation id)."""
+    await outbox.add(
+        conn,
+        CaptionsFailed(
+            caption_job_id=caption_job_id,
+            video_id=video_id,
+            owner_id=owner_id,
+            code=failure.code,
+            message=failure.message,
+            producer=PRODUCER,
+            correlation_id=request_id,
+        ),
+    )
+
+
+async def _completed(conn: asyncpg.Connection, ctx: JobContext, p: JobParams, **outcome: Any) -> None:
+    """Announce ``captions.completed.v1`` for the job with its ``outcome`` (tracks, transcript, language)."""
+    job = ctx.job
+    completed = CaptionsCompleted(
+        caption_job_id=job.id,
+        video_id=p.video_id,
+        owner_id=job.owner_id,
+        producer=PRODUCER,
+        correlation_id=p.request_id,
+        **outcome,
+    )
+    await outbox.add(conn, completed)
+
+
 class CaptionJobs:
     """The worker's job functions (one loaded whisper model per process, used by one job at a time)."""
 
@@ -139,17 +166,8 @@ class CaptionJobs:
     async def on_failure(self, conn: asyncpg.Connection, job: Job, failure: JobFailure) -> None:
         """A failed or canceled job says so on the bus (a transcript request's answer carries its id)."""
         p = JobParams.of(job)
-        await outbox.add(
-            conn,
-            CaptionsFailed(
-                caption_job_id=job.id,
-                video_id=p.video_id,
-                owner_id=job.owner_id,
-                code=failure.code,
-                message=failure.message,
-                producer=PRODUCER,
-                correlation_id=p.request_id,
-            ),
+        await captions_failed(
+            conn, job.id, video_id=p.video_id, owner_id=job.owner_id, failure=failure, request_id=p.request_id
         )
 
     # -- the two kinds -----------------------------------------------------------------------------------------
@@ -162,18 +180,7 @@ class CaptionJobs:
         key = f"captions/{p.video_id}/{ctx.job.id}/transcript.json"
         await self.objects.put(key, transcript_json(transcript), content_type="application/json")
         async with ctx.transaction() as conn:
-            await outbox.add(
-                conn,
-                CaptionsCompleted(
-                    caption_job_id=ctx.job.id,
-                    video_id=p.video_id,
-                    owner_id=ctx.job.owner_id,
-                    transcript_key=key,
-                    language=transcript.language,
-                    producer=PRODUCER,
-                    correlation_id=p.request_id,
-                ),
-            )
+            await _completed(conn, ctx, p, transcript_key=key, language=transcript.language)
             await self._succeed(conn, ctx, {"transcript_key": key, "language": transcript.language})
 
     async def _captions(self, ctx: JobContext, p: JobParams) -> None:
@@ -205,17 +212,13 @@ class CaptionJobs:
             ]
             used = p.transcript_credits + p.credits_per_translation * (len(stored) - 1)
             await credits.record_usage(conn, job_id=ctx.job.id, used=used)
-            await outbox.add(
+            await _completed(
                 conn,
-                CaptionsCompleted(
-                    caption_job_id=ctx.job.id,
-                    video_id=p.video_id,
-                    owner_id=ctx.job.owner_id,
-                    tracks=[track_ref(t) for t in stored],
-                    transcript_key=transcript_key,
-                    language=delivered.transcript.language,
-                    producer=PRODUCER,
-                ),
+                ctx,
+                p,
+                tracks=[track_ref(t) for t in stored],
+                transcript_key=transcript_key,
+                language=delivered.transcript.language,
             )
             await tracks_changed(conn, video_id=p.video_id, owner_id=ctx.job.owner_id)
             result = {
@@ -269,15 +272,7 @@ class CaptionJobs:
             await translator.aclose()
 
     async def _succeed(self, conn: asyncpg.Connection, ctx: JobContext, result: dict[str, Any]) -> None:
-        await update_job(
-            conn,
-            ctx.job.id,
-            producer=PRODUCER,
-            status=JobStatus.SUCCEEDED,
-            progress=100,
-            stage="done",
-            result=result,
-        )
+        await succeed_job(conn, ctx.job.id, producer=PRODUCER, result=result)
 
     # -- speech to text -----------------------------------------------------------------------------------
 
@@ -324,19 +319,15 @@ class CaptionJobs:
     ) -> T:
         """Run CPU work in a thread; its percent goes to the job's progress, a cancel reaches it between steps."""
         done = [0.0]
-        task = asyncio.ensure_future(
-            asyncio.to_thread(work, lambda pct: done.__setitem__(0, pct), ctx.cancel.is_set)
+
+        async def tick() -> None:
+            await ctx.checkpoint(low + (high - low) * done[0] / 100, stage)
+
+        return await ctx.in_thread(
+            lambda: work(lambda pct: done.__setitem__(0, pct), ctx.cancel.is_set),
+            tick=tick,
+            interval_s=self.settings.job_progress_interval_s,
         )
-        try:
-            while not task.done():
-                await asyncio.wait({task}, timeout=self.settings.job_progress_interval_s)
-                await ctx.checkpoint(low + (high - low) * done[0] / 100, stage)
-        finally:
-            if not task.done():
-                ctx.cancel.set()
-                await asyncio.wait({task})
-                task.exception()  # retrieved: the error that stops us is the one raised above
-        return task.result()
 
 
 __all__ = [

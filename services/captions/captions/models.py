@@ -9,6 +9,10 @@ from typing import Annotated, Any
 
 import msgspec
 
+from common.pagination import Items
+from common.videos import VideoRow
+from common.views import View
+
 
 class TrackKind(StrEnum):
     """Where a track's cues came from."""
@@ -32,13 +36,9 @@ class JobKind(StrEnum):
     TRANSCRIPT = "transcript"  # for another service (captions.transcript_requested): no charge, no tracks
 
 
-class VideoRef(msgspec.Struct, kw_only=True, frozen=True):
+class VideoRef(VideoRow, kw_only=True, frozen=True):
     """What captions knows of a video (from ``video.ingested``)."""
 
-    video_id: uuid.UUID
-    owner_id: uuid.UUID
-    storage_key: str
-    duration_s: float
     fps: float = 0.0
     audio_codec: str = ""
 
@@ -74,7 +74,7 @@ class CaptionsRequest(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     translate_to: Annotated[list[LanguageCode], msgspec.Meta(max_length=10)] = []
 
 
-class TrackView(msgspec.Struct, kw_only=True):
+class TrackView(View, kw_only=True):
     """A caption track as the API shows it."""
 
     id: uuid.UUID
@@ -89,28 +89,8 @@ class TrackView(msgspec.Struct, kw_only=True):
     created_at: datetime
     updated_at: datetime
 
-    @classmethod
-    def of(cls, t: Track) -> TrackView:
-        """The view of a row."""
-        return cls(
-            id=t.id,
-            video_id=t.video_id,
-            language=t.language,
-            label=t.label,
-            kind=t.kind,
-            status=t.status,
-            cue_count=t.cue_count,
-            quality=t.quality,
-            version=t.version,
-            created_at=t.created_at,
-            updated_at=t.updated_at,
-        )
 
-
-class TrackList(msgspec.Struct, kw_only=True):
-    """GET /videos/{id}/captions."""
-
-    items: list[TrackView]
+TrackList = Items[TrackView]
 
 
 class WordIn(msgspec.Struct, kw_only=True):
@@ -124,7 +104,8 @@ class WordIn(msgspec.Struct, kw_only=True):
 class CueIn(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
     """One cue of a user's edit."""
 
-    id: Annotated[str, msgspec.Meta(min_length=1, max_length=64)] | None = None
+    # written into WebVTT as the cue identifier: no line breaks, no "-->" (a file every player still reads)
+    id: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._-]{1,64}$")] | None = None
     start: Annotated[float, msgspec.Meta(ge=0)]
     end: Annotated[float, msgspec.Meta(gt=0)]
     text: Annotated[str, msgspec.Meta(max_length=500)]
@@ -135,6 +116,41 @@ class CuesEdit(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
 
     cues: Annotated[list[CueIn], msgspec.Meta(max_length=20000)]
     base_version: int | None = None  # optimistic concurrency: 409 when the track moved on
+
+
+class QualityLimits(msgspec.Struct, kw_only=True):
+    """The rules of a track's language (docs/captions.md, "Profiles and their sources")."""
+
+    max_chars_per_line: float
+    max_lines: int
+    max_chars_per_second: float
+    min_duration_s: float
+    max_duration_s: float
+    min_gap_ms: int
+    half_width_latin: bool  # Latin letters, digits, spaces and punctuation count half (Korean)
+
+
+class CueProblem(msgspec.Struct, kw_only=True):
+    """One rule a cue breaks: the cue (its number in the track, from 1, and its times), the rule and the numbers."""
+
+    cue_id: str
+    number: int
+    start_s: float
+    end_s: float
+    rule: str
+    detail: str
+
+
+class QualityReportView(msgspec.Struct, kw_only=True):
+    """GET /captions/{track_id}/quality: a track's current version checked against its language's rules."""
+
+    track_id: uuid.UUID
+    version: int
+    language: str
+    cue_count: int
+    limits: QualityLimits
+    counts: dict[str, int]  # violations per rule, every rule listed (the track's ``quality``)
+    problems: list[CueProblem]
 
 
 class CaptionsJobView(msgspec.Struct, kw_only=True):

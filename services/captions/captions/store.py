@@ -31,28 +31,14 @@ def _track(r: Mapping[str, Any]) -> Track:
 # --- videos (read model of ingest's events) ---------------------------------------------------------------
 
 
-async def upsert_video(
-    conn: Conn,
-    *,
-    video_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    storage_key: str,
-    duration_s: float,
-    fps: float,
-    audio_codec: str,
-) -> None:
+async def upsert_video(conn: Conn, video: VideoRef) -> None:
     """Record (or refresh) a video announced by ``video.ingested``; a deleted video stays deleted."""
     await conn.execute(
         "INSERT INTO videos (video_id, owner_id, storage_key, duration_s, fps, audio_codec)"
         " VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (video_id) DO UPDATE SET storage_key = EXCLUDED.storage_key,"
         " duration_s = EXCLUDED.duration_s, fps = EXCLUDED.fps, audio_codec = EXCLUDED.audio_codec,"
         " updated_at = now() WHERE videos.deleted_at IS NULL",
-        video_id,
-        owner_id,
-        storage_key,
-        duration_s,
-        fps,
-        audio_codec,
+        *msgspec.structs.astuple(video),  # the columns in VideoRef's field order
     )
 
 
@@ -64,16 +50,6 @@ async def get_video(conn: Conn, *, video_id: uuid.UUID) -> VideoRef | None:
         video_id,
     )
     return msgspec.convert(dict(r), VideoRef) if r else None
-
-
-async def mark_video_deleted(conn: Conn, *, video_id: uuid.UUID, owner_id: uuid.UUID) -> None:
-    """Remember the delete (a late ``video.ingested`` redelivery must not bring the video back)."""
-    await conn.execute(
-        "INSERT INTO videos (video_id, owner_id, storage_key, duration_s, deleted_at) VALUES ($1, $2, '', 0, now())"
-        " ON CONFLICT (video_id) DO UPDATE SET deleted_at = now(), updated_at = now()",
-        video_id,
-        owner_id,
-    )
 
 
 # --- tracks ---------------------------------------------------------------------------------------------

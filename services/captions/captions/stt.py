@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from common.settings import section
+
 from .audio import SAMPLE_RATE, audio_duration, iter_audio
 from .config import CaptionsSettings
 from .errors import CaptionsError, Code
@@ -41,12 +43,7 @@ class SttOptions:
     @classmethod
     def from_settings(cls, settings: CaptionsSettings) -> SttOptions:
         """The options a service's settings name."""
-        return cls(
-            beam_size=settings.whisper_beam_size,
-            no_speech_threshold=settings.stt_no_speech_threshold,
-            log_prob_threshold=settings.stt_log_prob_threshold,
-            chunk_s=settings.stt_chunk_s,
-        )
+        return section(cls, settings, "stt_", "whisper_")
 
     def transcribe_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of ``WhisperModel.transcribe`` (also what a benchmark calls it with)."""
@@ -78,6 +75,24 @@ class _Progress:
             self.report(min(100.0, 100.0 * seconds / self.duration_s))
 
 
+def spoken_language(code: str | None) -> str | None:
+    """The model's code for a requested language (``en-US`` → ``en``), None to detect it (``auto``).
+
+    A language the model does not speak is ``captions.language_unsupported``, before any work.
+    """
+    if code in (None, "", "auto"):
+        return None
+    from faster_whisper.tokenizer import _LANGUAGE_CODES  # the model's fixed language list
+
+    primary = code.split("-", 1)[0].lower()
+    if primary not in _LANGUAGE_CODES:
+        raise CaptionsError(
+            Code.LANGUAGE_UNSUPPORTED,
+            f'speech-to-text does not know the language {code!r}: use "auto" or a code such as "en" or "ko"',
+        )
+    return primary
+
+
 class Transcriber:
     """A loaded whisper model and the options to run it with (one per worker process; not thread-safe)."""
 
@@ -100,7 +115,7 @@ class Transcriber:
         duration = audio_duration(path)
         ticker = _Progress(duration, progress, cancelled)
         ticker.at(0.0)
-        lang = None if language in (None, "", "auto") else language
+        lang = spoken_language(language)
         detected: tuple[str, float] | None = None if lang is None else (lang, 1.0)
         segments: list[Segment] = []
         offset = 0.0

@@ -13,8 +13,8 @@ import msgspec
 
 from .cues import Cue, build_cues, layout_text
 from .formats import to_json, to_srt, to_vtt
-from .models import TrackKind
-from .profiles import DEFAULT_FPS, profile_for
+from .models import CueProblem, QualityLimits, TrackKind
+from .profiles import DEFAULT_FPS, Profile, profile_for
 from .quality import Violation, check, summary
 from .transcript import Transcript, Word
 
@@ -131,6 +131,41 @@ def cues_of(records: Sequence[Mapping[str, Any]]) -> list[Cue]:
     return [msgspec.convert(r, Cue) for r in records]
 
 
+def limits_of(profile: Profile, *, fps: float = 0.0) -> QualityLimits:
+    """A profile's rules in the units people read them in."""
+    return QualityLimits(
+        max_chars_per_line=profile.max_chars_per_line,
+        max_lines=profile.max_lines,
+        max_chars_per_second=profile.max_cps,
+        min_duration_s=profile.min_duration_ms / 1000,
+        max_duration_s=profile.max_duration_ms / 1000,
+        min_gap_ms=profile.min_gap_ms(fps or DEFAULT_FPS),
+        half_width_latin=profile.half_width_latin,
+    )
+
+
+def problems(
+    cues: Sequence[Cue], *, language: str, duration_s: float, fps: float = 0.0
+) -> tuple[dict[str, int], list[CueProblem]]:
+    """Stored cues checked again by their language's rules: violations per rule, and each one with its cue."""
+    found = check(cues, profile_for(language), media_end_ms=int(duration_s * 1000), fps=fps or DEFAULT_FPS)
+    where = {c.id: (n, c) for n, c in reversed(list(enumerate(cues, 1)))}  # a duplicated id: its first cue
+    listed = []
+    for v in found:
+        number, cue = where[v.cue_id]
+        listed.append(
+            CueProblem(
+                cue_id=v.cue_id,
+                number=number,
+                start_s=cue.start_ms / 1000,
+                end_s=cue.end_ms / 1000,
+                rule=v.rule.value,
+                detail=v.detail,
+            )
+        )
+    return summary(found), listed
+
+
 __all__ = [
     "LABELS",
     "BuiltTrack",
@@ -139,6 +174,8 @@ __all__ = [
     "cues_of",
     "edited",
     "label_for",
+    "limits_of",
+    "problems",
     "transcribed",
     "translated",
 ]

@@ -5,21 +5,23 @@ from __future__ import annotations
 import msgspec
 
 
-class Word(msgspec.Struct, frozen=True, kw_only=True):
-    """One recognised word; ``text`` keeps the recogniser's leading space (it tells how words join)."""
+class Timed(msgspec.Struct, frozen=True, kw_only=True):
+    """Text the recogniser heard between ``start`` and ``end`` (its fields come first)."""
 
     start: float
     end: float
     text: str
+
+
+class Word(Timed, frozen=True, kw_only=True):
+    """One recognised word; ``text`` keeps the recogniser's leading space (it tells how words join)."""
+
     probability: float = 1.0
 
 
-class Segment(msgspec.Struct, frozen=True, kw_only=True):
+class Segment(Timed, frozen=True, kw_only=True):
     """A stretch of speech as the recogniser decoded it."""
 
-    start: float
-    end: float
-    text: str
     words: tuple[Word, ...] = ()
     avg_logprob: float = 0.0
     no_speech_prob: float = 0.0

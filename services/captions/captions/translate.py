@@ -21,6 +21,7 @@ from google.genai import errors as genai_errors
 from google.genai import types
 
 from common.logging import get_logger
+from common.settings import section
 
 from .config import CaptionsSettings
 from .cues import Cue, reflow
@@ -48,31 +49,22 @@ _SYSTEM = (
 
 @dataclass(frozen=True, kw_only=True)
 class GeminiConfig:
-    """Where and how to call Gemini."""
+    """Where and how to call Gemini (the ``gemini_*`` and ``translate_*`` settings, defaults included)."""
 
     api_key: str
-    base_url: str = ""
-    model: str = "gemini-2.5-flash"
-    timeout_s: float = 120.0
-    batch_cues: int = 80
-    attempts: int = 5
-    retry_initial_s: float = 1.0
-    retry_max_s: float = 30.0
+    base_url: str
+    model: str
+    timeout_s: float
+    batch_cues: int
+    attempts: int
+    retry_initial_s: float
+    retry_max_s: float
 
     @classmethod
     def from_settings(cls, settings: CaptionsSettings) -> GeminiConfig:
         """The configuration in ``settings``; ``captions.translation_unavailable`` when no key is set."""
         ensure_available(settings)
-        return cls(
-            api_key=settings.gemini_api_key,
-            base_url=settings.gemini_base_url,
-            model=settings.gemini_model,
-            timeout_s=settings.gemini_timeout_s,
-            batch_cues=settings.translate_batch_cues,
-            attempts=settings.translate_attempts,
-            retry_initial_s=settings.translate_retry_initial_s,
-            retry_max_s=settings.translate_retry_max_s,
-        )
+        return section(cls, settings, "gemini_", "translate_")
 
 
 def ensure_available(settings: CaptionsSettings) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from captions.app import create_app
 from captions.config import CaptionsSettings
 from captions.model import load_whisper, model_dir
 from captions.stt import SttOptions, Transcriber
@@ -149,3 +150,28 @@ def fake_responder(target: str) -> Callable[[dict[str, Any]], str]:
         return json.dumps({cue_id: fake_translation(text, target) for cue_id, text in cues.items()})
 
     return answer
+
+
+@pytest.fixture
+def captions_app(
+    make_schema: Callable[..., Any],
+    aiohttp_client: Any,
+    database_url: str,
+    rabbit_bus: Any,
+    fs_store: Any,
+    token_factory: Any,
+) -> Callable[..., Any]:
+    """``await captions_app(role, **settings)``: the captions app in-process on a fresh schema, the real RabbitMQ
+    bus and file store; returns (test client, settings)."""
+
+    async def make(role: str, **fields: Any) -> tuple[Any, CaptionsSettings]:
+        schema = await make_schema("captions", REPO / "services/captions/migrations")
+        settings = CaptionsSettings(
+            database_url=database_url, db_schema=schema, log_format="console", **fields
+        )
+        app = create_app(
+            settings, role=role, bus=rabbit_bus, store=fs_store, verifier=token_factory.verifier()
+        )
+        return await aiohttp_client(app), settings
+
+    return make

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 import re
 import secrets
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,7 +21,7 @@ from common.logging import get_logger
 
 from . import store
 from .config import GatewaySettings
-from .keys import KeyRing
+from .keys import KeyRing, access_claims
 from .revocation import RevocationCache
 
 log = get_logger(__name__)
@@ -250,20 +249,9 @@ class Accounts:
         )
         if parent is not None:
             await store.mark_refresh_token_used(conn, token_id=parent, replaced_by=token_id)
-        now = int(time.time())
         ttl = self.settings.access_token_ttl_s
         access = self.keys.sign(
-            {
-                "sub": str(user.id),
-                "email": user.email,
-                "jti": uuid.uuid4().hex,
-                "sid": str(family_id),
-                "iat": now,
-                "nbf": now,
-                "exp": now + ttl,
-                "aud": self.settings.jwt_audience,
-                "iss": self.settings.jwt_issuer,
-            }
+            access_claims(self.settings, user_id=user.id, email=user.email, ttl_s=ttl, sid=str(family_id))
         )
         return TokenPair(access_token=access, refresh_token=refresh, expires_in=ttl)
 

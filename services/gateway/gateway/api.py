@@ -14,19 +14,33 @@ import aiohttp
 from aiohttp import WSMsgType, web
 
 from common.auth import PRINCIPAL, VERIFIER, Principal, TokenInvalid, bearer_token, require_user
-from common.http import REQUEST_ID, Problem, json_response, parse_uuid, read_json, read_query
+from common.http import DEPENDENCIES, REQUEST_ID, Problem, json_response, parse_uuid, read_json, read_query
 from common.logging import get_logger
 from common.openapi import Api, Route
 from common.pagination import Page, page_request
 from common.service import HTTP_CLIENT, POOL, settings_of
+from common.views import view_of
 
 from . import readmodel
 from .accounts import Accounts
+from .apikeys import (
+    ApiKeys,
+    KeyScope,
+    key_id_of,
+    looks_like_api_key,
+    only_reads,
+    refuse_read_only,
+    require_session,
+)
 from .config import GatewaySettings
 from .keys import KeyRing
 from .live import CLOSE_TOKEN_EXPIRED, SocketHub
 from .metrics import RATE_LIMITED, WS_OPEN, count_proxied
 from .models import (
+    ApiKeyCreate,
+    ApiKeyCreatedView,
+    ApiKeyList,
+    ApiKeyView,
     Credentials,
     GatewayCode,
     JobsQuery,
@@ -45,6 +59,7 @@ from .ratelimit import Decision, RateLimiter
 log = get_logger(__name__)
 
 ACCOUNTS: web.AppKey[Accounts] = web.AppKey("accounts", Accounts)
+API_KEYS: web.AppKey[ApiKeys] = web.AppKey("api_keys", ApiKeys)
 KEYS: web.AppKey[KeyRing] = web.AppKey("keys", KeyRing)
 HUB: web.AppKey[SocketHub] = web.AppKey("socket_hub", SocketHub)
 LIMITER: web.AppKey[RateLimiter] = web.AppKey("rate_limiter", RateLimiter)
@@ -55,6 +70,12 @@ RATE_DECISION: web.RequestKey[tuple[Decision, int]] = web.RequestKey("rate_decis
 ROUTE: web.RequestKey[ProxyRoute] = web.RequestKey("proxy_route", ProxyRoute)
 
 STATIC_DIR = Path(__file__).parent / "static"
+#: what ``/`` answers (503) when the web app is not built: what is missing and how to build it
+NOT_BUILT_PAGE = STATIC_DIR / "not-built.html"
+#: where ``npm run build`` writes the web app in a checkout (services/gateway/gateway/api.py -> <repo>/web/dist)
+CHECKOUT_WEB_DIR = Path(__file__).resolve().parents[3] / "web" / "dist"
+#: the built web app's directory, None when it is not built (``web_root``)
+WEB_ROOT: web.AppKey[Path | None] = web.AppKey("web_root")
 AUTH_PATHS = frozenset({"/api/v1/auth/register", "/api/v1/auth/login"})
 # its own class: a refresh token cannot be guessed, and many users behind one NAT refresh every hour
 REFRESH_PATH = "/api/v1/auth/refresh"
@@ -137,8 +158,9 @@ async def refresh(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    """Revoke the calling token and its session."""
+    """Revoke the calling token and its session (an API key is revoked through /auth/keys instead)."""
     principal = await require_user(request)
+    require_session(principal)
     # the body is optional: none at all (whatever Content-Type, if any, was sent) is no refresh token
     body = await read_json(request, RefreshBody) if await request.read() else RefreshBody()
     await request.app[ACCOUNTS].logout(
@@ -156,6 +178,36 @@ async def me(request: web.Request) -> web.Response:
     principal = await require_user(request)
     user = await request.app[ACCOUNTS].me(user_id=principal.user_id)
     return json_response(user.public())
+
+
+# --- API keys ---------------------------------------------------------------------------------------------------
+
+
+async def create_api_key(request: web.Request) -> web.Response:
+    """Create an API key; the answer holds the key itself, shown this once."""
+    principal = await require_user(request)
+    require_session(principal)
+    body = await read_json(request, ApiKeyCreate)
+    key, secret = await request.app[API_KEYS].create(
+        user_id=principal.user_id, name=body.name, scope=KeyScope(body.scope)
+    )
+    view = view_of(ApiKeyCreatedView, key, key=secret)
+    return json_response(view, status=201, headers={"Cache-Control": "no-store"})
+
+
+async def list_api_keys(request: web.Request) -> web.Response:
+    """The caller's active API keys (prefix, name, scope, created, last used)."""
+    principal = await require_user(request)
+    keys = await request.app[API_KEYS].list(user_id=principal.user_id)
+    return json_response(ApiKeyList(items=[view_of(ApiKeyView, k) for k in keys]))
+
+
+async def revoke_api_key(request: web.Request) -> web.Response:
+    """Revoke an API key: refused everywhere from the next request on."""
+    principal = await require_user(request)
+    key_id = parse_uuid(request.match_info["id"], what="api_key")
+    await request.app[API_KEYS].revoke(user_id=principal.user_id, key_id=key_id)
+    return web.Response(status=204)
 
 
 async def jwks(request: web.Request) -> web.Response:
@@ -213,7 +265,8 @@ async def _socket_principal(request: web.Request) -> Principal:
 
 
 async def websocket(request: web.Request) -> web.WebSocketResponse:
-    """WebSocket of live job updates: messages ``{type: 'job', job: Job}`` for every change of the caller's jobs."""
+    """WebSocket of live updates: ``{type: 'job', job: Job}`` for every change of the caller's jobs, and
+    ``{type: 'credits', credits: {order_id, amount, balance_after}}`` when a payment is credited to the account."""
     principal = await _socket_principal(request)
     settings = _settings(request)
     ws = web.WebSocketResponse(heartbeat=settings.ws_heartbeat_s, max_msg_size=64 * 1024)
@@ -221,9 +274,11 @@ async def websocket(request: web.Request) -> web.WebSocketResponse:
     hub = request.app[HUB]
     hub.add(ws, principal)
     WS_OPEN.inc()
-    # the socket lives no longer than its token: the client reconnects with a refreshed one
+    # the socket lives no longer than its token: the client reconnects with a refreshed one (an API key does not
+    # expire; its revocation closes the socket like a logout does)
+    lifetime = 10 * 365 * 86400.0 if key_id_of(principal) else principal.expires_at - time.time()
     expiry = asyncio.get_running_loop().call_later(
-        max(0.0, principal.expires_at - time.time()),
+        max(0.0, lifetime),
         lambda: asyncio.ensure_future(ws.close(code=CLOSE_TOKEN_EXPIRED, message=b"token expired")),
     )
     try:
@@ -249,8 +304,7 @@ async def proxy(request: web.Request) -> web.StreamResponse:
     if route is None:
         raise Problem(404, "not_found", "no such endpoint")
     request[ROUTE] = route
-    if route.auth:
-        await require_user(request)
+    authorization = await _upstream_authorization(request, route)
     settings = _settings(request)
     resp = await forward(
         request,
@@ -258,9 +312,20 @@ async def proxy(request: web.Request) -> web.StreamResponse:
         base_url=settings.upstream_url(route.upstream),
         upstream=route.upstream,
         trusted_hops=settings.trusted_proxy_hops,
+        authorization=authorization,
     )
     count_proxied(route.upstream, resp.status)
     return resp
+
+
+async def _upstream_authorization(request: web.Request, route: ProxyRoute) -> str | None:
+    """The ``Authorization`` an upstream gets: the caller's own (None), or, for an API key, an access token
+    minted for its owner (services verify gateway JWTs only); "" drops it (a key never leaves the gateway)."""
+    token = bearer_token(request)
+    if route.auth:
+        principal = await require_user(request)
+        return f"Bearer {principal.token}" if key_id_of(principal) else None
+    return "" if token and looks_like_api_key(token) else None
 
 
 async def aggregated_openapi(request: web.Request) -> web.Response:
@@ -268,9 +333,38 @@ async def aggregated_openapi(request: web.Request) -> web.Response:
     return json_response(await request.app[OPENAPI].document(request.app[HTTP_CLIENT]))
 
 
-async def index(request: web.Request) -> web.FileResponse:
-    """The live page (headers: ``_PAGE_HEADERS``)."""
-    return web.FileResponse(STATIC_DIR / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
+def web_root(settings: GatewaySettings) -> Path | None:
+    """The built web app's directory (``WEB_DIR``, default web/dist), or None when it has no index.html: then
+    ``/`` answers ``NOT_BUILT_PAGE`` (503), and the log says so once, at start."""
+    built = Path(settings.web_dir) if settings.web_dir else CHECKOUT_WEB_DIR
+    if (built / "index.html").is_file():
+        return built
+    log.warning(
+        "web.app_missing",
+        web_dir=str(built),
+        serving="a 503 page saying how to build the app",
+        build="make up, or: cd web && npm ci && npm run build",
+    )
+    return None
+
+
+async def embed(request: web.Request) -> web.FileResponse:
+    """The embeddable player (web/embed.html) for ``/embed/<video id>?token=…``; the token gates the stream, the
+    page itself is public and may be framed by any site (headers: ``_EMBED_HEADERS``)."""
+    root = request.app[WEB_ROOT]
+    if root is None or not (root / "embed.html").is_file():
+        raise web.HTTPNotFound()
+    return web.FileResponse(root / "embed.html", headers={"Content-Type": "text/html; charset=utf-8"})
+
+
+async def index(request: web.Request) -> web.StreamResponse:
+    """The web app (headers: ``_PAGE_HEADERS``), or a 503 page saying it is not built and how to build it."""
+    root = request.app[WEB_ROOT]
+    if root is None:
+        return web.Response(
+            status=503, body=NOT_BUILT_PAGE.read_bytes(), content_type="text/html", charset="utf-8"
+        )
+    return web.FileResponse(root / "index.html", headers={"Content-Type": "text/html; charset=utf-8"})
 
 
 # --- rate limiting ----------------------------------------------------------------------------------------------
@@ -301,21 +395,26 @@ async def _identity(request: web.Request, klass: str, trusted_hops: int) -> str:
             try:
                 principal = await request.app[VERIFIER].verify(token)
                 request[PRINCIPAL] = principal
-                return f"user:{principal.user_id}"
+                key_id = key_id_of(principal)
+                return f"key:{key_id}" if key_id else f"user:{principal.user_id}"
             except TokenInvalid:
                 pass  # counted against the address; the handler answers the 401
     return f"ip:{client_ip(request, trusted_hops=trusted_hops)}"
 
 
 async def _hit(request: web.Request, key: str, *, limit: int, window_s: int) -> tuple[RateLimiter, Decision]:
-    """One hit on the shared limiter, or on this replica's own when the shared one fails (never fail open)."""
-    limiter = request.app[LIMITER]
-    try:
-        return limiter, await limiter.hit(key, limit=limit, window_s=window_s)
-    except Exception as exc:  # Redis down: keep limiting, per replica
-        log.warning("ratelimit.backend_failed", error=repr(exc))
-        limiter = request.app[FALLBACK_LIMITER]
-        return limiter, await limiter.hit(key, limit=limit, window_s=window_s)
+    """One hit on the shared limiter, or on this replica's own when the shared one fails (never fail open).
+
+    A failure starts a ``redis`` outage (logged once, ``reelforge_dependency_up``); until the dependency probe
+    sees Redis answer again, hits go straight to this replica's limiter."""
+    limiter, deps = request.app[LIMITER], request.app[DEPENDENCIES]
+    if not deps.is_down("redis"):
+        try:
+            return limiter, await limiter.hit(key, limit=limit, window_s=window_s)
+        except Exception as exc:  # Redis down: keep limiting, per replica
+            deps.mark_down("redis", exc)
+    limiter = request.app[FALLBACK_LIMITER]
+    return limiter, await limiter.hit(key, limit=limit, window_s=window_s)
 
 
 @web.middleware
@@ -330,12 +429,34 @@ async def rate_limit_middleware(request: web.Request, handler: Handler) -> web.S
         "refresh": settings.rate_limit_refresh,
         "play": settings.rate_limit_play,
     }.get(klass, settings.rate_limit_default)
-    key = f"{klass}:{await _identity(request, klass, settings.trusted_proxy_hops)}"
+    identity = await _identity(request, klass, settings.trusted_proxy_hops)
+    if identity.startswith("key:"):
+        limit = settings.rate_limit_api_key
+    key = f"{klass}:{identity}"
     window = settings.rate_limit_window_s
     _, decision = await _hit(request, key, limit=limit, window_s=window)
     request[RATE_DECISION] = (decision, window)
     if not decision.allowed:
         raise _refused(decision, window, klass, "rate_limited", "requests")
+    return await handler(request)
+
+
+@web.middleware
+async def api_key_scope_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """403 ``auth.insufficient_scope`` for a read-only API key on a request that does not only read (anything but
+    GET/HEAD and ``apikeys.READ_ONLY_ROUTES``), before any handler."""
+    token = bearer_token(request) or (
+        request.query.get("access_token") if request.path == "/api/v1/ws" else None
+    )
+    if token and looks_like_api_key(token) and not only_reads(request.method, request.path):
+        principal = request.get(PRINCIPAL)
+        if principal is None:
+            try:
+                principal = await request.app[VERIFIER].verify(token)
+            except TokenInvalid:
+                return await handler(request)  # a route that needs a caller answers the 401 itself
+            request[PRINCIPAL] = principal
+        refuse_read_only(principal, request.method, request.path)
     return await handler(request)
 
 
@@ -353,15 +474,24 @@ def _refused(decision: Decision, window_s: int, counted_as: str, code: str, what
 
 
 # The page and its assets: same-origin files only, no inline script or style, no plugins, not framable.
-# connect-src names ws:/wss: because not every browser lets 'self' cover the page's own WebSocket.
+# connect-src names ws:/wss: because not every browser lets 'self' cover the page's own WebSocket; media-src
+# names blob: for the MediaSource object URL hls.js plays through (no script or style may come from blob:).
 PAGE_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self'; "
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self'; media-src 'self' blob:; "
     "connect-src 'self' ws: wss:; object-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 _PAGE_HEADERS = {
     "Content-Security-Policy": PAGE_CSP,
     "Cache-Control": "no-cache",  # unversioned asset names: revalidate (ETag) so an upgrade never mixes old and new
     "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+# the embed page: the same policy, but framable anywhere (a snippet's <iframe>), and no referrer
+_EMBED_HEADERS = {
+    "Content-Security-Policy": PAGE_CSP.replace("frame-ancestors 'none'", "frame-ancestors *"),
+    "Cache-Control": "no-cache",
     "Referrer-Policy": "no-referrer",
 }
 
@@ -373,8 +503,12 @@ async def add_response_headers(request: web.BaseRequest, response: web.StreamRes
         decision, window = got
         for name, value in decision.headers(window).items():
             response.headers.setdefault(name, value)
-    if request.path == "/" or request.path.startswith("/static/"):
+    if request.path == "/" or request.path.startswith(("/static/", "/assets/")):
         response.headers.update(_PAGE_HEADERS)
+        if request.path.startswith("/assets/"):  # the build names these by content hash
+            response.headers["Cache-Control"] = "public, max-age=31536000, immutable"
+    elif request.path.startswith("/embed/"):
+        response.headers.update(_EMBED_HEADERS)
     proxied = (request.get(ROUTE) if isinstance(request, web.Request) else None) or route_for(
         "*", request.path
     )
@@ -392,17 +526,13 @@ _REFRESH_REFUSED = [
     GatewayCode.REFRESH_REUSED,
 ]
 _RATE = {429: [GatewayCode.RATE_LIMITED]}
+_KEYS = "/api/v1/auth/keys"
 
 ROUTES = (
     Route("GET", "/", index, documented=False),
+    Route("GET", "/embed/{video_id}", embed, documented=False),
     Route(
-        "GET",
-        "/.well-known/jwks.json",
-        jwks,
-        response=JwksView,
-        public=True,
-        operation_id="jwks",
-        tags=_TAGS,
+        "GET", "/.well-known/jwks.json", jwks, response=JwksView, public=True, operation_id="jwks", tags=_TAGS
     ),
     Route(
         "GET",
@@ -452,7 +582,31 @@ ROUTES = (
         body_required=False,
         status=204,
         tags=_TAGS,
-        errors={401: [GatewayCode.TOKEN_REVOKED]},
+        errors={401: [GatewayCode.TOKEN_REVOKED], 403: [GatewayCode.SESSION_REQUIRED]},
+    ),
+    Route(
+        "POST",
+        _KEYS,
+        create_api_key,
+        body=ApiKeyCreate,
+        response=ApiKeyCreatedView,
+        status=201,
+        operation_id="createApiKey",
+        tags=_TAGS,
+        errors={
+            403: [GatewayCode.SESSION_REQUIRED, GatewayCode.INSUFFICIENT_SCOPE],
+            409: [GatewayCode.API_KEY_LIMIT],
+        },
+    ),
+    Route("GET", _KEYS, list_api_keys, response=ApiKeyList, operation_id="listApiKeys", tags=_TAGS),
+    Route(
+        "DELETE",
+        _KEYS + "/{id}",
+        revoke_api_key,
+        status=204,
+        operation_id="revokeApiKey",
+        tags=_TAGS,
+        errors={403: [GatewayCode.INSUFFICIENT_SCOPE], 404: [GatewayCode.API_KEY_NOT_FOUND]},
     ),
     Route("GET", "/api/v1/me", me, response=UserView, tags=_TAGS, errors={404: [GatewayCode.USER_NOT_FOUND]}),
     Route(
@@ -501,4 +655,9 @@ API = Api(
 
 def gateway_document(*, server_url: str = "/") -> dict[str, Any]:
     """The gateway's own document (the base the aggregate merges every service's into)."""
-    return API.document() | {"servers": [{"url": server_url}]}
+    doc = API.document() | {"servers": [{"url": server_url}]}
+    doc["components"]["securitySchemes"]["bearerAuth"]["description"] = (
+        "an access token from /api/v1/auth/login (a JWT), or a personal API key (rf_live_…) from "
+        "/api/v1/auth/keys; a read-scoped key may only GET and HEAD"
+    )
+    return doc

@@ -19,6 +19,7 @@ from common.service import BUS, POOL, CleanupCtx, build_app
 
 from . import api, store
 from .accounts import Accounts
+from .apikeys import ApiKeys, key_id_of
 from .config import GatewaySettings
 from .handlers import fanout_router, read_model_router
 from .keys import KeyRing, NoSigningKey, generate_key
@@ -69,7 +70,9 @@ def create_app(
     app = build_app(settings, role=role, bus=bus, verifier=verifier, use_store=False, **overrides)
     app[api.KEYS] = keys
     app[VERIFIER_KEY] = verifier
+    app[api.WEB_ROOT] = api.web_root(settings)
     app.middlewares.append(api.rate_limit_middleware)
+    app.middlewares.append(api.api_key_scope_middleware)
     app.on_response_prepare.append(api.add_response_headers)
     # first: in production a gateway without keys must fail before it opens any connection
     app.cleanup_ctx.insert(0, _keys_ctx(settings, keys, verifier))
@@ -115,7 +118,7 @@ def _keys_ctx(settings: GatewaySettings, keys: KeyRing, verifier: GatewayVerifie
 
 
 def _accounts_ctx(settings: GatewaySettings, keys: KeyRing, verifier: GatewayVerifier) -> CleanupCtx:
-    """The revocation cache (``REVOCATIONS``, also wired into ``verifier``) and ``Accounts``."""
+    """The revocation cache (``REVOCATIONS``), ``Accounts`` and ``API_KEYS`` (the latter two wired into ``verifier``)."""
 
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         pool = app[POOL]
@@ -127,6 +130,9 @@ def _accounts_ctx(settings: GatewaySettings, keys: KeyRing, verifier: GatewayVer
         verifier.revocations = revocations
         app[REVOCATIONS] = revocations
         app[api.ACCOUNTS] = Accounts(pool=pool, keys=keys, revocations=revocations, settings=settings)
+        api_keys = ApiKeys(pool=pool, keys=keys, settings=settings)
+        verifier.api_keys = api_keys
+        app[api.API_KEYS] = api_keys
         yield
 
     return ctx
@@ -140,7 +146,8 @@ def _limiter_ctx(settings: GatewaySettings, injected: RateLimiter | None) -> Cle
         app[api.LIMITER] = the_limiter
         app[api.FALLBACK_LIMITER] = MemoryLimiter()
         if isinstance(the_limiter, RedisLimiter):
-            add_readiness_check(app, "redis", the_limiter.ping)
+            # not critical: while Redis is away each replica limits on its own (api._hit)
+            add_readiness_check(app, "redis", the_limiter.ping, critical=False)
         log.info("ratelimit.backend", backend=the_limiter.name)
         yield
         if injected is None:
@@ -177,7 +184,11 @@ def _live_ctx(settings: GatewaySettings, role: str) -> CleanupCtx:
     async def ctx(app: web.Application) -> AsyncIterator[None]:
         revocations = app[REVOCATIONS]
 
+        api_keys = app[api.API_KEYS]
+
         async def is_revoked(p: Principal) -> bool:
+            if key_id_of(p) is not None:
+                return await api_keys.is_revoked(p)
             return await revocations.is_revoked(p.token_id, str(p.claims.get("sid", "")))
 
         hub = SocketHub(send_timeout_s=settings.ws_send_timeout_s, is_revoked=is_revoked)
@@ -211,5 +222,8 @@ async def _close_sockets(app: web.Application) -> None:
 
 def add_routes(app: web.Application) -> None:
     """The gateway's own endpoints (the route table, proxy catch-alls last) and the page's static files."""
-    app.router.add_static("/static/", api.STATIC_DIR, show_index=False)
+    app.router.add_static("/static/", api.STATIC_DIR, show_index=False)  # the not-built page's icon
+    root = app[api.WEB_ROOT]
+    if root is not None:  # the built web app: its content-hashed files (bundles, icon) under /assets/
+        app.router.add_static("/assets/", root / "assets", show_index=False)
     add_api(app, api.API)

@@ -191,6 +191,23 @@ async def _redis_reachable(url: str) -> bool:
         await client.aclose()  # type: ignore[attr-defined]
 
 
+async def _authorization(gw: str, *, api_key: bool) -> dict[str, str]:
+    """A fresh account's ``Authorization``: its access token, or an API key made with it."""
+    async with aiohttp.ClientSession() as s:
+        creds = {"email": f"bench-{uuid.uuid4().hex[:8]}@example.com", "password": "benchmark password"}
+        async with s.post(f"{gw}/api/v1/auth/register", json=creds) as r:
+            assert r.status == 201, await r.text()
+        async with s.post(f"{gw}/api/v1/auth/login", json=creds) as r:
+            token = (await r.json())["access_token"]
+        if api_key:
+            body = {"name": "bench", "scope": "read"}
+            async with s.post(
+                f"{gw}/api/v1/auth/keys", json=body, headers={"Authorization": f"Bearer {token}"}
+            ) as r:
+                token = (await r.json())["key"]
+    return {"Authorization": f"Bearer {token}"}
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     """Start upstream and gateway, warm up, measure both paths, tear down."""
     from common import db
@@ -219,6 +236,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                         "REDIS_URL": redis_url if limiter == "redis" else "",
                         "RATE_LIMIT_KEY_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
                         "RATE_LIMIT_DEFAULT": str(10**9),
+                        "RATE_LIMIT_API_KEY": str(10**9),
                         "RATE_LIMIT_AUTH": "1000",
                         "UPSTREAM_INGEST": f"http://127.0.0.1:{up_port}",
                         "ARGON2_MEMORY_KIB": "8192",
@@ -229,48 +247,32 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await wait_http(f"http://127.0.0.1:{up_port}/healthz", proc=procs[0])
             await wait_http(f"http://127.0.0.1:{gw_port}/healthz", proc=procs[1])
             gw = f"http://127.0.0.1:{gw_port}"
-            async with aiohttp.ClientSession() as s:
-                creds = {
-                    "email": f"bench-{uuid.uuid4().hex[:8]}@example.com",
-                    "password": "benchmark password",
-                }
-                async with s.post(f"{gw}/api/v1/auth/register", json=creds) as r:
-                    assert r.status == 201, await r.text()
-                async with s.post(f"{gw}/api/v1/auth/login", json=creds) as r:
-                    token = (await r.json())["access_token"]
-            auth = {"Authorization": f"Bearer {token}"}
+            auth = await _authorization(gw, api_key=args.auth == "api-key")
             path = "/api/v1/videos/bench"
             direct_url, proxied_url = f"http://127.0.0.1:{up_port}{path}", f"{gw}{path}"
             for url in (direct_url, proxied_url):  # warm-up: connections, caches, JIT-free but still
                 await drive(url, headers=auth, requests=min(200, args.requests), concurrency=args.concurrency)
             pids = {"upstream": procs[0].pid, "gateway": procs[1].pid}
-            direct_runs, proxied_runs = [], []
+            runs: dict[str, list[dict[str, float]]] = {direct_url: [], proxied_url: []}
             for _ in range(args.rounds):  # interleaved, so a burst of outside load hits both targets alike
-                direct_runs.append(
-                    await drive(
-                        direct_url,
-                        headers=auth,
-                        requests=args.requests,
-                        concurrency=args.concurrency,
-                        processes=pids,
+                for url, done in runs.items():
+                    done.append(
+                        await drive(
+                            url,
+                            headers=auth,
+                            requests=args.requests,
+                            concurrency=args.concurrency,
+                            processes=pids,
+                        )
                     )
-                )
-                proxied_runs.append(
-                    await drive(
-                        proxied_url,
-                        headers=auth,
-                        requests=args.requests,
-                        concurrency=args.concurrency,
-                        processes=pids,
-                    )
-                )
-            direct, proxied = _median_run(direct_runs), _median_run(proxied_runs)
+            direct, proxied = _median_run(runs[direct_url]), _median_run(runs[proxied_url])
     finally:
         for p in procs:
             stop(p)
         await db.drop_schema(database_url, schema)
     result: dict[str, Any] = {
         "limiter": limiter,
+        "auth": args.auth,
         "requests": args.requests,
         "concurrency": args.concurrency,
         "rounds": args.rounds,
@@ -347,6 +349,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="alternate direct/gateway runs this many times; report the medians",
     )
     parser.add_argument("--limiter", choices=["auto", "memory"], default="auto")
+    parser.add_argument(
+        "--auth",
+        choices=["jwt", "api-key"],
+        default="jwt",
+        help="authenticate with an access token or an API key",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     if args.mode == "upstream":

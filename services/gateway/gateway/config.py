@@ -18,6 +18,10 @@ class GatewaySettings(ServiceSettings):
     service: str = "gateway"
     http_port: int = registry.get("gateway").api_port
 
+    #: the built web app (``npm run build`` in web/); empty: the checkout's web/dist. Without its index.html ``/``
+    #: answers 503 with a page saying how to build it, and a ``web.app_missing`` warning is logged (docs/web.md)
+    web_dir: str = ""
+
     # signing keys: a directory of Ed25519 PEM files, file name = kid (a Kubernetes Secret in production)
     gateway_keys_dir: str = "./var/keys"
     keys_reload_interval_s: float = 30.0
@@ -26,6 +30,13 @@ class GatewaySettings(ServiceSettings):
     refresh_token_ttl_s: int = 30 * 86400
     #: how long a "not revoked" answer is trusted by one replica (revocations reach every replica within it)
     revocation_cache_ttl_s: float = 5.0
+
+    # personal API keys (docs/gateway.md "API keys")
+    api_keys_per_user: int = 25
+    #: lifetime of the access token minted for a key's request to an upstream (re-signed at half-life)
+    api_key_token_ttl_s: int = 300
+    #: ``last_used_at`` is written at most this often per key
+    api_key_touch_interval_s: float = 60.0
 
     # Argon2id cost: 64 MiB, 3 passes (RFC 9106's memory-constrained profile), one lane per hash
     argon2_time_cost: int = 3
@@ -40,6 +51,8 @@ class GatewaySettings(ServiceSettings):
     rate_limit_auth: int = 60
     rate_limit_refresh: int = 60
     rate_limit_play: int = 1200
+    #: requests per window per API key (each key has its own budget; api_keys_per_user caps the keys)
+    rate_limit_api_key: int = 100
     rate_limit_key_prefix: str = "reelforge:rl"
     # failed sign-ins (OWASP authentication cheat sheet): counted per account (whatever the address, so spreading
     # guesses over many addresses does not help) and per address (whatever the account: password spraying)

@@ -1,8 +1,10 @@
-"""Event handlers: thin. Job snapshots feed the read model (durable queue) and this replica's sockets (exclusive)."""
+"""Event handlers: thin. Job snapshots feed the read model (durable queue); snapshots and credited payments feed
+this replica's sockets (exclusive)."""
 
 from __future__ import annotations
 
 from common.bus import Delivery, Router
+from common.events.billing import CreditsToppedUp
 from common.events.jobs import JobProgress
 
 from . import readmodel, store
@@ -24,11 +26,15 @@ def read_model_router(pool: store.Pool) -> Router:
 
 
 def fanout_router(hub: SocketHub) -> Router:
-    """Push each snapshot to its owner's sockets on this replica."""
+    """Push each snapshot, and each credited payment, to its owner's sockets on this replica."""
     r = Router()
 
     @r.on(JobProgress, inbox=False)
     async def push_snapshot(event: JobProgress, delivery: Delivery) -> None:
         await hub.on_job_progress(event)
+
+    @r.on(CreditsToppedUp, inbox=False)
+    async def push_topup(event: CreditsToppedUp, delivery: Delivery) -> None:
+        await hub.on_topped_up(event)
 
     return r

@@ -1,4 +1,5 @@
-"""Live job updates: this replica's WebSockets by user, fed from its exclusive bus queue."""
+"""Live updates (job snapshots, credited payments): this replica's WebSockets by user, fed from its exclusive bus
+queue."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from typing import Any
 from aiohttp import WSCloseCode, web
 
 from common.auth import Principal
+from common.events.billing import CreditsToppedUp
 from common.events.jobs import JobProgress
 from common.jobs import TERMINAL
 from common.logging import get_logger
@@ -78,10 +80,19 @@ class SocketHub:
 
     async def on_job_progress(self, event: JobProgress) -> int:
         """Push a snapshot to every socket of its owner on this replica; return how many got it."""
-        group = self._by_user.get(event.owner_id)
-        if not group or not self._fresh(event):
+        if event.owner_id not in self._by_user or not self._fresh(event):
             return 0
-        message = {"type": "job", "job": snapshot_view(event)}
+        return await self._push(event.owner_id, {"type": "job", "job": snapshot_view(event)})
+
+    async def on_topped_up(self, event: CreditsToppedUp) -> int:
+        """Tell the account's sockets on this replica that a payment was credited (a page shows the new balance)."""
+        credits = {"order_id": event.order_id, "amount": event.amount, "balance_after": event.balance_after}
+        return await self._push(event.account_id, {"type": "credits", "credits": credits})
+
+    async def _push(self, user_id: uuid.UUID, message: dict[str, Any]) -> int:
+        group = self._by_user.get(user_id)
+        if not group:
+            return 0
         sent = await asyncio.gather(*(self._send(ws, message) for ws in list(group)))
         return sum(sent)
 

@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from common.events.jobs import JobError
+from common.events.jobs import JobError, JobSubject
 from common.jobs import Job, JobStatus
 from common.views import view_of
 
@@ -23,6 +23,12 @@ class GatewayCode(StrEnum):
     REFRESH_EXPIRED = "auth.refresh_expired"
     REFRESH_REUSED = "auth.refresh_reused"
     TOKEN_REVOKED = "auth.token_revoked"
+    INVALID_API_KEY = "auth.invalid_api_key"
+    API_KEY_REVOKED = "auth.api_key_revoked"
+    INSUFFICIENT_SCOPE = "auth.insufficient_scope"
+    SESSION_REQUIRED = "auth.session_required"
+    API_KEY_NOT_FOUND = "api_key.not_found"
+    API_KEY_LIMIT = "api_key.limit_reached"
     USER_NOT_FOUND = "user.not_found"
     INVALID_EMAIL = "validation.email"
     PASSWORD_TOO_SHORT = "validation.password_too_short"
@@ -74,6 +80,38 @@ class JwksView(msgspec.Struct, kw_only=True):
     keys: list[dict[str, Any]]
 
 
+class ApiKeyCreate(msgspec.Struct, forbid_unknown_fields=True):
+    """A new API key: a name to recognise it by and what it may do."""
+
+    name: Annotated[str, msgspec.Meta(min_length=1, max_length=100, description="e.g. the script using it")]
+    scope: Annotated[
+        Literal["read", "full"], msgspec.Meta(description="read: GET/HEAD only; full: everything but keys")
+    ] = "read"
+
+
+class ApiKeyView(msgspec.Struct, kw_only=True):
+    """An API key as listed (never the key itself: only its public prefix)."""
+
+    id: uuid.UUID
+    name: str
+    prefix: Annotated[str, msgspec.Meta(description="the key starts with rf_live_<prefix>_")]
+    scope: Literal["read", "full"]
+    created_at: datetime
+    last_used_at: Annotated[datetime | None, msgspec.Meta(description="to the minute")]
+
+
+class ApiKeyCreatedView(ApiKeyView, kw_only=True):
+    """A key just created: ``key`` is shown this once (only its hash is stored)."""
+
+    key: Annotated[str, msgspec.Meta(description="Authorization: Bearer <key>; store it now")]
+
+
+class ApiKeyList(msgspec.Struct, kw_only=True):
+    """The caller's active keys, newest first (at most ``API_KEYS_PER_USER``, so unpaged)."""
+
+    items: list[ApiKeyView]
+
+
 class JobsQuery(msgspec.Struct):
     """Filters of GET /jobs."""
 
@@ -107,6 +145,12 @@ class JobView(msgspec.Struct, kw_only=True):
     seq: int
     created_at: datetime | None
     updated_at: datetime | None
+    subject: Annotated[
+        JobSubject | None,
+        msgspec.Meta(
+            description="what the job works on: {kind: video, id, title} (null when it has no one subject)"
+        ),
+    ] = None
 
     @classmethod
     def of(cls, job: Job) -> JobView:

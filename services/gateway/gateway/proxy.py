@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from urllib.parse import unquote
 
@@ -56,6 +57,8 @@ class Route:
 PAYMENT_WEBHOOK = "/api/v1/billing/payments/webhook"
 #: the price list is public, like any pricing page (billing serves it without a token)
 PRICES = "/api/v1/billing/prices"
+#: a rendered short's download link is signed and short-lived: render checks it, no token is needed
+RENDER_DOWNLOAD = re.compile(r"^/api/v1/renders/[^/]+/download$")
 
 
 def _under(path: str, prefix: str) -> bool:
@@ -70,6 +73,8 @@ def route_for(method: str, path: str) -> Route | None:
         return Route("billing", auth=False)  # authenticated by its HMAC signature at billing
     if path == PRICES and method in ("GET", "HEAD", "*"):
         return Route("billing", auth=False)
+    if RENDER_DOWNLOAD.match(path) and method in ("GET", "HEAD", "*"):
+        return Route("render", auth=False)
     owner = registry.owner_of(path)
     if owner is None or owner not in registry.UPSTREAMS:
         return None
@@ -127,13 +132,22 @@ def client_ip(request: web.BaseRequest, *, trusted_hops: int) -> str:
     return chain[0] if chain else peer
 
 
-def forward_headers(request: web.Request, *, trusted_hops: int) -> CIMultiDict[str]:
-    """The request headers an upstream sees: end-to-end ones, plus request id and X-Forwarded-*."""
+def forward_headers(
+    request: web.Request, *, trusted_hops: int, authorization: str | None = None
+) -> CIMultiDict[str]:
+    """The request headers an upstream sees: end-to-end ones, plus request id and X-Forwarded-*.
+
+    ``authorization`` replaces the caller's ``Authorization`` ("" drops it; None keeps it as sent).
+    """
     drop = _REQUEST_SKIP | connection_tokens(request)
+    if authorization is not None:
+        drop = drop | {"authorization"}
     out: CIMultiDict[str] = CIMultiDict()
     for name, value in request.headers.items():
         if name.lower() not in drop:
             out.add(name, value)
+    if authorization:
+        out["Authorization"] = authorization
     if request.content_length is not None:
         out["Content-Length"] = str(request.content_length)
     out[REQUEST_ID_HEADER] = request[REQUEST_ID]
@@ -162,12 +176,18 @@ def make_session(
 
 
 async def forward(
-    request: web.Request, *, session: aiohttp.ClientSession, base_url: str, upstream: str, trusted_hops: int
+    request: web.Request,
+    *,
+    session: aiohttp.ClientSession,
+    base_url: str,
+    upstream: str,
+    trusted_hops: int,
+    authorization: str | None = None,
 ) -> web.StreamResponse:
     """Stream ``request`` to ``base_url`` + the same path and query, and the answer back, chunk by chunk."""
     check_path(request.raw_path)
     url = URL(base_url + request.raw_path, encoded=True)
-    headers = forward_headers(request, trusted_hops=trusted_hops)
+    headers = forward_headers(request, trusted_hops=trusted_hops, authorization=authorization)
     has_body = request.body_exists
     try:
         upstream_resp = await session.request(

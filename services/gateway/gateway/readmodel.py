@@ -7,6 +7,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 from common.errors import NotFound
 from common.events.jobs import JobCancelRequested, JobProgress
 from common.http import Problem
@@ -37,25 +39,13 @@ def snapshot_view(event: JobProgress) -> dict[str, Any]:
         "updated_at": event.updated_at.isoformat() if event.updated_at else None,
         # lets a client apply pushes that arrive out of order (the same rule as the read model)
         "seq": event.seq,
+        "subject": msgspec.to_builtins(event.subject) if event.subject else None,
     }
 
 
 async def apply_snapshot(conn: store.Connection, event: JobProgress) -> bool:
     """Record a snapshot unless it is stale or the job already ended; idempotent by ``seq``."""
-    return await store.apply_job_snapshot(
-        conn,
-        job_id=event.job_id,
-        owner_id=event.owner_id,
-        kind=event.kind,
-        status=event.status,
-        progress=event.percent,
-        stage=event.stage,
-        error={"code": event.error.code, "message": event.error.message} if event.error else None,
-        result=event.result,
-        seq=event.seq,
-        created_at=event.created_at,
-        updated_at=event.updated_at,
-    )
+    return await store.apply_job_snapshot(conn, event)
 
 
 def _split(values: Sequence[str]) -> list[str]:

@@ -13,6 +13,7 @@ import jwt
 
 from common.auth import JWKSVerifier, Principal, TokenInvalid
 
+from .apikeys import ApiKeys, looks_like_api_key, refuse_minted
 from .keys import KeyRing
 
 RevokedLookup = Callable[[str, str], Awaitable[bool]]
@@ -153,6 +154,7 @@ class GatewayVerifier(JWKSVerifier):
         self.keys = keys
         self.min_reload_interval_s = min_reload_interval_s
         self.revocations: RevocationCache | None = None
+        self.api_keys: ApiKeys | None = None
 
     def load(self, jwks: dict[str, Any]) -> None:
         """Trust exactly the keys of ``jwks``; forget verified tokens if a key they may rest on left or changed."""
@@ -169,10 +171,18 @@ class GatewayVerifier(JWKSVerifier):
         self.load(self.keys.jwks())
 
     async def verify(self, token: str) -> Principal:
-        """Signature, kid, exp, aud, iss (the shared logic), then the token and its session not revoked."""
+        """Signature, kid, exp, aud, iss (the shared logic), then the token and its session not revoked.
+
+        An API key (``rf_live_…``) is looked up instead (``ApiKeys.authenticate``: Postgres, every time).
+        """
+        if looks_like_api_key(token):
+            if self.api_keys is None:
+                raise TokenInvalid("auth.invalid_api_key", "API keys are not accepted here")
+            return await self.api_keys.authenticate(token)
         principal = self._verified.get(token)
         if principal is None:
             principal = await self._verify_signed(token)
+            refuse_minted(principal)
             self._verified.put(token, principal)
         if self.revocations is not None and await self.revocations.is_revoked(
             principal.token_id, str(principal.claims.get("sid", ""))

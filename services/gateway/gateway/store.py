@@ -5,15 +5,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, TypeAlias
 
 import asyncpg
 import msgspec
 
 from common.events.base import Event
+from common.events.jobs import JobProgress
 from common.jobs import Job
 from common.outbox import add as outbox_add
+from common.pagination import fetch_newest_first
 
 Pool: TypeAlias = asyncpg.Pool
 Connection: TypeAlias = asyncpg.Connection
@@ -192,53 +194,153 @@ async def purge_expired(pool: Pool) -> tuple[int, int]:
     return int(a.split()[-1]), int(b.split()[-1])
 
 
+# --- API keys ---------------------------------------------------------------------------------------------------
+
+_KEY_COLS = "id, user_id, name, prefix, scope, created_at, last_used_at, revoked_at"
+
+
+class ApiKey(msgspec.Struct, kw_only=True, frozen=True):
+    """A stored API key (its hash only; ``email`` is the owner's, filled where the key authenticates)."""
+
+    id: uuid.UUID
+    user_id: uuid.UUID
+    name: str
+    prefix: str
+    scope: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+    email: str = ""
+
+
+def _api_key(r: asyncpg.Record) -> ApiKey:
+    return ApiKey(**{k: r[k] for k in r.keys()})  # noqa: SIM118 (a Record is not a dict)
+
+
+async def insert_api_key(
+    conn: Connection,
+    *,
+    key_id: uuid.UUID,
+    user_id: uuid.UUID,
+    name: str,
+    prefix: str,
+    key_hash: bytes,
+    scope: str,
+    max_active: int,
+) -> ApiKey | None:
+    """Store a new key unless the user already has ``max_active`` unrevoked keys (then None).
+
+    The user's row is locked first, so two concurrent creations cannot both pass the count.
+    """
+    await conn.execute("SELECT 1 FROM users WHERE id = $1 FOR UPDATE", user_id)
+    active = await conn.fetchval(
+        "SELECT count(*) FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL", user_id
+    )
+    if active >= max_active:
+        return None
+    r = await conn.fetchrow(
+        "INSERT INTO api_keys (id, user_id, name, prefix, key_hash, scope) VALUES ($1, $2, $3, $4, $5, $6)"
+        f" RETURNING {_KEY_COLS}",
+        key_id,
+        user_id,
+        name,
+        prefix,
+        key_hash,
+        scope,
+    )
+    return _api_key(r)
+
+
+async def list_api_keys(pool: Pool, *, user_id: uuid.UUID) -> list[ApiKey]:
+    """The user's unrevoked keys, newest first."""
+    async with pool.acquire() as conn:
+        rows = await conn.fetch(
+            f"SELECT {_KEY_COLS} FROM api_keys WHERE user_id = $1 AND revoked_at IS NULL"
+            " ORDER BY created_at DESC, id",
+            user_id,
+        )
+    return [_api_key(r) for r in rows]
+
+
+async def revoke_api_key(pool: Pool, *, user_id: uuid.UUID, key_id: uuid.UUID) -> bool:
+    """Revoke one of the user's keys (a revoked key keeps its first revocation time); False if not theirs."""
+    async with pool.acquire() as conn:
+        status = await conn.execute(
+            "UPDATE api_keys SET revoked_at = COALESCE(revoked_at, now()) WHERE id = $1 AND user_id = $2",
+            key_id,
+            user_id,
+        )
+    return bool(status.endswith(" 1"))
+
+
+async def api_key_by_hash(pool: Pool, *, key_hash: bytes, touch_after_s: float) -> ApiKey | None:
+    """The key with this hash (revoked or not) and its owner's email, or None; marks an unrevoked one used.
+
+    ``last_used_at`` is written at most once per ``touch_after_s`` per key (a script making 100 requests a
+    minute would otherwise write a row 100 times a minute for a value shown to the minute).
+    """
+    async with pool.acquire() as conn:
+        r = await conn.fetchrow(
+            f"SELECT {', '.join('k.' + c for c in _KEY_COLS.split(', '))}, u.email"
+            " FROM api_keys k JOIN users u ON u.id = k.user_id WHERE k.key_hash = $1",
+            key_hash,
+        )
+        if r is None or r["revoked_at"] is not None:
+            return _api_key(r) if r else None
+        if (
+            r["last_used_at"] is None
+            or (datetime.now(UTC) - r["last_used_at"]).total_seconds() >= touch_after_s
+        ):
+            await conn.execute("UPDATE api_keys SET last_used_at = now() WHERE id = $1", r["id"])
+    return _api_key(r)
+
+
+async def api_key_revoked(pool: Pool, *, key_id: uuid.UUID) -> bool:
+    """Whether the key is revoked (or gone with its user)."""
+    async with pool.acquire() as conn:
+        active = await conn.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM api_keys WHERE id = $1 AND revoked_at IS NULL)", key_id
+        )
+    return not active
+
+
 # --- jobs read model ---------------------------------------------------------------------------------------------
 
-_JOB_COLS = "id, kind, owner_id, status, progress, stage, error, result, params, seq, cancel_requested, created_at, updated_at"
+_JOB_COLS = (
+    "id, kind, owner_id, status, progress, stage, error, result, params, seq, cancel_requested, created_at,"
+    " updated_at, subject"
+)
 
 
 def _job(r: asyncpg.Record) -> Job:
     return Job(**dict(r))
 
 
-async def apply_job_snapshot(
-    conn: Connection,
-    *,
-    job_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    kind: str,
-    status: str,
-    progress: float,
-    stage: str,
-    error: dict[str, str] | None,
-    result: dict[str, Any] | None,
-    seq: int,
-    created_at: datetime | None,
-    updated_at: datetime | None,
-) -> bool:
+async def apply_job_snapshot(conn: Connection, snapshot: JobProgress) -> bool:
     """Upsert a job snapshot unless the job already ended or the snapshot is older and not an ending one."""
     row = await conn.fetchval(
-        "INSERT INTO jobs (id, kind, owner_id, status, progress, stage, error, result, seq, created_at, updated_at)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, now()), COALESCE($11, now()))"
+        "INSERT INTO jobs (id, kind, owner_id, status, progress, stage, error, result, seq, created_at, updated_at,"
+        " subject) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, COALESCE($10, now()), COALESCE($11, now()), $12)"
         " ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, progress = EXCLUDED.progress,"
         "   stage = EXCLUDED.stage, error = EXCLUDED.error, result = EXCLUDED.result, seq = EXCLUDED.seq,"
-        "   updated_at = EXCLUDED.updated_at"
+        "   updated_at = EXCLUDED.updated_at, subject = COALESCE(EXCLUDED.subject, jobs.subject)"
         # snapshots may be handled out of order (concurrent consumers): an ended job never changes again, and
         # an ending snapshot wins over any running one whatever its seq; otherwise the newest seq wins
         " WHERE jobs.owner_id = EXCLUDED.owner_id AND jobs.status NOT IN ('succeeded', 'failed', 'canceled')"
         "   AND (jobs.seq < EXCLUDED.seq OR EXCLUDED.status IN ('succeeded', 'failed', 'canceled'))"
         " RETURNING true",
-        job_id,
-        kind,
-        owner_id,
-        status,
-        max(0.0, min(100.0, progress)),
-        stage,
-        error,
-        result,
-        seq,
-        created_at,
-        updated_at,
+        snapshot.job_id,
+        snapshot.kind,
+        snapshot.owner_id,
+        snapshot.status,
+        max(0.0, min(100.0, snapshot.percent)),
+        snapshot.stage,
+        msgspec.to_builtins(snapshot.error) if snapshot.error else None,
+        snapshot.result,
+        snapshot.seq,
+        snapshot.created_at,
+        snapshot.updated_at,
+        msgspec.to_builtins(snapshot.subject) if snapshot.subject else None,
     )
     return bool(row)
 
@@ -261,15 +363,8 @@ async def list_jobs(
     if kinds:
         args.append(list(kinds))
         where.append(f"kind = ANY(${len(args)}::text[])")
-    if before is not None:
-        args.extend(before)
-        where.append(f"(created_at, id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit)
-    rows = await conn.fetch(
-        f"SELECT {_JOB_COLS} FROM jobs WHERE {' AND '.join(where)} ORDER BY created_at DESC, id DESC LIMIT ${len(args)}",
-        *args,
-    )
-    return [_job(r) for r in rows]
+    query = f"SELECT {_JOB_COLS} FROM jobs WHERE {' AND '.join(where)}"
+    return [_job(r) for r in await fetch_newest_first(conn, query, *args, limit=limit, after=before)]
 
 
 async def owned_job(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,18 @@ MIGRATIONS = Path(__file__).resolve().parents[1] / "migrations"
 SEEN: web.AppKey[list[dict[str, Any]]] = web.AppKey("seen", list)
 
 GatewayFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+#: the paths the gateway serves itself to the web page (accounts, sessions, the job read model and its socket)
+GATEWAY_PATHS = (
+    "/api/v1/auth/register",
+    "/api/v1/auth/login",
+    "/api/v1/auth/refresh",
+    "/api/v1/auth/logout",
+    "/api/v1/me",
+    "/api/v1/jobs",
+    "/api/v1/ws",
+)
 
 
 @pytest.fixture
@@ -214,3 +226,19 @@ def fake_upstream(aiohttp_server: Any) -> Callable[..., Awaitable[TestServer]]:
         return server
 
     return start
+
+
+@pytest.fixture
+async def not_http_upstream() -> AsyncIterator[int]:
+    """The port of an upstream that reads a request and answers something that is not HTTP."""
+
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"this is not http\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(garbage, "127.0.0.1", 0)
+    yield int(server.sockets[0].getsockname()[1])
+    server.close()
+    await server.wait_closed()

@@ -12,7 +12,7 @@ from aiohttp import BodyPartReader, web
 
 from common import outbox
 from common.auth import require_user
-from common.errors import NotFound
+from common.errors import CommonCode, NotFound
 from common.events.ingest import VideoDeleted
 from common.http import (
     Problem,
@@ -25,14 +25,14 @@ from common.http import (
     read_query,
     reject_nul,
 )
-from common.jobs import JobStatus, create_job
+from common.jobs import JobStatus
 from common.logging import get_logger
 from common.openapi import Api, Route
 from common.pagination import Page, Paging, page_of, page_request
 from common.service import POOL, STORE, settings_of
 from common.storage import StorageError
 
-from . import netguard, pipeline, search, store
+from . import imports, netguard, pipeline, search, store
 from .config import IngestSettings
 from .models import (
     ImportAccepted,
@@ -45,10 +45,13 @@ from .models import (
     SearchResultView,
     SearchView,
     UploadForm,
+    VideoPatch,
+    VideosQuery,
     VideoView,
     job_error,
 )
-from .runner import PRODUCER, limits_of, policy_of
+from .originals import Originals
+from .runner import PRODUCER, policy_of
 from .tmpfiles import workspace
 
 log = get_logger(__name__)
@@ -56,7 +59,6 @@ log = get_logger(__name__)
 _WRITE_CHUNK = 1024 * 1024
 #: room for the multipart boundaries and the small form fields around the file
 _MULTIPART_SLACK = 64 * 1024
-_MAX_URL = 4096
 VIDEO_PAGING = Paging(default=50, maximum=100)
 #: the keyset position of a page of videos: the last one's (created_at, id)
 VideoKey = tuple[datetime, uuid.UUID]
@@ -105,10 +107,10 @@ async def upload_video(request: web.Request) -> web.Response:
         raise too_large
     if not request.content_type.startswith("multipart/"):
         raise Problem(415, "request.unsupported_media_type", "send multipart/form-data with a 'file' field")
-    settings.ingest_tmp.mkdir(parents=True, exist_ok=True)
-    store_ = request.app[STORE]
+    settings.scratch_dir.mkdir(parents=True, exist_ok=True)
+    originals = Originals.of(settings, pool=request.app[POOL], objects=request.app[STORE])
     video_id = uuid.uuid4()
-    async with workspace(settings.ingest_tmp, "upload") as ws:
+    async with workspace(settings.scratch_dir, "upload") as ws:
         local = ws / "upload"
         filename: str | None = None
         got_file = False
@@ -133,12 +135,10 @@ async def upload_video(request: web.Request) -> web.Response:
             raise Problem(422, "validation.invalid", "the form has no 'file' field")
         if filename is not None:
             reject_nul(filename, where="the file name")
-        video = await pipeline.store_original(
-            store_,
+        video = await originals.keep(
             local,
             video_id=video_id,
             owner_id=principal.user_id,
-            limits=limits_of(settings),
             source="upload",
             title=title or pipeline.title_from_filename(filename),
             allow_audio_only=allow_audio_only,
@@ -149,7 +149,7 @@ async def upload_video(request: web.Request) -> web.Response:
             assert inserted is not None
             await outbox.add(conn, inserted.ingested(correlation_id=request.headers.get("X-Request-ID", "")))
     except BaseException:
-        await pipeline.discard_original(store_, video_id)
+        await originals.discard(video_id)  # this request's own id: nobody else can be storing under it
         raise
     log.info("ingest.uploaded", video_id=str(video_id), size=inserted.size_bytes)
     return json_response(
@@ -158,12 +158,13 @@ async def upload_video(request: web.Request) -> web.Response:
 
 
 async def list_videos(request: web.Request) -> web.Response:
-    """The caller's videos, newest first."""
+    """The caller's videos, newest first (only those whose title contains q, when it is given)."""
     principal = await require_user(request)
+    q = reject_nul(read_query(request, VideosQuery).q, where="q").strip()
     page = page_request(request, VIDEO_PAGING, VideoKey)
     async with request.app[POOL].acquire() as conn:
         videos = await store.list_videos(
-            conn, owner_id=principal.user_id, limit=page.limit + 1, before=page.after
+            conn, owner_id=principal.user_id, limit=page.limit + 1, before=page.after, title_contains=q
         )
     return json_response(page_of(videos, page, key=lambda v: (v.created_at, v.id), view=VideoView.of))
 
@@ -176,6 +177,30 @@ async def get_video(request: web.Request) -> web.Response:
         video = await store.get_video(conn, video_id=video_id, owner_id=principal.user_id)
     if video is None:
         raise NotFound("video")
+    return json_response(VideoView.of(video))
+
+
+async def update_video(request: web.Request) -> web.Response:
+    """Rename one of the caller's videos and/or change its description."""
+    principal = await require_user(request)
+    video_id = parse_uuid(request.match_info["video_id"], what="video")
+    body = await read_json(request, VideoPatch)
+    title = body.title.strip() if body.title is not None else None
+    if title == "":
+        raise Problem(422, CommonCode.VALIDATION, "title must not be blank", field="title")
+    if title is None and body.description is None:
+        raise Problem(422, CommonCode.VALIDATION, "give a title or a description to change")
+    async with request.app[POOL].acquire() as conn:
+        video = await store.update_video(
+            conn,
+            video_id=video_id,
+            owner_id=principal.user_id,
+            title=title,
+            description=body.description.strip() if body.description is not None else None,
+        )
+    if video is None:
+        raise NotFound("video")
+    log.info("ingest.video_updated", video_id=str(video_id))
     return json_response(VideoView.of(video))
 
 
@@ -202,7 +227,7 @@ async def create_import(request: web.Request) -> web.Response:
     principal = await require_user(request)
     body = await read_json(request, ImportRequest)
     url = body.url.strip()
-    if not url or len(url) > _MAX_URL:
+    if imports.url_refusal(url) is not None:
         raise Problem(422, "validation.invalid", "url must be a non-empty http(s) URL")
     # fast refusal here; the guard proxy checks again on every connection the download makes
     await netguard.check_url(url, policy_of(settings_of(request, IngestSettings)))
@@ -214,24 +239,13 @@ async def create_import(request: web.Request) -> web.Response:
             return json_response(
                 ImportAccepted(job_id=existing["job_id"], import_id=existing["id"], deduplicated=True)
             )
-        import_id = uuid.uuid4()
-        job = await create_job(
+        job, import_id = await imports.queue(
             conn,
-            kind="import",
-            owner_id=owner,
-            producer=PRODUCER,
-            stage="queued",
-            params={"url": url, "import_id": str(import_id)},
-            correlation_id=request.headers.get("X-Request-ID", ""),
-        )
-        await store.create_import(
-            conn,
-            import_id=import_id,
-            job_id=job.id,
             owner_id=owner,
             url=url,
-            title=body.title[:500],
+            title=body.title,
             allow_audio_only=body.allow_audio_only,
+            correlation_id=request.headers.get("X-Request-ID", ""),
         )
     return json_response(
         ImportAccepted(job_id=job.id, import_id=import_id, deduplicated=False),
@@ -245,7 +259,7 @@ async def get_import(request: web.Request) -> web.Response:
     principal = await require_user(request)
     import_id = parse_uuid(request.match_info["import_id"], what="import")
     async with request.app[POOL].acquire() as conn:
-        row = await store.get_import(conn, import_id=import_id, owner_id=principal.user_id)
+        row = await store.IMPORTS.get(conn, row_id=import_id, owner_id=principal.user_id)
     if row is None:
         raise NotFound("import")
     return json_response(ImportView.of(row))
@@ -262,31 +276,16 @@ async def create_search(request: web.Request) -> web.Response:
     if not query:
         raise Problem(422, "validation.invalid", "query must be 1 to 200 characters")
     target = search.target_for(body.platform, query, body.limit)
-    search_id = uuid.uuid4()
     async with request.app[POOL].acquire() as conn, conn.transaction():
-        job = await create_job(
+        job, search_id = await store.create_search(
             conn,
-            kind="search",
-            owner_id=principal.user_id,
-            producer=PRODUCER,
-            stage="queued",
-            params={
-                "platform": body.platform,
-                "query": query,
-                "limit": body.limit,
-                "search_id": str(search_id),
-            },
-            correlation_id=request.headers.get("X-Request-ID", ""),
-        )
-        await store.create_search(
-            conn,
-            search_id=search_id,
-            job_id=job.id,
             owner_id=principal.user_id,
             platform=body.platform,
             query=query,
             max_results=body.limit,
             target=target,
+            producer=PRODUCER,
+            correlation_id=request.headers.get("X-Request-ID", ""),
         )
     return json_response(
         SearchAccepted(job_id=job.id, search_id=search_id),
@@ -301,7 +300,7 @@ async def get_search(request: web.Request) -> web.Response:
     search_id = parse_uuid(request.match_info["search_id"], what="search")
     sort = read_query(request, SearchQuery).sort
     async with request.app[POOL].acquire() as conn:
-        row = await store.get_search(conn, search_id=search_id, owner_id=principal.user_id)
+        row = await store.SEARCHES.get(conn, row_id=search_id, owner_id=principal.user_id)
         if row is None:
             raise NotFound("search")
         results = await store.search_results(conn, search_id=search_id, sort=sort)
@@ -323,8 +322,21 @@ async def get_search(request: web.Request) -> web.Response:
 
 
 _VIDEO = "/api/v1/videos/{video_id}"
+_IMPORT = "/api/v1/imports/{import_id}"
+_SEARCH = "/api/v1/searches/{search_id}"
+_NO_VIDEO = {404: [IngestCode.VIDEO_NOT_FOUND]}
+_NO_IMPORT = {404: [IngestCode.IMPORT_NOT_FOUND]}
+_NO_SEARCH = {404: [IngestCode.SEARCH_NOT_FOUND]}
 ROUTES = (
-    Route("GET", "/api/v1/videos", list_videos, response=Page[VideoView], paging=VIDEO_PAGING),
+    Route(
+        "GET",
+        "/api/v1/videos",
+        list_videos,
+        query=VideosQuery,
+        response=Page[VideoView],
+        paging=VIDEO_PAGING,
+        errors={400: [CommonCode.INVALID_CHARACTERS]},
+    ),
     Route(
         "POST",
         "/api/v1/videos",
@@ -336,9 +348,20 @@ ROUTES = (
             413: [IngestCode.UPLOAD_TOO_LARGE],
             422: ["media.unreadable", "media.unsupported_codec", "media.too_long"],
         },
+        idempotent=True,
     ),
-    Route("GET", _VIDEO, get_video, response=VideoView, errors={404: [IngestCode.VIDEO_NOT_FOUND]}),
-    Route("DELETE", _VIDEO, delete_video, status=204, errors={404: [IngestCode.VIDEO_NOT_FOUND]}),
+    Route("GET", _VIDEO, get_video, response=VideoView, errors=_NO_VIDEO),
+    Route(
+        "PATCH",
+        _VIDEO,
+        update_video,
+        body=VideoPatch,
+        response=VideoView,
+        description="Rename a video (`title`, 1 to 500 characters, not blank) and/or describe it (`description`, up"
+        " to 5000); a field left out or null is unchanged.",
+        errors=_NO_VIDEO,
+    ),
+    Route("DELETE", _VIDEO, delete_video, status=204, errors=_NO_VIDEO),
     Route(
         "POST",
         "/api/v1/imports",
@@ -348,14 +371,9 @@ ROUTES = (
         status=202,
         responses={200: (ImportAccepted, "the same URL is already being imported: that job")},
         errors={422: ["source.unsupported", "source.forbidden_address", "source.unavailable"]},
+        idempotent=True,
     ),
-    Route(
-        "GET",
-        "/api/v1/imports/{import_id}",
-        get_import,
-        response=ImportView,
-        errors={404: [IngestCode.IMPORT_NOT_FOUND]},
-    ),
+    Route("GET", _IMPORT, get_import, response=ImportView, errors=_NO_IMPORT),
     Route(
         "POST",
         "/api/v1/searches",
@@ -365,14 +383,7 @@ ROUTES = (
         status=202,
         errors={422: [IngestCode.SEARCH_UNSUPPORTED_QUERY]},
     ),
-    Route(
-        "GET",
-        "/api/v1/searches/{search_id}",
-        get_search,
-        query=SearchQuery,
-        response=SearchView,
-        errors={404: [IngestCode.SEARCH_NOT_FOUND]},
-    ),
+    Route("GET", _SEARCH, get_search, query=SearchQuery, response=SearchView, errors=_NO_SEARCH),
 )
 API = Api(
     title="Reelforge ingest",

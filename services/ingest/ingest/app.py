@@ -16,11 +16,13 @@ from common.storage import ObjectStore
 from . import api
 from .config import IngestSettings
 from .handlers import Handlers
+from .originals import Originals
 from .runner import JobRunner, SearchFn
 from .tmpfiles import sweep
 
 RUNNER: web.AppKey[JobRunner] = web.AppKey("ingest_runner", JobRunner)
 SWEEPER: web.AppKey[Periodic] = web.AppKey("ingest_tmp_sweeper", Periodic)
+ORIGINALS_SWEEPER: web.AppKey[Periodic] = web.AppKey("ingest_originals_sweeper", Periodic)
 #: the multipart envelope around a maximal upload (the size itself is enforced while streaming)
 _BODY_SLACK = 1024 * 1024
 
@@ -41,17 +43,35 @@ def create_app(
         add_api(app, api.API)
     else:
         app.cleanup_ctx.append(_worker(settings, search_fn, store_factory))
+        app.cleanup_ctx.append(originals_sweeper(settings))
     return app
 
 
 def tmp_sweeper(settings: IngestSettings) -> Callable[[web.Application], AsyncIterator[None]]:
     """Remove what killed processes left in the temp directory: at start, then every ``tmp_sweep_interval_s``."""
-    root = settings.ingest_tmp
+    root = settings.scratch_dir
 
     async def sweep_once(app: web.Application) -> None:
         await asyncio.to_thread(sweep, root, max_age_s=settings.tmp_max_age_s)
 
     return periodic("tmp_sweeper", settings.tmp_sweep_interval_s, sweep_once, run_at_start=True, key=SWEEPER)
+
+
+def originals_sweeper(settings: IngestSettings) -> Callable[[web.Application], AsyncIterator[None]]:
+    """Delete originals a crash left between storing and registering them (``ingest.originals``), every
+    ``originals_sweep_interval_s``."""
+
+    async def sweep_once(app: web.Application) -> None:
+        originals = Originals.of(settings, pool=app[POOL], objects=app[STORE])
+        await originals.sweep(older_than_s=settings.originals_orphan_age_s)
+
+    return periodic(
+        "originals_sweeper",
+        settings.originals_sweep_interval_s,
+        sweep_once,
+        run_at_start=True,
+        key=ORIGINALS_SWEEPER,
+    )
 
 
 def _worker(

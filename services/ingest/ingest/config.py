@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 from common import registry
-from common.settings import ServiceSettings
+from common.settings import ScratchSettings, ServiceSettings
 
 GIB = 1024 * 1024 * 1024
 
 
 @dataclass(frozen=True, kw_only=True)
-class IngestSettings(ServiceSettings):
-    """Ingest settings; every field is an environment variable of the same name upper-cased."""
+class IngestSettings(ServiceSettings, ScratchSettings):
+    """Ingest settings; every field is an environment variable of the same name upper-cased.
+
+    Temporary files (uploads, imports) live in ``scratch_dir``, ``<TMP_DIR>/ingest`` (``ScratchSettings``).
+    """
 
     service: str = "ingest"
     http_port: int = registry.get("ingest").api_port
@@ -39,11 +41,8 @@ class IngestSettings(ServiceSettings):
     # the job runner (imports and searches) in the worker role; the other JOB_* settings are common ones
     job_concurrency: int = 2
 
-    # temp files
-    tmp_max_age_s: float = 2 * 3600.0
-    tmp_sweep_interval_s: float = 600.0
-
-    @property
-    def ingest_tmp(self) -> Path:
-        """The directory holding this service's temporary files (swept for crash leftovers)."""
-        return Path(self.tmp_dir).expanduser().resolve() / "ingest"
+    # originals: an intent older than this without its video is a crash's leftover, deleted by the sweep
+    originals_orphan_age_s: float = 3600.0
+    originals_sweep_interval_s: float = 300.0
+    #: fault injection for crash tests only: wait this long after storing an original, before registering it
+    fault_pause_after_original_s: float = 0.0

@@ -6,12 +6,14 @@ Both run in a worker thread (``asyncio.to_thread``); every request yt-dlp makes 
 
 from __future__ import annotations
 
+import re
 import shutil
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import yt_dlp
 from yt_dlp.utils import DownloadCancelled, DownloadError, ExtractorError, UnsupportedError
@@ -45,6 +47,9 @@ class Downloaded:
     path: Path
     title: str
     webpage_url: str
+    #: the creator and platform the source names (``attribution``); empty when it names none
+    uploader: str = ""
+    platform: str = ""
 
 
 class _Logger:
@@ -144,9 +149,38 @@ def download(
         raise JobFailure(SOURCE_TOO_LARGE, f"the source is larger than {max_bytes} bytes")
     if path.stat().st_size > max_bytes:
         raise JobFailure(SOURCE_TOO_LARGE, f"the source is larger than {max_bytes} bytes")
+    webpage_url = str(result.get("webpage_url") or url)
+    uploader, platform = attribution(result, webpage_url)
     return Downloaded(
-        path=path, title=str(result.get("title") or ""), webpage_url=str(result.get("webpage_url") or url)
+        path=path,
+        title=str(result.get("title") or ""),
+        webpage_url=webpage_url,
+        uploader=uploader,
+        platform=platform,
     )
+
+
+#: yt-dlp extractor keys whose name is not how people write the platform's
+_PLATFORM_NAMES = {"Youtube": "YouTube", "YoutubeTab": "YouTube", "TikTok": "TikTok"}
+#: extractors that know only the page, not a platform: the site's host name is the platform
+_GENERIC_EXTRACTORS = frozenset({"Generic", "HTML5MediaEmbed"})
+
+
+def attribution(info: dict[str, Any], webpage_url: str) -> tuple[str, str]:
+    """``(uploader, platform)`` from yt-dlp's info dict: the channel (else uploader, creator) and the extractor as a
+    platform name; a page yt-dlp reads generically is credited to its host (``example.com``), and the host yt-dlp's
+    generic extractor puts as a page's "uploader" when the page names no creator is no creator."""
+    host = (urlsplit(webpage_url).hostname or "").removeprefix("www.")
+    domain = str(info.get("webpage_url_domain") or "")
+    uploader = ""
+    for key in ("channel", "uploader", "creator"):
+        value = info.get(key)
+        if isinstance(value, str) and value.strip() and value.strip() not in (domain, host):
+            uploader = " ".join(value.split())
+            break
+    key = str(info.get("extractor_key") or "")
+    platform = host if not key or key in _GENERIC_EXTRACTORS else _PLATFORM_NAMES.get(key, key)
+    return uploader, platform
 
 
 def _single(info: dict[str, Any] | None) -> dict[str, Any]:
@@ -203,16 +237,44 @@ def map_error(exc: BaseException, refusals: list[str]) -> JobFailure:
             break
         original = inner
     text = str(exc)
+    log.info("import.download_failed", error=text[:2000])  # yt-dlp's own words stay in the log
     if isinstance(original, UnsupportedError) or "Unsupported URL" in text:
         return JobFailure(ErrorCode.SOURCE_UNSUPPORTED, "no video was found at this URL")
     if "ffmpeg" in text.lower() and "not installed" in text.lower():
         return JobFailure(ErrorCode.SOURCE_UNSUPPORTED, "this source needs ffmpeg to be merged")
-    return JobFailure(ErrorCode.SOURCE_UNAVAILABLE, _short(text) or "the source could not be downloaded")
+    return JobFailure(ErrorCode.SOURCE_UNAVAILABLE, _plain(text))
 
 
-def _short(text: str) -> str:
-    text = text.removeprefix("ERROR: ").strip()
-    return text[:300]
+#: what yt-dlp says → what a user reads (first match wins); anything else is "could not be downloaded"
+_PLAIN = (
+    (re.compile(r"HTTP Error (\d{3})"), "the source answered HTTP {0}"),
+    (
+        re.compile(r"private video|sign in|log ?in|members[- ]only", re.IGNORECASE),
+        "the video is private or needs a sign-in",
+    ),
+    (
+        re.compile(r"video unavailable|has been removed|no longer available", re.IGNORECASE),
+        "the video is no longer available",
+    ),
+    (
+        re.compile(r"not available in your country|geo.?restrict", re.IGNORECASE),
+        "the video is not available in this region",
+    ),
+    (re.compile(r"timed out|timeout", re.IGNORECASE), "the source did not answer in time"),
+    (
+        re.compile(r"name or service not known|getaddrinfo|connection refused|unreachable", re.IGNORECASE),
+        "the source could not be reached",
+    ),
+)
+
+
+def _plain(text: str) -> str:
+    """A plain sentence for a yt-dlp failure: never its text (it names extractors, asks for bug reports)."""
+    for pattern, message in _PLAIN:
+        m = pattern.search(text)
+        if m:
+            return message.format(*m.groups())
+    return "the source could not be downloaded"
 
 
 SearchFn = Callable[[str, int], dict[str, Any]]

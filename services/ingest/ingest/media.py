@@ -11,6 +11,7 @@ import av
 import av.error
 
 from common.jobs import ErrorCode, JobFailure
+from common.logging import get_logger
 from common.storage import content_types
 
 BAD_DIMENSIONS = "media.bad_dimensions"
@@ -30,6 +31,8 @@ _EXTENSIONS = {
     "flac": "flac",
     "aac": "aac",
 }
+
+log = get_logger(__name__)
 
 
 # formats ffmpeg "opens" but that are not media files anyone uploads on purpose (text, images)
@@ -101,9 +104,10 @@ def probe(path: Path, limits: Limits, *, allow_audio_only: bool = False) -> Prob
     except JobFailure:
         raise
     except (av.error.FFmpegError, UnicodeDecodeError, ValueError, OSError) as exc:
-        raise JobFailure(
-            ErrorCode.MEDIA_UNREADABLE, f"not a readable video file ({type(exc).__name__})"
-        ) from exc
+        log.info(
+            "ingest.unreadable_media", error=repr(exc)
+        )  # the library's words stay here, not in the answer
+        raise JobFailure(ErrorCode.MEDIA_UNREADABLE, "not a readable video file") from exc
 
 
 def _inspect(

@@ -9,10 +9,10 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
-from common.events.ingest import VideoIngested
+from common.events.ingest import SearchResult, VideoIngested
 from common.events.jobs import JobError
 from common.jobs import JobStatus
-from common.views import view_of
+from common.views import View, view_of
 
 
 class IngestCode(StrEnum):
@@ -37,6 +37,8 @@ class Video(msgspec.Struct, kw_only=True):
     id: uuid.UUID
     owner_id: uuid.UUID
     title: str = ""
+    #: a rendered short's attribution of its sources (empty for the other sources)
+    description: str = ""
     source: str  # upload | import | render | migration
     source_url: str | None = None
     source_ref: str | None = None
@@ -52,43 +54,23 @@ class Video(msgspec.Struct, kw_only=True):
     audio_codec: str = ""
     audio_only: bool = False
     size_bytes: int
+    #: an import's creator and platform, from yt-dlp's info dict (``fetch.attribution``); empty otherwise
+    uploader: str = ""
+    platform: str = ""
     created_at: datetime | None = None
 
     def ingested(self, *, correlation_id: str = "") -> VideoIngested:
         """The ``video.ingested.v1`` event announcing this video."""
-        return VideoIngested(
+        # every field by name, but the event gets its own id: the video's is its video_id
+        return view_of(
+            VideoIngested,
+            self,
+            id=uuid.uuid4(),
             video_id=self.id,
-            owner_id=self.owner_id,
-            storage_key=self.storage_key,
-            duration_s=self.duration_s,
-            width=self.width,
-            height=self.height,
-            fps=self.fps,
-            rotation=self.rotation,
-            video_codec=self.video_codec,
-            audio_codec=self.audio_codec,
-            size_bytes=self.size_bytes,
-            source=self.source,
-            title=self.title,
+            source_url=self.source_url or "",
             producer="ingest",
             correlation_id=correlation_id,
         )
-
-
-class SearchResult(msgspec.Struct, kw_only=True):
-    """One video a platform search found."""
-
-    position: int
-    platform_id: str = ""
-    url: str
-    title: str = ""
-    uploader: str = ""
-    view_count: int | None = None
-    like_count: int | None = None
-    comment_count: int | None = None
-    duration_s: float | None = None
-    thumbnail_url: str | None = None
-    published_at: datetime | None = None
 
 
 # -- the API's bodies ------------------------------------------------------------------------------------------
@@ -110,6 +92,13 @@ class ImportRequest(msgspec.Struct, forbid_unknown_fields=True):
     allow_audio_only: bool = False
 
 
+class VideoPatch(msgspec.Struct, forbid_unknown_fields=True):
+    """Body of PATCH /videos/{id}: the fields to change (absent or null: unchanged)."""
+
+    title: Annotated[str, msgspec.Meta(min_length=1, max_length=500)] | None = None
+    description: Annotated[str, msgspec.Meta(max_length=5000)] | None = None
+
+
 class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
     """Body of POST /searches: YouTube keywords, or TikTok ``#tag`` / ``@user``."""
 
@@ -118,17 +107,31 @@ class SearchRequest(msgspec.Struct, forbid_unknown_fields=True):
     limit: Annotated[int, msgspec.Meta(ge=1, le=50)] = 20
 
 
+class VideosQuery(msgspec.Struct):
+    """Filters of GET /videos (besides ``limit`` and ``cursor``)."""
+
+    q: Annotated[
+        str,
+        msgspec.Meta(
+            max_length=200,
+            description="only videos whose title contains this text, in any case (`%` and `_` are plain"
+            " characters); pass it again with `cursor` to continue the same listing",
+        ),
+    ] = ""
+
+
 class SearchQuery(msgspec.Struct):
     """Query of GET /searches/{id}."""
 
     sort: Sort = "relevance"
 
 
-class VideoView(msgspec.Struct, kw_only=True):
+class VideoView(View, kw_only=True):
     """A video of the catalogue; ``width``/``height`` are the display size (after rotation)."""
 
     id: uuid.UUID
     title: str
+    description: str
     source: Literal["upload", "import", "render", "migration"]
     source_url: str | None
     duration_s: float
@@ -142,11 +145,6 @@ class VideoView(msgspec.Struct, kw_only=True):
     container: str
     size_bytes: int
     created_at: datetime | None
-
-    @classmethod
-    def of(cls, video: Video) -> VideoView:
-        """The video as the API shows it."""
-        return view_of(cls, video)
 
 
 class ImportAccepted(msgspec.Struct, kw_only=True):

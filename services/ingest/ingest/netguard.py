@@ -17,11 +17,11 @@ from urllib.parse import urlsplit
 from common.addresses import AddressPolicy, ForbiddenAddress, IPAddress, UnresolvableHost, split_http_url
 from common.jobs import ErrorCode, JobFailure
 from common.logging import get_logger
+from common.streams import copy_until_closed
 
 log = get_logger(__name__)
 
 _HEAD_LIMIT = 64 * 1024
-_CHUNK = 64 * 1024
 
 
 def split_url(url: str) -> tuple[str, str, int]:
@@ -175,11 +175,7 @@ async def _reply(writer: asyncio.StreamWriter, status: int, reason: str, *, note
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     try:
-        while data := await reader.read(_CHUNK):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
+        await copy_until_closed(reader, writer)
     finally:
         with contextlib.suppress(Exception):
             if writer.can_write_eof():

@@ -1,73 +1,26 @@
-"""The domain work shared by every way a video comes in: probe a local file, keep it whole as the original."""
+"""The domain work shared by every way a video comes in (storing the original itself: ``ingest.originals``)."""
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from pathlib import Path
 
-from common.logging import get_logger
 from common.storage import ObjectStore
 
-from .media import Limits, probe
-from .models import Video
+#: as long as YouTube's
+MAX_DESCRIPTION = 5000
 
-log = get_logger(__name__)
+
+def render_description(*, render_id: uuid.UUID, project_id: uuid.UUID, credits: str) -> str:
+    """A rendered short's description: what made it, then the attribution of its sources (``credits``)."""
+    head = f"A ranking short made with Reelforge (project {project_id}, render {render_id})."
+    credits = credits.replace("\x00", "").strip()
+    return f"{head}\n\nSources:\n{credits}" if credits else head
 
 
 def original_prefix(video_id: uuid.UUID) -> str:
     """Where a video's original lives (ARCHITECTURE §6: kept whole and forever)."""
     return f"originals/{video_id}/"
-
-
-async def store_original(
-    store: ObjectStore,
-    path: Path,
-    *,
-    video_id: uuid.UUID,
-    owner_id: uuid.UUID,
-    limits: Limits,
-    source: str,
-    title: str = "",
-    source_url: str | None = None,
-    source_ref: str | None = None,
-    allow_audio_only: bool = False,
-) -> Video:
-    """Probe ``path`` (``JobFailure`` with a ``media.*`` code when refused), then store it as the original.
-
-    Nothing is written to the store unless the probe accepted the file.
-    """
-    info = await asyncio.to_thread(probe, path, limits, allow_audio_only=allow_audio_only)
-    key = f"{original_prefix(video_id)}source.{info.container}"
-    stored = await store.put_file(key, path, content_type=info.content_type)
-    return Video(
-        id=video_id,
-        owner_id=owner_id,
-        title=title[:500],
-        source=source,
-        source_url=source_url,
-        source_ref=source_ref,
-        storage_key=key,
-        container=info.container,
-        content_type=info.content_type,
-        duration_s=info.duration_s,
-        width=info.width,
-        height=info.height,
-        rotation=info.rotation,
-        fps=info.fps,
-        video_codec=info.video_codec,
-        audio_codec=info.audio_codec,
-        audio_only=info.audio_only,
-        size_bytes=stored.size,
-    )
-
-
-async def discard_original(store: ObjectStore, video_id: uuid.UUID) -> None:
-    """Delete what was stored for a video that did not make it into the catalogue (best effort, logged)."""
-    try:
-        await asyncio.shield(store.delete_prefix(original_prefix(video_id)))
-    except Exception as exc:
-        log.warning("ingest.discard_failed", video_id=str(video_id), error=repr(exc))
 
 
 async def fetch_object(store: ObjectStore, key: str, path: Path) -> Path:

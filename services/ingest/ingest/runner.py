@@ -20,15 +20,16 @@ import asyncpg
 from common import outbox
 from common.addresses import AddressPolicy
 from common.bus import Bus
+from common.errors import public_message
 from common.events.ingest import VideoIngestFailed
 from common.jobrunner import JobContext, JobStopped, LeasedJobRunner
 from common.jobs import Job, JobFailure, JobStatus, update_job
 from common.logging import get_logger
 from common.storage import ObjectStore
 
-from . import fetch, netguard, pipeline, search, store
+from . import fetch, netguard, search, store
 from .config import IngestSettings
-from .media import Limits
+from .originals import Originals, import_video_id
 from .tmpfiles import workspace
 
 log = get_logger(__name__)
@@ -44,19 +45,17 @@ def default_search(target: str, limit: int, proxy: str | None) -> dict[str, Any]
     return fetch.ytdlp_search(target, limit, proxy=proxy)
 
 
-def limits_of(settings: IngestSettings) -> Limits:
-    """The media limits from settings."""
-    return Limits(
-        max_duration_s=settings.max_duration_s,
-        max_dimension=settings.max_dimension,
-        min_dimension=settings.min_dimension,
-    )
-
-
 def policy_of(settings: IngestSettings) -> AddressPolicy:
     """The SSRF address policy from settings."""
     return AddressPolicy.of(
         allow_private=settings.import_allow_private, allowed_hosts=settings.import_allowed_hosts
+    )
+
+
+async def _succeeded(conn: asyncpg.Connection, ctx: JobContext, **result: Any) -> None:
+    """End the job ``succeeded`` at stage ``done`` with ``result`` (in the caller's transaction)."""
+    await update_job(
+        conn, ctx.job.id, producer=PRODUCER, status=JobStatus.SUCCEEDED, stage="done", result=result
     )
 
 
@@ -74,7 +73,7 @@ class JobRunner:
     ) -> None:
         self.pool, self.bus, self.store, self.settings = pool, bus, store, settings
         self.search_fn = search_fn or default_search
-        self.limits = limits_of(settings)
+        self.originals = Originals.of(settings, pool=pool, objects=store)
         self.policy = policy_of(settings)
         self.fmt = settings.import_format if fetch.has_ffmpeg() else fetch.FORMAT_WITHOUT_FFMPEG
         self.leased = LeasedJobRunner.from_settings(
@@ -118,53 +117,43 @@ class JobRunner:
 
     async def _run_import(self, ctx: JobContext) -> None:
         async with self.pool.acquire() as conn:
-            imp = await store.import_for_job(conn, job_id=ctx.job.id)
+            imp = await store.IMPORTS.for_job(conn, job_id=ctx.job.id)
         assert imp is not None, "an import job without its import row"
         await ctx.checkpoint(0, "resolving", force=True)
         await netguard.check_url(imp["url"], self.policy)
-        self.settings.ingest_tmp.mkdir(parents=True, exist_ok=True)
+        self.settings.scratch_dir.mkdir(parents=True, exist_ok=True)
         async with (
-            workspace(self.settings.ingest_tmp, f"import-{ctx.job.id}") as ws,
+            workspace(self.settings.scratch_dir, f"import-{ctx.job.id}") as ws,
             netguard.GuardProxy(self.policy) as proxy,
         ):
             downloaded = await self._download(ctx, imp["url"], ws, proxy)
             await ctx.checkpoint(90, "probing", force=True)
-            video_id = uuid.uuid4()
-            video = await pipeline.store_original(
-                self.store,
+            # the same on every attempt of the job: a retry rewrites the same object
+            video_id = import_video_id(imp["id"])
+            video = await self.originals.keep(
                 downloaded.path,
                 video_id=video_id,
                 owner_id=imp["owner_id"],
-                limits=self.limits,
                 source="import",
                 title=imp["title"] or downloaded.title,
                 source_url=imp["url"],
                 source_ref=f"import:{imp['id']}",
                 allow_audio_only=imp["allow_audio_only"],
+                uploader=downloaded.uploader,
+                platform=downloaded.platform,
             )
-        try:
-            async with ctx.transaction() as conn:
-                inserted = await store.insert_video(conn, video=video)
-                if inserted is None:
-                    # an earlier attempt of this import already registered its video: end with that one
-                    existing = await store.video_by_source_ref(conn, source_ref=f"import:{imp['id']}")
-                    assert existing is not None
-                    await pipeline.discard_original(self.store, video_id)
-                    inserted = existing
-                else:
-                    await outbox.add(conn, inserted.ingested())
-                await store.set_import_video(conn, import_id=imp["id"], video_id=inserted.id)
-                await update_job(
-                    conn,
-                    ctx.job.id,
-                    producer=PRODUCER,
-                    status=JobStatus.SUCCEEDED,
-                    stage="done",
-                    result={"video_id": str(inserted.id), "import_id": str(imp["id"])},
-                )
-        except BaseException:
-            await pipeline.discard_original(self.store, video_id)
-            raise
+        # no inline clean-up when this fails: the job's next attempt rewrites the same object, else the sweep
+        # deletes it (a worker that lost the lease must not delete what the new owner of the job stores)
+        async with ctx.transaction() as conn:
+            inserted = await store.insert_video(conn, video=video)
+            if inserted is None:
+                # an earlier attempt of this import already registered its video: end with that one
+                inserted = await store.video_by_source_ref(conn, source_ref=f"import:{imp['id']}")
+                assert inserted is not None
+            else:
+                await outbox.add(conn, inserted.ingested(correlation_id=imp["request_id"] or ""))
+            await store.set_import_video(conn, import_id=imp["id"], video_id=inserted.id)
+            await _succeeded(conn, ctx, video_id=str(inserted.id), import_id=str(imp["id"]))
         log.info("ingest.import_succeeded", video_id=str(video.id), url=imp["url"])
 
     async def _download(
@@ -221,7 +210,7 @@ class JobRunner:
 
     async def _run_search(self, ctx: JobContext) -> None:
         async with self.pool.acquire() as conn:
-            s = await store.search_for_job(conn, job_id=ctx.job.id)
+            s = await store.SEARCHES.for_job(conn, job_id=ctx.job.id)
         assert s is not None, "a search job without its search row"
         await ctx.checkpoint(5, "searching", force=True)
         async with netguard.GuardProxy(self.policy) as proxy:
@@ -230,23 +219,17 @@ class JobRunner:
         results = search.parse_results(info, s["platform"], s["max_results"])
         async with ctx.transaction() as conn:
             await store.replace_search_results(conn, search_id=s["id"], results=results)
-            await update_job(
-                conn,
-                ctx.job.id,
-                producer=PRODUCER,
-                status=JobStatus.SUCCEEDED,
-                stage="done",
-                result={"search_id": str(s["id"]), "count": len(results)},
-            )
+            await _succeeded(conn, ctx, search_id=str(s["id"]), count=len(results))
         log.info("ingest.search_succeeded", search_id=str(s["id"]), count=len(results))
 
     # -- endings --------------------------------------------------------------------------------------------
 
     async def _on_failure(self, conn: asyncpg.Connection, job: Job, failure: JobFailure) -> None:
-        """A failed import also says so as ``video.ingest_failed.v1`` (same transaction as the job's end)."""
-        if job.kind != "import" or job.status != JobStatus.FAILED:
+        """A failed or canceled import also says so as ``video.ingest_failed.v1`` (same transaction as the job's
+        end), with the command's request id as correlation id: a requester always gets an answer."""
+        if job.kind != "import" or job.status not in (JobStatus.FAILED, JobStatus.CANCELED):
             return
-        imp = await store.import_for_job(conn, job_id=job.id)
+        imp = await store.IMPORTS.for_job(conn, job_id=job.id)
         await outbox.add(
             conn,
             VideoIngestFailed(
@@ -254,7 +237,8 @@ class JobRunner:
                 job_id=job.id,
                 source_url=imp["url"] if imp else "",
                 code=failure.code,
-                message=failure.message,
+                message=public_message(failure.message),
                 producer=PRODUCER,
+                correlation_id=(imp["request_id"] if imp else None) or "",
             ),
         )

@@ -7,9 +7,8 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
 
+from common.events.ingest import SearchResult
 from common.jobs import JobFailure
-
-from .models import SearchResult
 
 PLATFORMS = ("youtube", "tiktok")
 MAX_LIMIT = 50

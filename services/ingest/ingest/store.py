@@ -9,11 +9,16 @@ from typing import Any
 
 import asyncpg
 
-from .models import SearchResult, Video
+from common.db import contains_pattern
+from common.events.ingest import SearchResult
+from common.jobs import Job, create_job
+from common.pagination import fetch_newest_first
+
+from .models import Video
 
 _VIDEO_COLS = (
-    "id, owner_id, title, source, source_url, source_ref, storage_key, container, content_type, duration_s,"
-    " width, height, rotation, fps, video_codec, audio_codec, audio_only, size_bytes, created_at"
+    "id, owner_id, title, description, source, source_url, source_ref, storage_key, container, content_type, duration_s,"
+    " width, height, rotation, fps, video_codec, audio_codec, audio_only, size_bytes, uploader, platform, created_at"
 )
 _RESULT_COLS = (
     "position, platform_id, url, title, uploader, view_count, like_count, comment_count, duration_s,"
@@ -32,18 +37,87 @@ async def _row_dict(conn: asyncpg.Connection, sql: str, *args: Any) -> dict[str,
     return dict(r) if r else None
 
 
+class JobRequests:
+    """A table of requests that each run as one job (imports, searches): rows written with their queued job, and
+    read with their job's state. ``columns`` are the request's own, as written; ``results`` are filled in later."""
+
+    def __init__(
+        self, kind: str, table: str, columns: tuple[str, ...], results: tuple[str, ...] = ()
+    ) -> None:
+        self.kind = kind
+        shown = ", ".join(f"r.{c}" for c in (*columns, *results))
+        self._select = (
+            f"SELECT r.id, r.job_id, r.owner_id, {shown}, r.created_at, j.status, j.progress, j.stage, j.error"
+            f" FROM {table} r JOIN jobs j ON j.id = r.job_id"
+        )
+        written = ("id", "job_id", "owner_id", *columns)
+        places = ", ".join(f"${i}" for i in range(1, len(written) + 1))
+        self._insert = f"INSERT INTO {table} ({', '.join(written)}) VALUES ({places})"
+
+    async def create(
+        self,
+        conn: asyncpg.Connection,
+        values: Sequence[Any],
+        *,
+        owner_id: uuid.UUID,
+        params: dict[str, Any],
+        producer: str,
+        correlation_id: str,
+    ) -> tuple[Job, uuid.UUID]:
+        """Queue a request: its job (``params`` + ``<kind>_id``; the job's snapshot in the outbox) and its row
+        (``values`` of the ``columns``); the job and the request's id."""
+        request_id = uuid.uuid4()
+        job = await create_job(
+            conn,
+            kind=self.kind,
+            owner_id=owner_id,
+            producer=producer,
+            stage="queued",
+            params={**params, f"{self.kind}_id": str(request_id)},
+            correlation_id=correlation_id,
+        )
+        await conn.execute(self._insert, request_id, job.id, owner_id, *values)
+        return job, request_id
+
+    async def get(
+        self, conn: asyncpg.Connection, *, row_id: uuid.UUID, owner_id: uuid.UUID
+    ) -> dict[str, Any] | None:
+        """A request of ``owner_id`` with its job's state."""
+        return await _row_dict(conn, self._select + " WHERE r.id = $1 AND r.owner_id = $2", row_id, owner_id)
+
+    async def for_job(self, conn: asyncpg.Connection, *, job_id: uuid.UUID) -> dict[str, Any] | None:
+        """The request a job runs."""
+        return await self.find(conn, "r.job_id = $1", job_id)
+
+    async def find(self, conn: asyncpg.Connection, where: str, *args: Any) -> dict[str, Any] | None:
+        """The first request matching ``where`` (a condition on ``r.``, the request's columns)."""
+        return await _row_dict(conn, f"{self._select} WHERE {where}", *args)
+
+
+IMPORTS = JobRequests(
+    "import", "imports", ("url", "title", "allow_audio_only"), results=("video_id", "request_id")
+)
+SEARCHES = JobRequests("search", "searches", ("platform", "query", "max_results", "target"))
+
+
 # -- videos -------------------------------------------------------------------------------------------------
 
 
+class OriginalSwept(Exception):
+    """The intent of an original was swept (its object deleted) before its video was registered."""
+
+
 async def insert_video(conn: asyncpg.Connection, *, video: Video) -> Video | None:
-    """Insert a video; None when its ``source_ref`` is already registered (a redelivery or a racing attempt)."""
+    """Insert a video and clear its original's intent (``ingest.originals``); None when its ``source_ref`` is
+    already registered (a redelivery or a racing attempt). ``OriginalSwept`` when the sweep removed the object."""
     r = await conn.fetchrow(
         f"INSERT INTO videos ({_VIDEO_COLS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,"
-        " $14, $15, $16, $17, $18, now()) ON CONFLICT (source_ref) DO NOTHING"
+        " $14, $15, $16, $17, $18, $19, $20, $21, now()) ON CONFLICT (source_ref) DO NOTHING"
         f" RETURNING {_VIDEO_COLS}",
         video.id,
         video.owner_id,
         video.title,
+        video.description,
         video.source,
         video.source_url,
         video.source_ref,
@@ -59,8 +133,53 @@ async def insert_video(conn: asyncpg.Connection, *, video: Video) -> Video | Non
         video.audio_codec,
         video.audio_only,
         video.size_bytes,
+        video.uploader,
+        video.platform,
     )
-    return _video(r) if r else None
+    if r is None:
+        return None
+    # waits for a sweep that holds the intent, then sees it gone: the object was deleted, roll back
+    if (
+        await conn.fetchval("DELETE FROM original_intents WHERE video_id = $1 RETURNING true", video.id)
+        is None
+    ):
+        raise OriginalSwept(f"the original of video {video.id} was swept before its row was committed")
+    return _video(r)
+
+
+# -- original intents (ingest.originals) -------------------------------------------------------------------
+
+
+_RECORD_INTENT = "INSERT INTO original_intents (video_id) VALUES ($1) ON CONFLICT (video_id) DO UPDATE SET created_at = now()"
+
+
+async def record_original_intent(conn: asyncpg.Connection, *, video_id: uuid.UUID) -> None:
+    """Record (or renew, on a retry) that an original is about to be written for ``video_id``."""
+    await conn.execute(_RECORD_INTENT, video_id)
+
+
+async def stale_original_intents(
+    conn: asyncpg.Connection, *, older_than_s: float, limit: int
+) -> list[uuid.UUID]:
+    """Intents older than ``older_than_s``, locked for the caller's transaction (others' locked ones skipped)."""
+    rows = await conn.fetch(
+        "SELECT video_id FROM original_intents WHERE created_at < now() - make_interval(secs => $1)"
+        " ORDER BY created_at LIMIT $2 FOR UPDATE SKIP LOCKED",
+        older_than_s,
+        limit,
+    )
+    return [r["video_id"] for r in rows]
+
+
+async def registered_video_ids(conn: asyncpg.Connection, *, video_ids: Sequence[uuid.UUID]) -> set[uuid.UUID]:
+    """Which of ``video_ids`` have a video row."""
+    rows = await conn.fetch("SELECT id FROM videos WHERE id = ANY($1::uuid[])", list(video_ids))
+    return {r["id"] for r in rows}
+
+
+async def forget_original_intents(conn: asyncpg.Connection, *, video_ids: Sequence[uuid.UUID]) -> None:
+    """Delete intents (their objects are registered or deleted)."""
+    await conn.execute("DELETE FROM original_intents WHERE video_id = ANY($1::uuid[])", list(video_ids))
 
 
 async def get_video(conn: asyncpg.Connection, *, video_id: uuid.UUID, owner_id: uuid.UUID) -> Video | None:
@@ -71,30 +190,42 @@ async def get_video(conn: asyncpg.Connection, *, video_id: uuid.UUID, owner_id: 
     return _video(r) if r else None
 
 
+async def update_video(
+    conn: asyncpg.Connection,
+    *,
+    video_id: uuid.UUID,
+    owner_id: uuid.UUID,
+    title: str | None,
+    description: str | None,
+) -> Video | None:
+    """Rename and/or describe a video of ``owner_id`` (None: unchanged); the video, or None."""
+    r = await conn.fetchrow(
+        "UPDATE videos SET title = COALESCE($3, title), description = COALESCE($4, description)"
+        f" WHERE id = $1 AND owner_id = $2 RETURNING {_VIDEO_COLS}",
+        video_id,
+        owner_id,
+        title,
+        description,
+    )
+    return _video(r) if r else None
+
+
 async def list_videos(
     conn: asyncpg.Connection,
     *,
     owner_id: uuid.UUID,
     limit: int,
     before: tuple[datetime, uuid.UUID] | None = None,
+    title_contains: str = "",
 ) -> list[Video]:
-    """The owner's videos, newest first, after the keyset cursor ``before``."""
-    if before is None:
-        rows = await conn.fetch(
-            f"SELECT {_VIDEO_COLS} FROM videos WHERE owner_id = $1 ORDER BY created_at DESC, id DESC LIMIT $2",
-            owner_id,
-            limit,
-        )
-    else:
-        rows = await conn.fetch(
-            f"SELECT {_VIDEO_COLS} FROM videos WHERE owner_id = $1 AND (created_at, id) < ($2, $3)"
-            " ORDER BY created_at DESC, id DESC LIMIT $4",
-            owner_id,
-            before[0],
-            before[1],
-            limit,
-        )
-    return [_video(r) for r in rows]
+    """The owner's videos, newest first, after the keyset cursor ``before``; only those whose title contains
+    ``title_contains`` (any case, taken literally) when it is given."""
+    query = f"SELECT {_VIDEO_COLS} FROM videos WHERE owner_id = $1"
+    args: list[Any] = [owner_id]
+    if title_contains:
+        query += " AND title ILIKE $2 ESCAPE '\\'"
+        args.append(contains_pattern(title_contains))
+    return [_video(r) for r in await fetch_newest_first(conn, query, *args, limit=limit, after=before)]
 
 
 async def delete_video(conn: asyncpg.Connection, *, video_id: uuid.UUID, owner_id: uuid.UUID) -> Video | None:
@@ -121,9 +252,18 @@ async def count_videos(conn: asyncpg.Connection, *, owner_id: uuid.UUID | None =
 # -- imports ------------------------------------------------------------------------------------------------
 
 
+async def _lock(conn: asyncpg.Connection, key: str) -> None:
+    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", key)
+
+
 async def lock_import_key(conn: asyncpg.Connection, *, owner_id: uuid.UUID, url: str) -> None:
     """Serialize import requests of one owner for one URL until the transaction ends (dedupe without a race)."""
-    await conn.execute("SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", f"import:{owner_id}:{url}")
+    await _lock(conn, f"import:{owner_id}:{url}")
+
+
+async def lock_import_request(conn: asyncpg.Connection, *, request_id: str) -> None:
+    """Serialize the commands carrying one request id until the transaction ends (one import per request)."""
+    await _lock(conn, f"import-request:{request_id}")
 
 
 async def active_import(conn: asyncpg.Connection, *, owner_id: uuid.UUID, url: str) -> dict[str, Any] | None:
@@ -147,35 +287,25 @@ async def create_import(
     url: str,
     title: str,
     allow_audio_only: bool,
+    request_id: str | None = None,
 ) -> None:
-    """Record an import (its job row exists already)."""
+    """Record an import (its job row exists already); ``request_id``: the command's, unique."""
     await conn.execute(
-        "INSERT INTO imports (id, job_id, owner_id, url, title, allow_audio_only) VALUES ($1, $2, $3, $4, $5, $6)",
+        "INSERT INTO imports (id, job_id, owner_id, url, title, allow_audio_only, request_id)"
+        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
         import_id,
         job_id,
         owner_id,
         url,
         title,
         allow_audio_only,
+        request_id,
     )
 
 
-_IMPORT_SELECT = (
-    "SELECT i.id, i.job_id, i.owner_id, i.url, i.title, i.allow_audio_only, i.video_id, i.created_at,"
-    " j.status, j.progress, j.stage, j.error FROM imports i JOIN jobs j ON j.id = i.job_id"
-)
-
-
-async def get_import(
-    conn: asyncpg.Connection, *, import_id: uuid.UUID, owner_id: uuid.UUID
-) -> dict[str, Any] | None:
-    """An import of ``owner_id`` with its job's state."""
-    return await _row_dict(conn, _IMPORT_SELECT + " WHERE i.id = $1 AND i.owner_id = $2", import_id, owner_id)
-
-
-async def import_for_job(conn: asyncpg.Connection, *, job_id: uuid.UUID) -> dict[str, Any] | None:
-    """The import a job runs."""
-    return await _row_dict(conn, _IMPORT_SELECT + " WHERE i.job_id = $1", job_id)
+async def import_by_request(conn: asyncpg.Connection, *, request_id: str) -> dict[str, Any] | None:
+    """The import a ``video.import_requested.v1`` command with ``request_id`` created."""
+    return await IMPORTS.find(conn, "r.request_id = $1", request_id)
 
 
 async def set_import_video(conn: asyncpg.Connection, *, import_id: uuid.UUID, video_id: uuid.UUID) -> None:
@@ -189,44 +319,23 @@ async def set_import_video(conn: asyncpg.Connection, *, import_id: uuid.UUID, vi
 async def create_search(
     conn: asyncpg.Connection,
     *,
-    search_id: uuid.UUID,
-    job_id: uuid.UUID,
     owner_id: uuid.UUID,
     platform: str,
     query: str,
     max_results: int,
     target: str,
-) -> None:
-    """Record a search (its job row exists already)."""
-    await conn.execute(
-        "INSERT INTO searches (id, job_id, owner_id, platform, query, max_results, target)"
-        " VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        search_id,
-        job_id,
-        owner_id,
-        platform,
-        query,
-        max_results,
-        target,
+    producer: str,
+    correlation_id: str = "",
+) -> tuple[Job, uuid.UUID]:
+    """Queue a search: its job (+ the job's snapshot in the outbox) and its row; the job and the search's id."""
+    return await SEARCHES.create(
+        conn,
+        (platform, query, max_results, target),
+        owner_id=owner_id,
+        params={"platform": platform, "query": query, "limit": max_results},
+        producer=producer,
+        correlation_id=correlation_id,
     )
-
-
-_SEARCH_SELECT = (
-    "SELECT s.id, s.job_id, s.owner_id, s.platform, s.query, s.max_results, s.target, s.created_at,"
-    " j.status, j.progress, j.stage, j.error FROM searches s JOIN jobs j ON j.id = s.job_id"
-)
-
-
-async def get_search(
-    conn: asyncpg.Connection, *, search_id: uuid.UUID, owner_id: uuid.UUID
-) -> dict[str, Any] | None:
-    """A search of ``owner_id`` with its job's state."""
-    return await _row_dict(conn, _SEARCH_SELECT + " WHERE s.id = $1 AND s.owner_id = $2", search_id, owner_id)
-
-
-async def search_for_job(conn: asyncpg.Connection, *, job_id: uuid.UUID) -> dict[str, Any] | None:
-    """The search a job runs."""
-    return await _row_dict(conn, _SEARCH_SELECT + " WHERE s.job_id = $1", job_id)
 
 
 async def replace_search_results(

@@ -22,35 +22,35 @@ from common import db
 from common.bus import Bus
 from common.storage import ObjectStore
 from common.testing.auth import TokenFactory
+from common.testing.bus import RabbitBusFactory, delete_queues, service_queues
+from common.testing.db import SchemaFactory, SettingsFactory
 from common.testing.media import make_video
+from common.testing.process import crash_worker_env
+from ingest import imports
 from ingest.app import create_app
 from ingest.config import IngestSettings
 from ingest.runner import SearchFn
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+REPO = Path(__file__).resolve().parents[3]
+#: the job lease of worker processes in crash tests: a new worker takes a killed one's job over soon after
+LEASE_S = 2.0
 
 
 @pytest.fixture
-async def schema(make_schema: Callable[..., Awaitable[str]]) -> str:
-    """A fresh, migrated ingest schema."""
-    return await make_schema("ingest", MIGRATIONS)
-
-
-@pytest.fixture
-def settings(schema: str, tmp_path: Path, database_url: str) -> IngestSettings:
-    """Settings for one test: its schema, queue and temp dir; fast polling; the production SSRF default."""
-    return IngestSettings(
-        database_url=database_url,
-        db_schema=schema,
-        bus_queue=f"ingest-{uuid.uuid4().hex[:12]}",
+async def settings(make_settings: SettingsFactory, tmp_path: Path) -> IngestSettings:
+    """Settings for one test: a fresh ingest schema, its queue and temp dir; fast polling; the production SSRF
+    default."""
+    return await make_settings(
+        IngestSettings,
+        MIGRATIONS,
         tmp_dir=str(tmp_path / "tmp"),
         storage_url=f"file://{tmp_path / 'storage'}",
         job_poll_interval_s=0.1,
         job_progress_interval_s=0.1,
         job_lease_s=3.0,
         db_pool_max=4,
-        log_format="console",
     )
 
 
@@ -66,13 +66,13 @@ AppFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
 
 @pytest.fixture
 def start_app(
-    schema: str,
+    make_schema: SchemaFactory,
     aiohttp_client: Callable[..., Awaitable[TestClient[Any, Any]]],
     token_factory: TokenFactory,
 ) -> AppFactory:
     """Start an ingest app (``role`` api or worker) on a test server; stopped at teardown.
 
-    ``schema`` comes first so that it is set up before the test servers and dropped after they stopped (a
+    ``make_schema`` comes first so that the schemas are dropped only after the test servers stopped (a
     worker still running on a dropped schema logs errors and can keep a connection that ``pool.close()`` waits for).
     """
 
@@ -221,6 +221,7 @@ class MediaServer:
             "duration": "PT2S",
             "thumbnailUrl": self.url("/media/thumb.jpg"),
             "contentUrl": self.url("/media/clip.mp4"),
+            "author": {"@type": "Person", "name": "Mina Park"},
         }
         html = (
             "<!doctype html><html><head><title>Clip page</title>"
@@ -252,10 +253,44 @@ async def media_server(mp4: Path, bad_media: dict[str, Path]) -> AsyncIterator[M
 
 def tmp_leftovers(settings: IngestSettings) -> list[Path]:
     """Whatever is left in the ingest temp dir."""
-    root = settings.ingest_tmp
+    root = settings.scratch_dir
     return sorted(root.iterdir()) if root.exists() else []
 
 
 async def originals(store: ObjectStore) -> list[str]:
     """Keys under originals/."""
     return [o.key async for o in store.list("originals/")]
+
+
+# -- worker processes (crash tests) --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def worker_env(
+    make_schema: Any, database_url: str, amqp_url: str, rabbit_bus_factory: RabbitBusFactory, tmp_path: Path
+) -> AsyncIterator[dict[str, str]]:
+    """The environment of a ``python -m ingest worker`` on a private schema, queue and ``tmp_path/store``."""
+    schema = await make_schema("ingest", MIGRATIONS)
+    env = crash_worker_env(
+        "ingest",
+        database_url=database_url,
+        schema=schema,
+        bus=rabbit_bus_factory,
+        files=tmp_path,
+        IMPORT_ALLOW_PRIVATE="true",  # the media server is on 127.0.0.1
+        JOB_LEASE_S=str(LEASE_S),
+        JOB_POLL_INTERVAL_S="0.2",
+        JOB_PROGRESS_INTERVAL_S="0.1",
+        # the killed worker's half download is swept soon; a live download touches its file every chunk
+        TMP_MAX_AGE_S="2",
+        TMP_SWEEP_INTERVAL_S="0.5",
+    )
+    yield env
+    await delete_queues(amqp_url, service_queues(env["BUS_QUEUE"], ["200"]))
+
+
+async def queue_import(pool: asyncpg.Pool, url: str, owner: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
+    """What ``POST /api/v1/imports`` writes: the job (+ its snapshot in the outbox) and the import row."""
+    async with pool.acquire() as conn, conn.transaction():
+        job, import_id = await imports.queue(conn, owner_id=owner, url=url, title="")
+    return job.id, import_id

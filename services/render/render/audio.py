@@ -8,7 +8,7 @@ FFmpeg's own ``ebur128`` and ``alimiter`` filters through PyAV. Blocks stream th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -62,7 +62,7 @@ def silence(samples: int) -> Iterator[Block]:
         yield np.zeros((CHANNELS, min(BLOCK, samples - at)), dtype=np.float32)
 
 
-def read_window(path: Path, start_s: float, samples: int) -> Iterator[Block]:
+def read_window(path: Path, start_s: float, samples: int) -> Generator[Block, None, None]:
     """Exactly ``samples`` of 48 kHz stereo float from ``start_s`` of the file's first audio stream (silence
     where there is none: no stream, a late start, an early end)."""
     try:

@@ -250,6 +250,12 @@ def main(argv: list[str] | None = None) -> int:
         f"realtime factor: PyAV {dur / py.wall_s:.2f}x, ffmpeg {ff_dur / ff.wall_s:.2f}x "
         f"(goal > 1 on 2 cores); CPU-s per output second: {py.cpu_s / dur:.2f}"
     )
+    # CPU-s / wall-s: how many cores each side kept busy (2.0 = both of a 2-core machine; less = it waited for CPU
+    # the machine's other work took, or for its own serial parts)
+    print(
+        f"cores used (CPU-s / wall-s): PyAV {py.cpu_s / py.wall_s:.2f}, ffmpeg {ff.cpu_s / ff.wall_s:.2f} | "
+        f"load average at the end: {os.getloadavg()[0]:.1f}"
+    )
     return 0
 
 

@@ -9,6 +9,7 @@ Pure domain work on local files; synchronous, meant for a worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import threading
 import time
@@ -24,6 +25,8 @@ import av.error
 import numpy as np
 from av.video.frame import PictureType, VideoFrame
 from PIL import Image
+
+from common import x264
 
 from . import audio
 from .errors import (
@@ -57,27 +60,22 @@ class ShortClipPolicy(StrEnum):
 
 
 @dataclass(frozen=True, kw_only=True)
-class EncodeSettings:
+class EncodeSettings(x264.EncoderBase):
     """x264/AAC settings (the benchmark's ffmpeg CLI baseline uses the very same)."""
 
-    preset: str = "veryfast"
     crf: int = 23
     maxrate_kbps: int = 6000
     bufsize_kbps: int = 12000
-    gop_s: float = 2.0
-    audio_bitrate: int = 128_000
 
     def x264_options(self) -> dict[str, str]:
         """libx264 options: High profile, capped CRF (VBV), 2-s closed GOPs."""
-        gop = round(self.gop_s * FPS)
-        return {
-            "preset": self.preset,
-            "crf": str(self.crf),
-            "maxrate": f"{self.maxrate_kbps}k",
-            "bufsize": f"{self.bufsize_kbps}k",
-            "profile": "high",
-            "x264-params": f"keyint={gop}:min-keyint={gop}:scenecut=0:open-gop=0",
-        }
+        return x264.capped_crf(
+            preset=self.preset,
+            crf=self.crf,
+            maxrate_kbps=self.maxrate_kbps,
+            bufsize_kbps=self.bufsize_kbps,
+            gop_frames=round(self.gop_s * FPS),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -581,20 +579,51 @@ def _decode_into(container: Any, stream: Any, video: _ClipVideo) -> None:
         pass  # a damaged tail: the last good frame is held to the end of the window
 
 
+#: how often (in samples of a clip's audio) the loudness pass reports its progress
+PREPARE_REPORT_SAMPLES = audio.RATE
+
+
+def _watched(
+    blocks: Iterator[audio.Block], *, cancel: threading.Event | None, done: Callable[[int], None]
+) -> Iterator[audio.Block]:
+    """``blocks`` as they come, ``Canceled`` as soon as ``cancel`` is set (checked before every decoded block, a few
+    ms of audio, so a long clip's pass stops within a block), ``done(samples so far)`` about every second of audio."""
+    seen = reported = 0
+    for block in blocks:
+        if cancel is not None and cancel.is_set():
+            raise Canceled()
+        yield block
+        seen += block.shape[1]
+        if seen - reported >= PREPARE_REPORT_SAMPLES:
+            reported = seen
+            done(seen)
+
+
 def prepare(
     spec: RenderSpec, *, progress: ProgressFn | None = None, cancel: threading.Event | None = None
 ) -> list[ClipPlan]:
-    """Probe every clip, fix its window, measure its loudness (the first pass over its audio)."""
+    """Probe every clip, fix its window, measure its loudness (the first pass over its audio). ``cancel`` is checked
+    before each clip and before every decoded block of its loudness pass; ``progress`` moves within a clip's pass."""
     plans: list[ClipPlan] = []
     for i, clip in enumerate(spec.clips):
         if cancel is not None and cancel.is_set():
             raise Canceled()
-        info = probe_clip(clip.path)
+        try:
+            info = probe_clip(clip.path)
+        except RenderError as e:  # say which clip it is
+            raise RenderError(
+                e.code, f"rank {clip.rank}: {e.message}", **{**e.details, "rank": clip.rank}
+            ) from e
         plan = plan_clip(clip, info, policy=spec.short_clips, min_clip_s=spec.min_clip_s)
         if info.has_audio:
-            measured = audio.measure(
-                audio.read_window(clip.path, plan.start_s, plan.frames * SAMPLES_PER_FRAME)
-            )
+            samples = plan.frames * SAMPLES_PER_FRAME
+
+            def done(n: int, i: int = i, samples: int = samples) -> None:
+                if progress is not None:
+                    progress(100.0 * (i + n / samples) / len(spec.clips), "preparing")
+
+            with contextlib.closing(audio.read_window(clip.path, plan.start_s, samples)) as blocks:
+                measured = audio.measure(_watched(blocks, cancel=cancel, done=done))
         else:
             measured = audio.NO_SOUND
         plans.append(
@@ -621,7 +650,8 @@ def render_short(
     cancel: threading.Event | None = None,
 ) -> RenderResult:
     """Render ``spec`` into ``out_path`` (an MP4). ``progress(percent, stage)`` is called per stage
-    (``preparing``, then ``encoding``); ``cancel`` is checked between frames (``Canceled``). Raises
+    (``preparing``, ``composing`` once as the single pass starts, then ``encoding`` by frames); ``cancel`` is checked
+    between blocks of the loudness pass and between frames (``Canceled``). Raises
     ``RenderError`` with a stable code; a partial file is removed."""
     if not spec.clips:
         raise RenderError(CLIP_TOO_SHORT, "a short needs at least one clip")
@@ -629,6 +659,10 @@ def render_short(
     layout = layout_for(spec.target)
     check_texts(chain, spec.title, [c.text for c in spec.clips])
     plans = prepare(spec, progress=progress, cancel=cancel)
+    if progress is not None:
+        progress(
+            0.0, "composing"
+        )  # the one pass starts: layers drawn, frames composed and encoded as they come
     started = time.perf_counter()
     intro_frames = round(spec.intro_s * FPS)
     outro_frames = round(spec.outro_s * FPS)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -10,7 +9,8 @@ from typing import Any
 
 import pytest
 
-from common.testing.media import media_cache_dir
+from common.testing.media import ffprobe, media_cache_dir
+from render.samples import make_clip
 from render.text import FontChain
 
 
@@ -20,22 +20,19 @@ def clip_dir() -> Path:
     return media_cache_dir() / "render"
 
 
+@pytest.fixture
+def truncated_mp4(clip_dir: Path, tmp_path: Path) -> Path:
+    """A generated MP4 cut off at 40 % of its bytes, as an interrupted download leaves it."""
+    whole = make_clip(clip_dir, seconds=3, width=320, height=240, fps=25)
+    cut = tmp_path / "truncated.mp4"
+    cut.write_bytes(whole.read_bytes()[: whole.stat().st_size * 2 // 5])
+    return cut
+
+
 @pytest.fixture(scope="session")
 def fonts() -> FontChain:
     """The installed fallback chain (DejaVu, Noto CJK KR, the rest)."""
     return FontChain.installed()
-
-
-def ffprobe(path: Path) -> dict[str, Any]:
-    """ffprobe's streams and format of ``path``."""
-    out = subprocess.run(
-        ["ffprobe", "-v", "error", "-show_streams", "-show_format", "-of", "json", str(path)],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    info: dict[str, Any] = json.loads(out.stdout)
-    return info
 
 
 def ebur128(path: Path, *, start_s: float = 0.0, seconds: float | None = None) -> tuple[float, float]:

@@ -1,17 +1,19 @@
-"""Streaming's ONE route table: playback, the token-gated /play files, stream status and webhooks."""
+"""Streaming's ONE route table: playback, the token-gated /play files, stream status (one or many) and webhooks."""
 
 from __future__ import annotations
 
 from common.openapi import Api, Route
-from common.pagination import Page
+from common.pagination import Items, Page
 
-from .media_api import get_stream
+from .media_api import get_stream, retry_stream, stream_states
 from .models import (
     DeliveryView,
     PlaybackRequest,
     PlaybackView,
     PlayQuery,
     StreamingCode,
+    StreamStatesQuery,
+    StreamStateView,
     StreamView,
     WebhookCreate,
     WebhookCreatedView,
@@ -27,12 +29,15 @@ from .webhook_api import (
     get_webhook,
     list_deliveries,
     list_webhooks,
+    redeliver,
 )
 
 _PLAY = "/play/{video_id}/{path:.+}"
 _HOOK = "/api/v1/webhooks/{webhook_id}"
 _NO_HOOK = {404: [StreamingCode.WEBHOOK_NOT_FOUND]}
 _STREAMING, _WEBHOOKS = ("streaming",), ("webhooks",)
+_STREAM = "/api/v1/videos/{video_id}/stream"
+_NO_STREAM = {404: [StreamingCode.STREAM_NOT_FOUND]}
 
 ROUTES = (
     Route(
@@ -44,10 +49,7 @@ ROUTES = (
         response=PlaybackView,
         status=201,
         tags=_STREAMING,
-        errors={
-            404: [StreamingCode.STREAM_NOT_FOUND],
-            409: [StreamingCode.STREAM_NOT_READY],
-        },
+        errors={**_NO_STREAM, 409: [StreamingCode.STREAM_NOT_READY]},
     ),
     Route(
         "GET",
@@ -76,13 +78,33 @@ ROUTES = (
         },
     ),
     Route("OPTIONS", _PLAY, play_preflight, documented=False),
+    Route("GET", _STREAM, get_stream, response=StreamView, tags=_STREAMING, errors=_NO_STREAM),
     Route(
         "GET",
-        "/api/v1/videos/{video_id}/stream",
-        get_stream,
-        response=StreamView,
+        "/api/v1/streams",
+        stream_states,
+        query=StreamStatesQuery,
+        response=Items[StreamStateView],
         tags=_STREAMING,
-        errors={404: [StreamingCode.STREAM_NOT_FOUND]},
+        description=(
+            "The stream state of each video asked about (up to 100, in the order asked), for a grid of videos in"
+            " one request: `status`, `error` (code and message) and, once it plays, `poster_url` signed with a"
+            " playback token. An id the caller owns no stream of (not transcoding yet, deleted, another user's or"
+            " unknown) is answered `not_found`, never an error."
+        ),
+    ),
+    Route(
+        "POST",
+        f"{_STREAM}/retry",
+        retry_stream,
+        response=StreamView,
+        status=202,
+        tags=_STREAMING,
+        description=(
+            "Transcode a stream in `error` again (failed, or its transcode canceled): a new `transcode` job"
+            " (`job_id`), status back to `processing`; renditions the last attempt completed are kept."
+        ),
+        errors={**_NO_STREAM, 409: [StreamingCode.STREAM_NOT_RETRYABLE]},
     ),
     Route(
         "POST",
@@ -114,6 +136,22 @@ ROUTES = (
         paging=DELIVERY_PAGING,
         tags=_WEBHOOKS,
         errors=_NO_HOOK,
+    ),
+    Route(
+        "POST",
+        f"{_HOOK}/deliveries/{{delivery_id}}/redeliver",
+        redeliver,
+        response=DeliveryView,
+        status=202,
+        tags=_WEBHOOKS,
+        description=(
+            "Queue a finished delivery (`delivered`, `failed` or `canceled`) for one more attempt now: the same"
+            " event id and body, freshly signed; its attempts are numbered on in the log."
+        ),
+        errors={
+            404: [StreamingCode.WEBHOOK_NOT_FOUND, StreamingCode.DELIVERY_NOT_FOUND],
+            409: [StreamingCode.WEBHOOK_DISABLED, StreamingCode.DELIVERY_PENDING],
+        },
     ),
 )
 

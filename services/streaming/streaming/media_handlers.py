@@ -1,5 +1,6 @@
-"""Event wiring of the media half (worker role): one queue for ``video.ingested``, ``captions.completed`` and
-transcode cancellations; the handlers only dispatch to ``MediaWorker``, whose job runner does the transcodes."""
+"""Event wiring of the media half (worker role): one queue for ``video.ingested``, ``video.deleted``,
+``captions.completed`` and transcode cancellations; the handlers only dispatch to ``MediaWorker``, whose job
+runner does the transcodes."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from aiohttp import web
 
 from common.bus import Router
 from common.events.captions import CaptionsCompleted, CaptionsTracksChanged
-from common.events.ingest import VideoIngested
+from common.events.ingest import VideoDeleted, VideoIngested
 from common.events.jobs import JobCancelRequested
 from common.service import BUS, POOL, ROLE, STORE, settings_of
 
@@ -24,11 +25,12 @@ INGESTED_CONSUMER = "streaming.transcode_queue"
 def media_router(worker: MediaWorker) -> Router:
     """The media queue's routes: ``video.ingested`` only queues a transcode (then the runner is woken: it
     transcodes without holding the message), ``captions.completed`` adds subtitle tracks (idempotent upserts),
-    cancels go through the inbox."""
+    ``video.deleted`` tombstones the stream and removes its files (idempotent), cancels go through the inbox."""
     r = Router()
     r.add(VideoIngested, worker.on_ingested, consumer=INGESTED_CONSUMER, after=lambda _: worker.runner.wake())
     r.add(CaptionsCompleted, worker.on_captions, inbox=False)
     r.add(CaptionsTracksChanged, worker.on_tracks_changed, inbox=False)
+    r.add(VideoDeleted, worker.on_deleted, inbox=False)
     r.add(JobCancelRequested, worker.on_cancel, consumer=CANCEL_CONSUMER)
     return r
 

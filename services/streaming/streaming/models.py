@@ -11,10 +11,10 @@ import msgspec
 
 from common.errors import public_message
 from common.events.jobs import JobError
-from common.views import view_of
+from common.views import View, view_of
 
 from .store import RenditionRecord, StreamRecord
-from .webhook_store import AttemptRecord, DeliveryRecord, WebhookRecord
+from .webhook_store import AttemptRecord, DeliveryRecord, WebhookFields, WebhookRecord
 
 
 class StreamingCode(StrEnum):
@@ -22,6 +22,7 @@ class StreamingCode(StrEnum):
 
     STREAM_NOT_FOUND = "stream.not_found"
     STREAM_NOT_READY = "stream.not_ready"
+    STREAM_NOT_RETRYABLE = "stream.not_retryable"
     FILE_NOT_FOUND = "file.not_found"
     TOKEN_INVALID = "playback.token_invalid"
     TOKEN_EXPIRED = "playback.token_expired"
@@ -32,6 +33,9 @@ class StreamingCode(StrEnum):
     WEBHOOK_FORBIDDEN_ADDRESS = "webhook.forbidden_address"
     WEBHOOK_UNRESOLVABLE_HOST = "webhook.unresolvable_host"
     WEBHOOK_INVALID_EVENTS = "webhook.invalid_events"
+    WEBHOOK_DISABLED = "webhook.disabled"
+    DELIVERY_NOT_FOUND = "webhook_delivery.not_found"
+    DELIVERY_PENDING = "webhook_delivery.pending"
     TRANSCODE_FAILED = "transcode.failed"
 
 
@@ -106,6 +110,10 @@ class StreamView(msgspec.Struct, kw_only=True):
 
     video_id: uuid.UUID
     status: Literal["processing", "playable", "ready", "error"]
+    job_id: Annotated[
+        uuid.UUID | None,
+        msgspec.Meta(description="the transcode job (GET /api/v1/jobs/{id}); a retry makes a new one"),
+    ]
     renditions: list[RenditionView]
     duration_s: float
     width: int
@@ -120,20 +128,68 @@ class StreamView(msgspec.Struct, kw_only=True):
     @classmethod
     def of(cls, stream: StreamRecord, renditions: list[RenditionRecord]) -> StreamView:
         """The stream as the API shows it, listing ``renditions`` (what the master playlist lists)."""
-        error = None
-        if stream.error:
-            # what a user reads never names a file of ours (library errors quote temp paths)
-            error = JobError(
-                code=stream.error.get("code", ""), message=public_message(stream.error.get("message", ""))
-            )
         return view_of(
             cls,
             stream,
             renditions=[RenditionView.of(r) for r in renditions],
             poster_url=f"/play/{stream.video_id}/thumbs/poster.jpg" if stream.poster_key else None,
             subtitles=[SubtitleView(language=s.language, label=s.label) for s in stream.subtitles],
-            error=error,
+            error=public_error(stream.error),
         )
+
+
+def public_error(error: dict[str, str] | None) -> JobError | None:
+    """Why a stream failed, as its owner may read it (library errors quote temp paths: never a file of ours)."""
+    if not error:
+        return None
+    return JobError(code=error.get("code", ""), message=public_message(error.get("message", "")))
+
+
+#: how many videos one ``GET /streams`` may ask about (a page of the library is at most 100 videos)
+MAX_STATE_IDS = 100
+
+
+class StreamStatesQuery(msgspec.Struct, kw_only=True):
+    """Query of ``GET /streams``: the videos asked about."""
+
+    video_ids: Annotated[
+        str,
+        msgspec.Meta(
+            description=f"comma-separated video ids, 1 to {MAX_STATE_IDS} (a repeated id is answered once)",
+            examples=["0b7c3f0e-3d1b-4c47-9a44-5b8b1f0f7e21,5e8f2a1c-9b7d-4e0f-8c3a-2d6b4a9e1f00"],
+        ),
+    ]
+
+    def __post_init__(self) -> None:
+        # a bad list is the kit's 422 validation.invalid (read_query turns this ValueError into it)
+        self.ids()
+
+    def ids(self) -> list[uuid.UUID]:
+        """The ids asked about, in the order asked, each once."""
+        parts = [p.strip() for p in self.video_ids.split(",")]
+        if not any(parts):
+            raise ValueError("video_ids: give at least one video id")
+        try:
+            ids = list(dict.fromkeys(uuid.UUID(p) for p in parts if p))
+        except ValueError:
+            raise ValueError("video_ids: each one must be a UUID") from None
+        if len(ids) > MAX_STATE_IDS:
+            raise ValueError(f"video_ids: at most {MAX_STATE_IDS} videos at once")
+        return ids
+
+
+class StreamStateView(msgspec.Struct, kw_only=True):
+    """One video's stream state, for a grid of cards.
+
+    ``not_found``: no stream of the caller's has this id (not transcoding yet, deleted, another user's or unknown:
+    they read alike). ``poster_url`` (playable/ready with a poster) is absolute and carries a playback token of
+    the default lifetime, the same URL for every ask within a few minutes so that browsers cache the image.
+    """
+
+    video_id: uuid.UUID
+    status: Literal["processing", "playable", "ready", "error", "not_found"]
+    error: JobError | None
+    poster_url: str | None
 
 
 # -- webhooks ----------------------------------------------------------------------------------------------------
@@ -146,24 +202,8 @@ class WebhookCreate(msgspec.Struct, forbid_unknown_fields=True):
     events: list[str]
 
 
-class WebhookView(msgspec.Struct, kw_only=True):
+class WebhookView(WebhookFields, View, kw_only=True):
     """An endpoint (``enabled`` is false once it was disabled for failing continuously)."""
-
-    id: uuid.UUID
-    url: str
-    events: list[str]
-    enabled: bool
-    disabled_reason: str | None
-    disabled_at: datetime | None
-    consecutive_failures: int
-    failing_since: datetime | None
-    last_success_at: datetime | None
-    created_at: datetime
-
-    @classmethod
-    def of(cls, hook: WebhookRecord) -> WebhookView:
-        """The endpoint as its owner sees it (no secret)."""
-        return view_of(cls, hook)
 
 
 class WebhookCreatedView(WebhookView, kw_only=True):
@@ -174,7 +214,7 @@ class WebhookCreatedView(WebhookView, kw_only=True):
     @classmethod
     def created(cls, hook: WebhookRecord, secret: str) -> WebhookCreatedView:
         """The answer to the registration."""
-        return cls(**msgspec.structs.asdict(WebhookView.of(hook)), secret=secret)
+        return view_of(cls, hook, secret=secret)
 
 
 class WebhookList(msgspec.Struct, kw_only=True):
@@ -183,20 +223,8 @@ class WebhookList(msgspec.Struct, kw_only=True):
     items: list[WebhookView]
 
 
-class DeliveryAttemptView(msgspec.Struct, kw_only=True):
+class DeliveryAttemptView(AttemptRecord, View, kw_only=True):
     """One HTTP attempt (``status_code`` null: no HTTP answer, e.g. a timeout)."""
-
-    attempt: int
-    started_at: datetime
-    status_code: int | None
-    latency_ms: int
-    error: str | None
-    next_retry_at: datetime | None
-
-    @classmethod
-    def of(cls, a: AttemptRecord) -> DeliveryAttemptView:
-        """The attempt as the delivery log shows it."""
-        return view_of(cls, a)
 
 
 class DeliveryView(msgspec.Struct, kw_only=True):

@@ -137,6 +137,10 @@ async def _play(request: web.Request) -> web.StreamResponse:
     except TokenError as e:
         PLAY_DENIED.labels(e.code).inc()
         raise
+    # a token outlives a delete: the database (shared by every replica) says whether the video still exists
+    async with request.app[POOL].acquire() as conn:
+        if not await media_store.is_live(conn, video_id=video_id):
+            raise _no_file()
     store = request.app[STORE]
     settings = settings_of(request, StreamingSettings)
 

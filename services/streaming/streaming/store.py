@@ -7,9 +7,14 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING
 
 import asyncpg
+
+from common.db import inserted
+
+if TYPE_CHECKING:
+    from .media.probe import SourceInfo
 
 STATUSES = ("processing", "playable", "ready", "error")
 
@@ -84,16 +89,13 @@ _REND_COLS = (
 )
 
 
-def _rendition(r: Mapping[str, Any]) -> RenditionRecord:
-    return RenditionRecord(**dict(r))
-
-
 async def get_stream(
     conn: asyncpg.Connection, *, video_id: uuid.UUID, for_update: bool = False
 ) -> StreamRecord | None:
-    """A stream with its complete renditions and subtitle tracks, or None."""
+    """A live (not deleted) stream with its complete renditions and subtitle tracks, or None."""
     row = await conn.fetchrow(
-        f"SELECT {_STREAM_COLS} FROM streams WHERE video_id = $1" + (" FOR UPDATE" if for_update else ""),
+        f"SELECT {_STREAM_COLS} FROM streams WHERE video_id = $1 AND deleted_at IS NULL"
+        + (" FOR UPDATE" if for_update else ""),
         video_id,
     )
     if row is None:
@@ -108,9 +110,32 @@ async def get_stream(
     )
     return StreamRecord(
         **dict(row),
-        renditions=[_rendition(r) for r in rends],
+        renditions=[RenditionRecord(**dict(r)) for r in rends],
         subtitles=[SubtitleTrack(**dict(s)) for s in subs],
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class StreamState:
+    """What a card shows of a stream: its status, why it failed, whether it has a poster."""
+
+    video_id: uuid.UUID
+    status: str
+    error: dict[str, str] | None
+    poster_key: str | None
+
+
+async def stream_states(
+    conn: asyncpg.Connection, *, owner_id: uuid.UUID, video_ids: Sequence[uuid.UUID]
+) -> list[StreamState]:
+    """The live streams among ``video_ids`` that ``owner_id`` owns (others are simply absent), by primary key."""
+    rows = await conn.fetch(
+        "SELECT video_id, status, error, poster_key FROM streams"
+        " WHERE video_id = ANY($1::uuid[]) AND owner_id = $2 AND deleted_at IS NULL",
+        list(video_ids),
+        owner_id,
+    )
+    return [StreamState(**dict(r)) for r in rows]
 
 
 async def create_stream(
@@ -125,7 +150,8 @@ async def create_stream(
     has_dash: bool,
 ) -> bool:
     """Insert a ``processing`` stream; False when it already exists (a redelivery or a re-ingest)."""
-    inserted = await conn.fetchval(
+    return await inserted(
+        conn,
         "INSERT INTO streams (video_id, owner_id, source_key, duration_s, width, height, has_dash)"
         " VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (video_id) DO NOTHING RETURNING true",
         video_id,
@@ -136,7 +162,39 @@ async def create_stream(
         height,
         has_dash,
     )
-    return bool(inserted)
+
+
+async def is_live(conn: asyncpg.Connection, *, video_id: uuid.UUID) -> bool:
+    """Whether the video has a stream that was not deleted (checked by every /play request)."""
+    return bool(
+        await conn.fetchval("SELECT true FROM streams WHERE video_id = $1 AND deleted_at IS NULL", video_id)
+    )
+
+
+async def is_deleted(conn: asyncpg.Connection, *, video_id: uuid.UUID) -> bool:
+    """Whether the video was deleted (its stream is a tombstone)."""
+    return bool(
+        await conn.fetchval(
+            "SELECT true FROM streams WHERE video_id = $1 AND deleted_at IS NOT NULL", video_id
+        )
+    )
+
+
+async def mark_deleted(
+    conn: asyncpg.Connection, *, video_id: uuid.UUID, owner_id: uuid.UUID
+) -> uuid.UUID | None:
+    """Make the stream a tombstone (inserted when ``video.ingested`` has not arrived yet, so it never will
+    create one), drop its renditions and tracks; the transcode job to cancel, if any. Idempotent."""
+    job_id: uuid.UUID | None = await conn.fetchval(
+        "INSERT INTO streams (video_id, owner_id, source_key, deleted_at) VALUES ($1, $2, '', now())"
+        " ON CONFLICT (video_id) DO UPDATE SET deleted_at = COALESCE(streams.deleted_at, now()),"
+        " updated_at = now() RETURNING job_id",
+        video_id,
+        owner_id,
+    )
+    await conn.execute("DELETE FROM renditions WHERE video_id = $1", video_id)
+    await conn.execute("DELETE FROM subtitle_tracks WHERE video_id = $1", video_id)
+    return job_id
 
 
 async def set_job(conn: asyncpg.Connection, *, video_id: uuid.UUID, job_id: uuid.UUID) -> None:
@@ -155,16 +213,17 @@ async def start_attempt(conn: asyncpg.Connection, *, video_id: uuid.UUID) -> int
     return n
 
 
-async def update_probe(
-    conn: asyncpg.Connection, *, video_id: uuid.UUID, duration_s: float, width: int, height: int
-) -> None:
-    """Record what the worker's own probe found (display size after rotation)."""
+async def update_probe(conn: asyncpg.Connection, *, video_id: uuid.UUID, info: SourceInfo) -> None:
+    """Record what the worker's own probe found (display size after rotation; an audio-only source gets no
+    DASH presentation)."""
     await conn.execute(
-        "UPDATE streams SET duration_s = $2, width = $3, height = $4, updated_at = now() WHERE video_id = $1",
+        "UPDATE streams SET duration_s = $2, width = $3, height = $4, has_dash = has_dash AND $5,"
+        " updated_at = now() WHERE video_id = $1",
         video_id,
-        duration_s,
-        width,
-        height,
+        info.duration_s,
+        info.display_width,
+        info.display_height,
+        info.has_video,
     )
 
 
@@ -306,7 +365,8 @@ async def record_migration(
     event_id: uuid.UUID,
 ) -> bool:
     """Remember that an object was requested for migration; False when it already was (skip it)."""
-    inserted = await conn.fetchval(
+    return await inserted(
+        conn,
         "INSERT INTO migrated_objects (source_url, source_key, owner_id, size_bytes, event_id)"
         " VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source_url, source_key) DO NOTHING RETURNING true",
         source_url,
@@ -315,7 +375,6 @@ async def record_migration(
         size_bytes,
         event_id,
     )
-    return bool(inserted)
 
 
 async def migrated_keys(conn: asyncpg.Connection, *, source_url: str, prefix: str) -> set[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -19,6 +20,7 @@ from common.service import POOL, settings_of
 from . import webhook_store as dstore
 from .config import StreamingSettings
 from .models import DeliveryView, StreamingCode, WebhookCreate, WebhookCreatedView, WebhookList, WebhookView
+from .webhook_store import WebhookRecord
 from .webhooks import WebhookError, check_url, new_secret, validate_events
 
 DELIVERY_PAGING = Paging(default=50, maximum=200)
@@ -83,14 +85,21 @@ async def _owned(request: web.Request) -> tuple[uuid.UUID, uuid.UUID]:
     return principal.user_id, parse_uuid(request.match_info["webhook_id"], what="webhook")
 
 
-async def get_webhook(request: web.Request) -> web.Response:
-    """One of the caller's endpoints."""
+async def _owned_view(
+    request: web.Request, act: Callable[..., Awaitable[WebhookRecord | None]]
+) -> web.Response:
+    """The view of one of the caller's endpoints after ``act`` (a store function) on it; 404 when it has none."""
     owner_id, webhook_id = await _owned(request)
     async with request.app[POOL].acquire() as conn:
-        hook = await dstore.get_webhook(conn, webhook_id=webhook_id, owner_id=owner_id)
+        hook = await act(conn, webhook_id=webhook_id, owner_id=owner_id)
     if hook is None:
         raise NotFound("webhook")
     return json_response(WebhookView.of(hook))
+
+
+async def get_webhook(request: web.Request) -> web.Response:
+    """One of the caller's endpoints."""
+    return await _owned_view(request, dstore.get_webhook)
 
 
 async def delete_webhook(request: web.Request) -> web.Response:
@@ -105,12 +114,7 @@ async def delete_webhook(request: web.Request) -> web.Response:
 
 async def enable_webhook(request: web.Request) -> web.Response:
     """Re-enable an endpoint that was disabled for failing (new events are delivered again)."""
-    owner_id, webhook_id = await _owned(request)
-    async with request.app[POOL].acquire() as conn:
-        hook = await dstore.enable_webhook(conn, webhook_id=webhook_id, owner_id=owner_id)
-    if hook is None:
-        raise NotFound("webhook")
-    return json_response(WebhookView.of(hook))
+    return await _owned_view(request, dstore.enable_webhook)
 
 
 async def list_deliveries(request: web.Request) -> web.Response:
@@ -124,3 +128,25 @@ async def list_deliveries(request: web.Request) -> web.Response:
             conn, webhook_id=webhook_id, limit=page.limit + 1, before=page.after
         )
     return json_response(page_of(deliveries, page, key=lambda d: (d.created_at, d.id), view=DeliveryView.of))
+
+
+async def redeliver(request: web.Request) -> web.Response:
+    """Send one of an endpoint's finished deliveries again (the same event id and body, freshly signed)."""
+    owner_id, webhook_id = await _owned(request)
+    delivery_id = parse_uuid(request.match_info["delivery_id"], what="webhook_delivery")
+    async with request.app[POOL].acquire() as conn, conn.transaction():
+        hook = await dstore.get_webhook(conn, webhook_id=webhook_id, owner_id=owner_id)
+        if hook is None:
+            raise NotFound("webhook")
+        if not hook.enabled:
+            raise Problem(
+                409, StreamingCode.WEBHOOK_DISABLED, "the endpoint is disabled: enable it before redelivering"
+            )
+        delivery = await dstore.redeliver(conn, delivery_id=delivery_id, webhook_id=webhook_id)
+    if isinstance(delivery, str):  # why not
+        if delivery == "pending":
+            raise Problem(
+                409, StreamingCode.DELIVERY_PENDING, "the delivery is already waiting for its next attempt"
+            )
+        raise NotFound("webhook_delivery")
+    return json_response(DeliveryView.of(delivery), status=202)

@@ -7,7 +7,6 @@ import asyncio
 import random
 import time
 import uuid
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import aiohttp
@@ -63,22 +62,9 @@ async def queue_deliveries(conn: asyncpg.Connection, event: Event, delivery: Del
         )
 
 
-@dataclass
-class _Attempt:
-    """What one HTTP attempt came to."""
-
-    number: int
-    started: datetime
-    status_code: int | None
-    latency_ms: int
-    error: str | None
-    outcome: str = "delivered"  # delivered | pending (retry at next_retry) | failed
-    next_retry: datetime | None = None
-
-    @property
-    def ok(self) -> bool:
-        """A 2xx answer."""
-        return self.status_code is not None and 200 <= self.status_code < 300
+def _ok(status_code: int | None) -> bool:
+    """A 2xx answer."""
+    return status_code is not None and 200 <= status_code < 300
 
 
 class WebhookSender:
@@ -175,53 +161,47 @@ class WebhookSender:
         status_code, error = await self._post(d)
         latency = time.perf_counter() - t0
         WEBHOOK_LATENCY.observe(latency)
-        result = _Attempt(
-            number=d.attempts + 1,
-            started=started,
+        number, outcome, next_retry = d.attempts + 1, "delivered", None
+        if not _ok(status_code):
+            retry_at = datetime.now(UTC) + timedelta(seconds=self.policy.delay(number, rng=self.rng))
+            if retry_at - d.created_at <= timedelta(seconds=self.policy.window_s):
+                outcome, next_retry = "pending", retry_at
+            else:
+                outcome = "failed"
+                error = (error or f"HTTP {status_code}") + "; retries exhausted"
+        attempt = wstore.AttemptRecord(
+            attempt=number,
+            started_at=started,
             status_code=status_code,
             latency_ms=round(latency * 1000),
             error=error,
+            next_retry_at=next_retry,
         )
-        if not result.ok:
-            retry_at = datetime.now(UTC) + timedelta(seconds=self.policy.delay(result.number, rng=self.rng))
-            if retry_at - d.created_at <= timedelta(seconds=self.policy.window_s):
-                result.outcome, result.next_retry = "pending", retry_at
-            else:
-                result.outcome = "failed"
-                result.error = (error or f"HTTP {status_code}") + "; retries exhausted"
-        disabled = await self._record(d, result)
-        WEBHOOK_ATTEMPTS.labels("retry" if result.outcome == "pending" else result.outcome).inc()
+        disabled = await self._record(d, attempt, outcome)
+        WEBHOOK_ATTEMPTS.labels("retry" if outcome == "pending" else outcome).inc()
         log.info(
             "webhook.attempt",
             delivery_id=str(d.id),
             webhook_id=str(d.webhook_id),
             event_type=d.event_type,
-            attempt=result.number,
+            attempt=number,
             status_code=status_code,
-            outcome=result.outcome,
-            error=result.error,
+            outcome=outcome,
+            error=error,
         )
         if disabled is not None:
             WEBHOOKS_DISABLED.inc()
             log.warning("webhook.disabled", webhook_id=str(d.webhook_id), reason=disabled.disabled_reason)
 
-    async def _record(self, d: wstore.DueDelivery, result: _Attempt) -> wstore.WebhookRecord | None:
+    async def _record(
+        self, d: wstore.DueDelivery, attempt: wstore.AttemptRecord, outcome: str
+    ) -> wstore.WebhookRecord | None:
         """Log the attempt, move the delivery and the endpoint's failure streak, in one transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
             if not await wstore.lock_webhook(conn, webhook_id=d.webhook_id):
                 return None  # deleted while we were sending: its log went with it
-            await wstore.record_attempt(
-                conn,
-                delivery_id=d.id,
-                attempt=result.number,
-                started_at=result.started,
-                status_code=result.status_code,
-                latency_ms=result.latency_ms,
-                error=result.error,
-                outcome=result.outcome,
-                next_retry_at=result.next_retry,
-            )
-            if result.ok:
+            await wstore.record_attempt(conn, delivery_id=d.id, attempt=attempt, outcome=outcome)
+            if _ok(attempt.status_code):
                 await wstore.note_endpoint_success(conn, webhook_id=d.webhook_id)
                 return None
             return await wstore.note_endpoint_failure(

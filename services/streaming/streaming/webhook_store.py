@@ -9,17 +9,18 @@ from datetime import datetime
 from typing import Any
 
 import asyncpg
+import msgspec
+
+from common.db import inserted
+from common.pagination import fetch_newest_first
 
 
-@dataclass(frozen=True, kw_only=True)
-class WebhookRecord:
-    """A registered webhook endpoint."""
+class WebhookFields(msgspec.Struct, kw_only=True):
+    """An endpoint as its owner is shown it (``models.WebhookView``): its record but the owner, secret and update time."""
 
     id: uuid.UUID
-    owner_id: uuid.UUID
     url: str
     events: list[str]
-    secret: str
     enabled: bool
     disabled_reason: str | None
     disabled_at: datetime | None
@@ -27,12 +28,18 @@ class WebhookRecord:
     failing_since: datetime | None
     last_success_at: datetime | None
     created_at: datetime
+
+
+class WebhookRecord(WebhookFields, kw_only=True):
+    """A registered webhook endpoint."""
+
+    owner_id: uuid.UUID
+    secret: str
     updated_at: datetime
 
 
-@dataclass(frozen=True, kw_only=True)
-class AttemptRecord:
-    """One HTTP attempt of a delivery."""
+class AttemptRecord(msgspec.Struct, kw_only=True):
+    """One HTTP attempt of a delivery (shown as it is: ``models.DeliveryAttemptView``)."""
 
     attempt: int
     started_at: datetime
@@ -189,7 +196,8 @@ async def add_delivery(
     body: str,
 ) -> bool:
     """Queue an event for an endpoint, due now; False when it was already queued (idempotent per event)."""
-    inserted = await conn.fetchval(
+    return await inserted(
+        conn,
         "INSERT INTO webhook_deliveries (id, webhook_id, event_id, event_type, body, next_attempt_at)"
         " VALUES ($1, $2, $3, $4, $5, now()) ON CONFLICT (webhook_id, event_id) DO NOTHING RETURNING true",
         delivery_id,
@@ -198,7 +206,6 @@ async def add_delivery(
         event_type,
         body,
     )
-    return bool(inserted)
 
 
 async def claim_due_deliveries(conn: asyncpg.Connection, *, limit: int, lease_s: float) -> list[DueDelivery]:
@@ -241,28 +248,14 @@ async def lock_webhook(conn: asyncpg.Connection, *, webhook_id: uuid.UUID) -> bo
 
 
 async def record_attempt(
-    conn: asyncpg.Connection,
-    *,
-    delivery_id: uuid.UUID,
-    attempt: int,
-    started_at: datetime,
-    status_code: int | None,
-    latency_ms: int,
-    error: str | None,
-    outcome: str,
-    next_retry_at: datetime | None,
+    conn: asyncpg.Connection, *, delivery_id: uuid.UUID, attempt: AttemptRecord, outcome: str
 ) -> None:
     """Log an attempt and move the delivery: ``delivered``, ``pending`` (retry at ``next_retry_at``) or ``failed``."""
     await conn.execute(
         "INSERT INTO webhook_attempts (delivery_id, attempt, started_at, status_code, latency_ms, error,"
         " next_retry_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (delivery_id, attempt) DO NOTHING",
         delivery_id,
-        attempt,
-        started_at,
-        status_code,
-        latency_ms,
-        error,
-        next_retry_at,
+        *msgspec.structs.astuple(attempt),  # the columns in AttemptRecord's field order
     )
     await conn.execute(
         "UPDATE webhook_deliveries SET status = $2, attempts = $3, next_attempt_at = $4, last_status = $5,"
@@ -270,10 +263,10 @@ async def record_attempt(
         " WHERE id = $1",
         delivery_id,
         outcome,
-        attempt,
-        next_retry_at,
-        status_code,
-        error,
+        attempt.attempt,
+        attempt.next_retry_at,
+        attempt.status_code,
+        attempt.error,
     )
 
 
@@ -353,15 +346,37 @@ async def list_deliveries(
     before: tuple[datetime, uuid.UUID] | None = None,
 ) -> list[DeliveryRecord]:
     """An endpoint's deliveries, newest first, after the keyset position ``before``, each with every attempt."""
-    rows = await conn.fetch(
-        f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE webhook_id = $1"
-        " AND ($3::timestamptz IS NULL OR (created_at, id) < ($3, $4::uuid))"
-        " ORDER BY created_at DESC, id DESC LIMIT $2",
+    query = f"SELECT {_DELIVERY_COLS} FROM webhook_deliveries WHERE webhook_id = $1"
+    rows = await fetch_newest_first(conn, query, webhook_id, limit=limit, after=before)
+    return await _with_attempts(conn, rows)
+
+
+async def redeliver(
+    conn: asyncpg.Connection, *, delivery_id: uuid.UUID, webhook_id: uuid.UUID
+) -> DeliveryRecord | str:
+    """Queue a finished delivery (delivered, failed or canceled) of this endpoint for one more attempt, due now.
+
+    Returns the delivery, or why not: ``not_found``, or ``pending`` (it is already due or in flight: a second
+    attempt beside the dispatcher's lease would send it twice). Its attempts are numbered on; the retry window
+    still counts from the event, so a redelivery of an old event that fails is not retried again.
+    """
+    row = await conn.fetchrow(
+        "UPDATE webhook_deliveries SET status = 'pending', next_attempt_at = now()"
+        f" WHERE id = $1 AND webhook_id = $2 AND status <> 'pending' RETURNING {_DELIVERY_COLS}",
+        delivery_id,
         webhook_id,
-        limit,
-        before[0] if before else None,
-        before[1] if before else None,
     )
+    if row is None:
+        exists = await conn.fetchval(
+            "SELECT true FROM webhook_deliveries WHERE id = $1 AND webhook_id = $2", delivery_id, webhook_id
+        )
+        return "pending" if exists else "not_found"
+    (delivery,) = await _with_attempts(conn, [row])
+    return delivery
+
+
+async def _with_attempts(conn: asyncpg.Connection, rows: Sequence[Mapping[str, Any]]) -> list[DeliveryRecord]:
+    """Delivery rows as records, each with its attempts."""
     ids = [r["id"] for r in rows]
     attempts: dict[uuid.UUID, list[AttemptRecord]] = {i: [] for i in ids}
     if ids:

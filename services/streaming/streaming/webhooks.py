@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -13,20 +14,24 @@ from urllib.parse import urlsplit
 
 from common import signing
 from common.addresses import ip_literal, is_forbidden, is_local_name
-from common.errors import CodedError
+from common.errors import CodedError, public_message
 from common.events.base import Event
+from common.events.ingest import VideoDeleted
 from common.events.streaming import StreamFailed, StreamPlayable, StreamReady
 
 SIGNATURE_HEADER = "Reelforge-Signature"
 EVENT_ID_HEADER = "Reelforge-Event-Id"
 EVENT_TYPE_HEADER = "Reelforge-Event-Type"
 USER_AGENT = "Reelforge-Webhooks/1"
+#: a host name as DNS knows them, in its ASCII (IDNA) form: labels of letters, digits, ``-`` and ``_``
+_HOST_NAME = re.compile(r"[a-z0-9_-]+(\.[a-z0-9_-]+)*\.?", re.IGNORECASE)
 
 #: public event name → the bus event announcing it
 EVENTS: Mapping[str, type[Event]] = {
     "stream.playable": StreamPlayable,
     "stream.ready": StreamReady,
     "stream.failed": StreamFailed,
+    "video.deleted": VideoDeleted,
 }
 BUS_EVENTS: tuple[type[Event], ...] = tuple(EVENTS.values())
 _PUBLIC_NAME: Mapping[str, str] = {cls.event_type(): name for name, cls in EVENTS.items()}
@@ -74,8 +79,11 @@ def event_data(event: Event) -> dict[str, Any]:
         return {
             "video_id": str(event.video_id),
             "status": "error",
-            "error": {"code": event.code, "message": event.message},
+            # subscribers are users: what a library said about our files stays in the log (as in StreamView)
+            "error": {"code": event.code, "message": public_message(event.message)},
         }
+    if isinstance(event, VideoDeleted):
+        return {"video_id": str(event.video_id), "status": "deleted"}
     raise ValueError(f"webhooks do not carry {event.type}")
 
 
@@ -141,6 +149,15 @@ class RetryPolicy:
 # -- where webhooks may go ------------------------------------------------------------------------------------
 
 
+def _is_host_name(host: str) -> bool:
+    """Whether ``host`` is a name DNS could answer for (letters, digits, ``-``/``_``, dots; IDNA for the rest)."""
+    try:
+        ascii_host = host.encode("idna").decode("ascii")
+    except UnicodeError:
+        return False
+    return _HOST_NAME.fullmatch(ascii_host) is not None
+
+
 def check_url(url: str, *, allow_private: bool) -> str:
     """The URL when it is an acceptable target (http(s), a host, no private IP literal); ``webhook.invalid_url``."""
     url = url.strip()
@@ -159,6 +176,8 @@ def check_url(url: str, *, allow_private: bool) -> str:
     if port == 0:
         raise WebhookError("webhook.invalid_url", "port 0 is not a valid target")
     ip = ip_literal(host)
+    if ip is None and not _is_host_name(host):
+        raise WebhookError("webhook.invalid_url", "the URL's host is not a valid host name")
     if ip is not None and not allow_private and is_forbidden(ip):
         raise WebhookError(
             "webhook.forbidden_address",

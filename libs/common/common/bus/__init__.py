@@ -1,8 +1,15 @@
 """The message bus: a port with RabbitMQ and in-memory adapters."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from .base import Bus, Delivery, Handler, PermanentError, topic_matches
 from .memory import MemoryBus
 from .router import PlainHandler, Router, TxHandler
+
+if TYPE_CHECKING:
+    from ..settings import ServiceSettings
 
 __all__ = [
     "Bus",
@@ -18,11 +25,8 @@ __all__ = [
 ]
 
 
-def create_bus(settings: object) -> Bus:
+def create_bus(settings: ServiceSettings) -> Bus:
     """The RabbitMQ bus for ``settings`` (``amqp_url``), or the memory bus when ``amqp_url`` is ``memory://``."""
-    from ..settings import ServiceSettings
-
-    assert isinstance(settings, ServiceSettings)
     if settings.amqp_url.startswith("memory://"):
         return MemoryBus(service=settings.service)
     from .rabbit import RabbitBus

@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ..events.base import Event
+from ..events.base import Event, decode
 from ..logging import get_logger
 from ..metrics import BUS_DEAD_LETTERED, BUS_HANDLED
 
@@ -43,6 +43,14 @@ class Subscription:
 
 class PermanentError(Exception):
     """A handler error that retrying cannot fix: the message goes straight to the dead-letter queue."""
+
+
+class Undecodable(PermanentError):
+    """A body that is not one of the queue's event types; ``reason``: ``undecodable`` or ``unknown_type``."""
+
+    def __init__(self, reason: str, error: Exception) -> None:
+        super().__init__(f"{reason}: {error}")
+        self.reason = reason
 
 
 class Bus(abc.ABC):
@@ -126,6 +134,29 @@ def undecodable_reason(body: bytes, types: Sequence[type[Event]]) -> str:
     except (msgspec.DecodeError, msgspec.ValidationError):
         return "undecodable"
     return "unknown_type" if tag and tag not in {t.event_type() for t in types} else "undecodable"
+
+
+def read_event(body: bytes, types: EventTypes) -> Event:
+    """``body`` as one of ``types``; ``Undecodable`` when it is not (retrying cannot fix a body we cannot read)."""
+    try:
+        return decode(body, types)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise Undecodable(undecodable_reason(body, types), exc) from exc
+
+
+def give_up_reason(sub: Subscription, error: Exception, *, attempt: int, max_retries: int) -> str | None:
+    """Why a message whose handling raised ``error`` is given up, or None: retry it (both buses' one policy).
+
+    ``undecodable``/``unknown_type`` (``Undecodable``) and ``permanent`` (any other ``PermanentError``) at once;
+    ``retries_exhausted`` after ``max_retries`` retries, or at the first failure on an exclusive queue (no retries).
+    """
+    if isinstance(error, Undecodable):
+        return error.reason
+    if isinstance(error, PermanentError):
+        return "permanent"
+    if sub.exclusive or attempt > max_retries:
+        return "retries_exhausted"
+    return None
 
 
 def record_give_up(

@@ -9,20 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
-
-from ..events.base import decode
 from ..metrics import BUS_HANDLED, BUS_PUBLISHED
-from .base import (
-    Bus,
-    Delivery,
-    EventTypes,
-    Handler,
-    PermanentError,
-    Subscription,
-    record_give_up,
-    undecodable_reason,
-)
+from .base import Bus, Delivery, EventTypes, Handler, Subscription, give_up_reason, read_event, record_give_up
 
 
 @dataclass
@@ -78,21 +66,15 @@ class MemoryBus(Bus):
             rk, body, headers = await sub.inbox.get()
             attempt = int(headers.get("x-attempt", 1))
             try:
-                event = decode(body, sub.types)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                # a body that did not decode never will: dead at once, as RabbitBus does
-                self._give_up(sub, rk, body, headers, exc, reason=undecodable_reason(body, sub.types))
-                continue
-            try:
+                event = read_event(body, sub.types)
                 await sub.handler(event, Delivery(routing_key=rk, attempt=attempt, headers=headers))
                 BUS_HANDLED.labels(self.service, sub.queue, rk, "ok").inc()
             except asyncio.CancelledError:
                 raise
-            except PermanentError as exc:
-                self._give_up(sub, rk, body, headers, exc, reason="permanent")
             except Exception as exc:
-                if sub.exclusive or attempt > self.max_retries:
-                    self._give_up(sub, rk, body, headers, exc, reason="retries_exhausted")
+                reason = give_up_reason(sub, exc, attempt=attempt, max_retries=self.max_retries)
+                if reason is not None:
+                    self._give_up(sub, rk, body, headers, exc, reason=reason)
                 else:
                     BUS_HANDLED.labels(self.service, sub.queue, rk, "retry").inc()
                     loop = asyncio.get_running_loop()

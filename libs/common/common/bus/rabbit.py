@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING, Any
 
 import aio_pika
 import aiormq
-import msgspec
 from aio_pika.abc import (
     AbstractExchange,
     AbstractIncomingMessage,
@@ -25,7 +24,6 @@ from aio_pika.abc import (
 )
 from aio_pika.channel import Channel
 
-from ..events.base import decode
 from ..logging import bound_contextvars, get_logger
 from ..metrics import BUS_HANDLED, BUS_HANDLER_LATENCY, BUS_PUBLISHED, BUS_QUEUE_LAG
 from .base import (
@@ -33,10 +31,11 @@ from .base import (
     Delivery,
     EventTypes,
     Handler,
-    PermanentError,
     Subscription,
+    Undecodable,
+    give_up_reason,
+    read_event,
     record_give_up,
-    undecodable_reason,
 )
 
 if TYPE_CHECKING:
@@ -346,11 +345,10 @@ class RabbitBus(Bus):
         routing_key = message.type or message.routing_key or ""
         with bound_contextvars(event_id=message.message_id, event_type=routing_key, queue=sub.queue):
             try:
-                event = decode(message.body, sub.types)
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                # retrying cannot fix a body we cannot read: keep it for a human, never lose it
-                reason = undecodable_reason(message.body, sub.types)
-                await self._give_up(sub, message, routing_key, exc, reason=reason)
+                event = read_event(message.body, sub.types)
+            except Undecodable as exc:
+                # keep it for a human, never lose it
+                await self._give_up(sub, message, routing_key, exc, reason=exc.reason)
                 return
             correlation_id = event.correlation_id or message.correlation_id or ""
             delivery = Delivery(
@@ -377,10 +375,8 @@ class RabbitBus(Bus):
                 if error is None:
                     if await _settle(message.ack()):
                         BUS_HANDLED.labels(self.service, sub.queue, routing_key, "ok").inc()
-                elif isinstance(error, PermanentError):
-                    await self._give_up(sub, message, routing_key, error, reason="permanent")
-                elif sub.exclusive or attempt > self.max_retries:
-                    await self._give_up(sub, message, routing_key, error, reason="retries_exhausted")
+                elif reason := give_up_reason(sub, error, attempt=attempt, max_retries=self.max_retries):
+                    await self._give_up(sub, message, routing_key, error, reason=reason)
                 else:
                     await self._retry(sub, message, routing_key, attempt, error)
 

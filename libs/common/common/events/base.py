@@ -44,6 +44,13 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", forbid_
         return tag
 
 
+class VideoEvent(Event, frozen=True, kw_only=True):
+    """Base of the events about one video of one owner (its fields come first)."""
+
+    video_id: uuid.UUID
+    owner_id: uuid.UUID
+
+
 def all_event_types() -> dict[str, type[Event]]:
     """Every concrete event class imported so far, by type."""
     out: dict[str, type[Event]] = {}

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
 
-from .base import Event
+import msgspec
+
+from .base import Event, VideoEvent
 
 
-class VideoIngested(Event, tag="video.ingested.v1", frozen=True, kw_only=True):
+class VideoIngested(VideoEvent, tag="video.ingested.v1", frozen=True, kw_only=True):
     """A video's original is stored whole under ``originals/<video_id>/`` and probed."""
 
-    video_id: uuid.UUID
-    owner_id: uuid.UUID
     storage_key: str
     duration_s: float
     width: int = 0
@@ -23,6 +24,12 @@ class VideoIngested(Event, tag="video.ingested.v1", frozen=True, kw_only=True):
     size_bytes: int = 0
     source: str = "upload"  # upload | import | render | migration
     title: str = ""
+    #: where an import came from (the URL asked for); empty for the other sources
+    source_url: str = ""
+    #: an import's creator as the source names them (yt-dlp's channel/uploader); empty when it names none
+    uploader: str = ""
+    #: an import's platform (``YouTube``, ``TikTok``...; a site yt-dlp knows only generically: its host name)
+    platform: str = ""
 
 
 class VideoIngestFailed(Event, tag="video.ingest_failed.v1", frozen=True, kw_only=True):
@@ -49,8 +56,24 @@ class VideoImportRequested(Event, tag="video.import_requested.v1", frozen=True, 
     title: str = ""
 
 
-class VideoDeleted(Event, tag="video.deleted.v1", frozen=True, kw_only=True):
+class VideoDeleted(VideoEvent, tag="video.deleted.v1", frozen=True, kw_only=True):
     """A video was deleted by its owner; derived artefacts should go too."""
 
-    video_id: uuid.UUID
-    owner_id: uuid.UUID
+
+class SearchResult(msgspec.Struct, kw_only=True):
+    """One video a platform search found: what ingest stores, and what render ranks from ingest's search view.
+
+    ``position`` is its rank in the platform's own order; the view shows ``platform_id`` as ``id``.
+    """
+
+    position: int
+    platform_id: str = ""
+    url: str
+    title: str = ""
+    uploader: str = ""
+    view_count: int | None = None
+    like_count: int | None = None
+    comment_count: int | None = None
+    duration_s: float | None = None
+    thumbnail_url: str | None = None
+    published_at: datetime | None = None

@@ -18,6 +18,14 @@ class JobError(msgspec.Struct, frozen=True, kw_only=True):
     message: str
 
 
+class JobSubject(msgspec.Struct, frozen=True, kw_only=True):
+    """What a job works on (``kind`` ``video``: the video's id and its title when known), so a job list names it."""
+
+    kind: str
+    id: str
+    title: str = ""
+
+
 class JobProgress(Event, tag="job.progress.v1", frozen=True, kw_only=True):
     """A snapshot of a job. Status changes go through the outbox; percent-only updates may be direct."""
 
@@ -35,6 +43,7 @@ class JobProgress(Event, tag="job.progress.v1", frozen=True, kw_only=True):
     updated_at: datetime | None = None
     #: monotonically increasing per job, so consumers can drop stale snapshots
     seq: int = 0
+    subject: JobSubject | None = None
 
 
 class JobCancelRequested(Event, tag="job.cancel_requested.v1", frozen=True, kw_only=True):

@@ -4,31 +4,25 @@ from __future__ import annotations
 
 import uuid
 
-from .base import Event
+from .base import Event, VideoEvent
 
 
-class StreamPlayable(Event, tag="stream.playable.v1", frozen=True, kw_only=True):
+class StreamPlayable(VideoEvent, tag="stream.playable.v1", frozen=True, kw_only=True):
     """The first rendition is complete: the video can be played."""
 
-    video_id: uuid.UUID
-    owner_id: uuid.UUID
     renditions: list[str] = []
 
 
-class StreamReady(Event, tag="stream.ready.v1", frozen=True, kw_only=True):
+class StreamReady(VideoEvent, tag="stream.ready.v1", frozen=True, kw_only=True):
     """The full ladder (and poster, thumbnails) is complete."""
 
-    video_id: uuid.UUID
-    owner_id: uuid.UUID
     renditions: list[str] = []
     duration_s: float = 0.0
 
 
-class StreamFailed(Event, tag="stream.failed.v1", frozen=True, kw_only=True):
+class StreamFailed(VideoEvent, tag="stream.failed.v1", frozen=True, kw_only=True):
     """Transcoding failed with a stable error code."""
 
-    video_id: uuid.UUID
-    owner_id: uuid.UUID
     code: str
     message: str
 

@@ -1,7 +1,14 @@
 """Object storage: one interface, a filesystem backend and an S3-compatible backend."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from . import content_types
 from .base import Body, InvalidKey, ObjectInfo, ObjectNotFound, ObjectStore, StorageError, TooLarge, check_key
+
+if TYPE_CHECKING:
+    from ..settings import ServiceSettings
 
 __all__ = [
     "Body",
@@ -17,11 +24,8 @@ __all__ = [
 ]
 
 
-def create_store(settings: object) -> ObjectStore:
+def create_store(settings: ServiceSettings) -> ObjectStore:
     """The store named by ``settings.storage_url``: ``file:///path`` (or ``file://./rel``) or ``s3://bucket[/prefix]``."""
-    from ..settings import ServiceSettings
-
-    assert isinstance(settings, ServiceSettings)
     url = settings.storage_url
     if url.startswith("file://"):
         from .fs import FileStore

@@ -8,9 +8,9 @@ from dataclasses import dataclass
 
 from yarl import URL
 
-__all__ = ["TcpProxy"]
+from ..streams import copy_until_closed
 
-_CHUNK = 64 * 1024
+__all__ = ["TcpProxy"]
 
 
 @dataclass(eq=False)
@@ -132,11 +132,7 @@ class TcpProxy:
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, link: _Link) -> None:
         try:
-            while data := await reader.read(_CHUNK):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
+            await copy_until_closed(reader, writer)
         finally:
             # one side ended: end the other too, as a real TCP peer would see it
             self._links.discard(link)

@@ -10,4 +10,5 @@ from .media import *  # noqa: F403
 from .process import *  # noqa: F403
 from .speech import *  # noqa: F403
 from .storage import *  # noqa: F403
+from .subtitles import *  # noqa: F403
 from .waiting import *  # noqa: F403

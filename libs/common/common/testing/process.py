@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 
 import aiohttp
@@ -14,7 +15,7 @@ import aiohttp
 from .bus import RabbitBusFactory
 from .waiting import wait_for
 
-__all__ = ["ServiceProcess", "free_port", "process_env"]
+__all__ = ["ServiceProcess", "crash_worker_env", "free_port", "process_env"]
 
 
 def free_port() -> int:
@@ -53,8 +54,27 @@ def process_env(
         "HTTP_PORT": str(port),
         "WORKER_PORT": str(port),  # the worker role listens on WORKER_PORT
         "LOG_FORMAT": "json",
+        # test processes run beside each other and the e2e stack on one Postgres (100 connections by default)
+        "DB_POOL_MAX": "5",
+        "DB_POOL_IDLE_S": "5",
         **extra,
     }
+
+
+def crash_worker_env(
+    service: str, *, database_url: str, schema: str, bus: RabbitBusFactory, files: Path, **extra: str
+) -> dict[str, str]:
+    """A worker process's environment for a crash test: a private queue (``BUS_QUEUE``), a free port
+    (``WORKER_PORT``), bus retries after 200 ms, and this test run's ``sys.path`` (``extra`` adds or overrides)."""
+    return process_env(
+        database_url=database_url,
+        schema=schema,
+        bus=bus,
+        queue=f"{service}-crash-{uuid.uuid4().hex[:8]}",
+        port=free_port(),
+        files=files,
+        **{"BUS_RETRY_DELAYS_MS": "200", "PYTHONPATH": os.pathsep.join(p for p in sys.path if p), **extra},
+    )
 
 
 class ServiceProcess:

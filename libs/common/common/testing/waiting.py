@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar, overload
+from types import TracebackType
+from typing import Any, Self, TypeVar, overload
 
-__all__ = ["wait_for"]
+__all__ = ["PeakSampler", "wait_for"]
 
 T = TypeVar("T")
 
@@ -40,3 +41,28 @@ async def wait_for(
             what = message or getattr(predicate, "__name__", repr(predicate))
             raise AssertionError(f"condition not met within {timeout}s: {what} (last value: {value!r})")
         await asyncio.sleep(interval)
+
+
+class PeakSampler:
+    """``async with PeakSampler(measure) as s: ...``: ``s.peak`` is the highest ``measure()`` seen meanwhile, sampled
+    every ``interval_s`` (0: at every turn of the event loop), starting from ``start``."""
+
+    def __init__(self, measure: Callable[[], float], *, interval_s: float = 0.0, start: float = 0.0) -> None:
+        self.measure, self.interval_s, self.peak = measure, interval_s, start
+        self._task: asyncio.Task[None] | None = None
+
+    async def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, self.measure())
+            await asyncio.sleep(self.interval_s)
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._sample())
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        assert self._task is not None
+        self._task.cancel()
+        await asyncio.gather(self._task, return_exceptions=True)

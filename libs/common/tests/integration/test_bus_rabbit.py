@@ -18,7 +18,7 @@ from common.events import Event
 from common.events.ingest import VideoDeleted, VideoIngested
 from common.testing.bus import RabbitBusFactory, proxied_url, unique_name
 from common.testing.netproxy import TcpProxy
-from common.testing.waiting import wait_for
+from common.testing.waiting import PeakSampler, wait_for
 
 
 def ingested() -> VideoIngested:
@@ -91,21 +91,9 @@ async def test_concurrent_publishes_are_pipelined_confirmed_and_arrive_exactly_o
     # how many publishes wait for their confirm at once: > 1 means they are pipelined, not serialized
     assert bus._publish_channel is not None
     underlay: Any = await bus._publish_channel.get_underlay_channel()
-    peak = 0
-    sampling = True
-
-    async def sample() -> None:
-        nonlocal peak
-        while sampling:
-            peak = max(peak, len(underlay.confirmations))
-            await asyncio.sleep(0)
-
-    sampler = asyncio.create_task(sample())
-    await asyncio.gather(*(bus.publish(e) for e in events))
-    sampling = False
-    await sampler
-
-    assert peak > 1
+    async with PeakSampler(lambda: len(underlay.confirmations)) as waiting:
+        await asyncio.gather(*(bus.publish(e) for e in events))
+    assert waiting.peak > 1
     assert (
         REGISTRY.get_sample_value(
             "reelforge_bus_published_total", {"service": bus.service, "type": "video.ingested.v1"}

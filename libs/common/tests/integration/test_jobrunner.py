@@ -192,6 +192,26 @@ async def test_attempts_are_capped_and_a_crashing_job_fails_with_internal_error(
     assert calls == [1, 2, 3] and failures[-1] == ("failed", "internal.error")
 
 
+async def test_a_job_the_database_failed_is_retried_even_without_retry_delays(
+    pg_pool: asyncpg.Pool, runners: Callable[..., LeasedJobRunner]
+) -> None:
+    """A full connection table (or a restarting server) mid-job is the platform's trouble, not the job's: the job
+    is tried again after a back-off rather than failed with internal.error."""
+    calls: list[int] = []
+
+    async def flaky(ctx: JobContext) -> None:
+        calls.append(ctx.attempt)
+        if ctx.attempt == 1:
+            raise asyncpg.TooManyConnectionsError("sorry, too many clients already")
+
+    runner = runners(flaky, max_attempts=3)
+    assert runner.retry_delays_s == ()
+    await runner.start()
+    [job_id] = await _queue(pg_pool)
+    await wait_for(lambda: _status(pg_pool, job_id, "succeeded"), timeout=15, interval=0.1)
+    assert calls == [1, 2]
+
+
 async def test_a_job_failure_ends_the_job_with_its_code(
     pg_pool: asyncpg.Pool, runners: Callable[..., LeasedJobRunner]
 ) -> None:

@@ -60,9 +60,7 @@ class Effects:
         return counting
 
     async def count(self) -> int:
-        async with self.pool.acquire() as conn:
-            n: int = await conn.fetchval("SELECT count(*) FROM effects")
-        return n
+        return await _count(self.pool, "SELECT count(*) FROM effects")
 
     async def count_is(self, n: int) -> bool:
         return await self.count() == n
@@ -74,6 +72,12 @@ class Effects:
         async with self.pool.acquire() as conn:
             rows = await conn.fetch("SELECT event_id, count(*) AS n FROM effects GROUP BY event_id")
         return {r["event_id"]: r["n"] for r in rows}
+
+
+async def _count(pool: asyncpg.Pool, sql: str) -> int:
+    """The number ``sql`` (a ``SELECT count(*)``) answers."""
+    async with pool.acquire() as conn:
+        return int(await conn.fetchval(sql))
 
 
 @dataclass
@@ -110,17 +114,13 @@ class Producer:
                 await outbox.add(conn, event)
 
     async def unpublished(self) -> int:
-        async with self.pool.acquire() as conn:
-            n: int = await conn.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL")
-        return n
+        return await _count(self.pool, "SELECT count(*) FROM outbox WHERE published_at IS NULL")
 
     async def unpublished_is(self, n: int) -> bool:
         return await self.unpublished() == n
 
     async def rows(self) -> int:
-        async with self.pool.acquire() as conn:
-            n: int = await conn.fetchval("SELECT count(*) FROM outbox")
-        return n
+        return await _count(self.pool, "SELECT count(*) FROM outbox")
 
 
 @pytest.fixture

@@ -9,12 +9,15 @@ import msgspec
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from prometheus_client import REGISTRY
+from structlog.testing import capture_logs
 
 from common.auth import require_user
 from common.http import Problem, json_response, read_json
 from common.service import POOL, build_app
 from common.settings import ServiceSettings
 from common.testing.auth import TokenFactory
+from common.testing.bus import proxied_url
 from common.testing.netproxy import TcpProxy
 from common.testing.waiting import wait_for
 
@@ -40,6 +43,7 @@ async def client(
     amqp_url: str,
     fresh_schema: str,
     db_proxy: TcpProxy,
+    amqp_proxy: TcpProxy,
     token_factory: TokenFactory,
     tmp_path: Path,
     aiohttp_client,  # last: the app stops before its schema and proxy go away
@@ -50,7 +54,7 @@ async def client(
         service="demo",
         database_url=dsn,
         db_schema=fresh_schema,
-        amqp_url=amqp_url,
+        amqp_url=proxied_url(amqp_url, amqp_proxy),
         bus_exchange=f"test.{tag}.events",
         bus_dlx=f"test.{tag}.dlx",
         storage_url=f"file://{tmp_path}",
@@ -69,21 +73,81 @@ async def test_health_and_ready_with_real_dependencies(client: TestClient) -> No
     assert body["checks"] == {"postgres": "ok", "rabbitmq": "ok", "storage": "ok"}
 
 
-async def test_readyz_is_503_while_the_database_is_unreachable(
-    client: TestClient, db_proxy: TcpProxy
+def _sample(name: str, dependency: str) -> float:
+    return REGISTRY.get_sample_value(name, {"service": "demo", "dependency": dependency}) or 0.0
+
+
+async def test_database_down_is_503_service_unavailable_logged_once_per_outage(
+    client: TestClient, db_proxy: TcpProxy, token_factory: TokenFactory
 ) -> None:
-    db_proxy.pause()
-    db_proxy.cut()
-    r = await client.get("/readyz")
-    body = await r.json()
-    assert r.status == 503 and body["checks"]["postgres"].startswith("error")
-    assert body["checks"]["rabbitmq"] == "ok"
-    db_proxy.resume()
+    """Issue 14 item 5: with the database unreachable every request is a 503 with Retry-After, not a 500 with a
+    traceback; the outage is logged when it starts and when it ends, and counted; /readyz is 503 meanwhile."""
+    headers = token_factory.headers(uuid.uuid4())
+    assert (await client.post("/items", json={"name": "a"}, headers=headers)).status == 201
+    refused_before = _sample("reelforge_dependency_unavailable_total", "postgres")
+    outages_before = _sample("reelforge_dependency_outages_total", "postgres")
+    with capture_logs() as logs:
+        db_proxy.pause()
+        db_proxy.cut()
+        for _ in range(5):
+            r = await client.post("/items", json={"name": "a"}, headers=headers)
+            problem = await r.json()
+            assert (r.status, problem["code"]) == (503, "service.unavailable")
+            assert r.content_type == "application/problem+json" and r.headers["Retry-After"] == "5"
+            assert "Traceback" not in await r.text() and "127.0.0.1" not in await r.text()
+        r = await client.get("/readyz?verbose=1")
+        body = await r.json()
+        assert r.status == 503 and body["status"] == "unavailable"
+        assert body["checks"]["postgres"].startswith("error: ") and body["checks"]["rabbitmq"] == "ok"
+        assert body["dependencies"]["postgres"]["status"] == "down"
+        assert body["dependencies"]["postgres"]["critical"] is True
+        assert _sample("reelforge_dependency_up", "postgres") == 0
+        db_proxy.resume()
 
-    async def ready() -> bool:
-        return (await client.get("/readyz")).status == 200
+        async def ready() -> bool:
+            return (await client.get("/readyz")).status == 200
 
-    await wait_for(ready, timeout=15, interval=0.2)
+        await wait_for(ready, timeout=15, interval=0.2)
+        assert (await client.post("/items", json={"name": "a"}, headers=headers)).status == 201
+    events = [e["event"] for e in logs]
+    assert not [e for e in logs if e["log_level"] in ("error", "critical")]
+    assert "http.unhandled" not in events
+    [down] = [e for e in logs if e["event"] == "dependency.down"]
+    [up] = [e for e in logs if e["event"] == "dependency.up"]
+    assert down["dependency"] == up["dependency"] == "postgres" and up["outage_s"] > 0
+    assert _sample("reelforge_dependency_unavailable_total", "postgres") - refused_before == 5
+    assert _sample("reelforge_dependency_outages_total", "postgres") - outages_before == 1
+    assert _sample("reelforge_dependency_up", "postgres") == 1
+
+
+async def test_broker_down_leaves_the_process_ready_and_serving(
+    client: TestClient, amqp_proxy: TcpProxy, token_factory: TokenFactory
+) -> None:
+    """Issue 14 item 5: /readyz means "can serve"; RabbitMQ away is a degradation (the outbox buffers)."""
+    headers = token_factory.headers(uuid.uuid4())
+    with capture_logs() as logs:
+        amqp_proxy.pause()
+        amqp_proxy.cut()
+        r = await client.get("/readyz?verbose=1")
+        body = await r.json()
+        assert r.status == 200, body
+        assert body["status"] == "degraded" and body["degraded"] == ["rabbitmq"]
+        assert body["checks"]["postgres"] == "ok" and body["checks"]["rabbitmq"].startswith("error: ")
+        assert body["dependencies"]["rabbitmq"]["status"] == "down"
+        assert body["dependencies"]["rabbitmq"]["critical"] is False
+        assert _sample("reelforge_dependency_up", "rabbitmq") == 0
+        for _ in range(3):
+            assert (await client.post("/items", json={"name": "a"}, headers=headers)).status == 201
+            assert (await client.get("/readyz")).status == 200
+        amqp_proxy.resume()
+
+        async def healthy() -> bool:
+            return (await (await client.get("/readyz")).json())["status"] == "ok"
+
+        await wait_for(healthy, timeout=30, interval=0.5)
+    assert len([e for e in logs if e["event"] == "dependency.down"]) == 1
+    assert len([e for e in logs if e["event"] == "dependency.up"]) == 1
+    assert _sample("reelforge_dependency_up", "rabbitmq") == 1
 
 
 async def test_authenticated_json_request(client: TestClient, token_factory: TokenFactory) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import uuid
 from typing import Annotated, Any
 
@@ -158,3 +159,17 @@ def test_documents_share_no_state() -> None:
     assert "description" not in doc["info"]
     doc["components"]["schemas"]["Problem"]["properties"].clear()
     assert PROBLEM_SCHEMA["properties"]
+
+
+def test_an_idempotent_route_documents_its_header_and_conflicts() -> None:
+    plain = _api()
+    api = dataclasses.replace(
+        plain, routes=[dataclasses.replace(r, idempotent=r.method == "POST") for r in plain.routes]
+    )
+    doc = api.document()
+    validate(doc)
+    op = doc["paths"]["/api/v1/things"]["post"]
+    [header] = [p for p in op["parameters"] if p["in"] == "header"]
+    assert header["name"] == "Idempotency-Key" and header["required"] is False
+    assert op["responses"]["409"]["description"].endswith("idempotency.key_reused, idempotency.in_progress")
+    assert "idempotency.key_invalid" in op["responses"]["400"]["description"]

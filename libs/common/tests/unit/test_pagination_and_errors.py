@@ -74,10 +74,23 @@ def test_problem_is_a_coded_error_and_renders_rfc_9457() -> None:
 
 def test_internal_paths_never_reach_a_user() -> None:
     text = "[Errno 1] Operation not permitted: '/tmp/pytest-1/transcode/ab12/audio/index.m3u8'"
-    assert public_message(text) == "[Errno 1] Operation not permitted: '<file>'"
+    assert public_message(text) == "Operation not permitted"
     body = problem_body(CodedError("media.unreadable", text))
     assert "/tmp" not in body["detail"]
     # URLs and ordinary words with slashes are left alone
     assert (
         public_message("see https://example.com/a/b and and/or") == "see https://example.com/a/b and and/or"
+    )
+
+
+def test_library_words_never_reach_a_user() -> None:
+    assert public_message("not a readable video file (InvalidDataError)") == "not a readable video file"
+    ytdlp = (
+        "ERROR: [generic] oops; please report this issue on  https://github.com/yt-dlp/yt-dlp/issues?q= ,"
+        " filling out the appropriate issue template. Confirm you are on the latest version using  yt-dlp -U"
+    )
+    assert public_message(ytdlp) == "ERROR: [generic] oops"
+    assert (
+        public_message("the clip cannot be opened (unknown format)")
+        == "the clip cannot be opened (unknown format)"
     )

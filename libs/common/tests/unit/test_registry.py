@@ -19,6 +19,7 @@ from common import registry
         ("/api/v1/videos/abc/captions/x", "captions"),
         ("/api/v1/videos//stream", "ingest"),  # an empty segment is not an id
         ("/api/v1/videos/abc/streams", "ingest"),  # whole segments only
+        ("/api/v1/streams", "streaming"),
         ("/api/v1/webhooks/1/deliveries", "streaming"),
         ("/play/abc/master.m3u8", "streaming"),
         ("/api/v1/analyses/batches/1", "analysis"),

@@ -17,9 +17,17 @@ from analysis.quota import QuotaParked, RetryPolicy
 from analysis.rules import chapter_violations
 from analysis.transcript import Transcript
 from common.jobs import JobFailure
+from common.testing.gemini import (
+    GeminiStub,
+    Reply,
+    answer,
+    bad_request,
+    count_tokens,
+    rate_limited,
+    server_error,
+)
 
 from ..conftest import GovernorFactory
-from ..gemini_stub import GeminiStub, answer, bad_request, rate_limited, server_error
 
 MODEL = "gemini-stub"
 
@@ -63,7 +71,7 @@ async def engine_for(gemini_stub: GeminiStub, governors: GovernorFactory) -> Asy
     clients = []
 
     def make(*, timeout_s: float = 10.0, **limits: Any) -> GeminiEngine:
-        client = make_client(api_key="test-key", base_url=gemini_stub.base_url, timeout_s=timeout_s)
+        client = make_client(api_key=gemini_stub.api_key, base_url=gemini_stub.base_url, timeout_s=timeout_s)
         clients.append(client)
         return GeminiEngine(client=client, governor=governors(**limits), model=MODEL)
 
@@ -95,7 +103,28 @@ async def test_a_valid_answer(english: Transcript, gemini_stub: GeminiStub, engi
     assert PROMPT_VERSION in instructions and "at least 3" in instructions
     assert request["generationConfig"]["responseJsonSchema"] == RESPONSE_SCHEMA
     assert request["generationConfig"]["responseMimeType"] == "application/json"
-    assert len(gemini_stub.count_requests) == 1 and gemini_stub.api_keys == ["test-key"]
+    assert len(gemini_stub.count_requests) == 1 and gemini_stub.api_keys == [gemini_stub.api_key]
+
+
+async def test_the_tokens_reserved_are_trued_up_with_the_answers_usage_metadata(
+    english: Transcript, gemini_stub: GeminiStub, engine_for: Any
+) -> None:
+    engine: GeminiEngine = engine_for()
+    in_flight: list[int] = []
+
+    async def model(request: dict[str, Any]) -> Reply:
+        # while the request is out, the shared window holds what the engine reserved for it
+        in_flight.append(await engine.governor.window_tokens())
+        return answer(VALID, prompt_tokens=700, output_tokens=80)  # usageMetadata.totalTokenCount: 780
+
+    gemini_stub.responder = model
+    await engine.analyze(english, AnalysisOptions())
+    [counted] = gemini_stub.count_requests
+    reserved = (
+        count_tokens(counted) + engine.expected_output_tokens
+    )  # countTokens' answer + the output expected
+    assert in_flight == [reserved] and reserved != 780
+    assert await engine.governor.window_tokens() == 780  # trued up to what the model says it used
 
 
 async def test_bad_chapters_are_retried_with_the_errors(
@@ -234,7 +263,7 @@ async def test_many_analyses_across_two_workers_keep_to_the_quota(
     """The stub allows 10 requests per 2 s and answers 429 beyond; two workers whose governors share that
     limit through Redis analyse 30 videos: each succeeds, with one accepted request each, in about three windows."""
     gemini_stub.requests_per_window, gemini_stub.window_s = 10, 2.0
-    gemini_stub.respond = lambda _: answer(VALID)
+    gemini_stub.responder = lambda _: answer(VALID)
     workers = [engine_for(rpm=10, window_s=2.0), engine_for(rpm=10, window_s=2.0)]
     started = time.monotonic()
     results = await asyncio.gather(*(workers[i % 2].analyze(english, AnalysisOptions()) for i in range(30)))

@@ -14,6 +14,7 @@ from billing import ledger, webhook
 from billing.app import create_app
 from common.errors import CodedError
 from common.events.base import decode
+from common.settings import SettingsError
 
 SECRET = "whsec_test_0123456789"  # = conftest.WEBHOOK_SECRET
 
@@ -276,6 +277,57 @@ async def test_the_webhook_refuses_everything_without_a_configured_secret(
     assert (resp.status, (await resp.json())["code"]) == (503, "payment.webhook_not_configured")
 
 
+async def test_a_test_payment_runs_the_real_webhook_and_credits_the_order_once(
+    billing_settings, aiohttp_client, memory_bus, token_factory, books
+) -> None:
+    app = create_app(
+        billing_settings.with_(billing_test_payments=True),
+        role="api",
+        bus=memory_bus,
+        verifier=token_factory.verifier(),
+    )
+    client = await aiohttp_client(app)
+    prices = await (await client.get("/api/v1/billing/prices")).json()
+    assert prices["topup"]["test_payments"] is True  # the page shows its "Pay (test)" button
+    user = await books.register()
+    order = await new_order(client, token_factory, user, 300)
+    url = f"/api/v1/billing/topups/{order['order_id']}/test-pay"
+    someone = await client.post(url, headers=token_factory.headers(uuid.uuid4()))
+    assert (someone.status, (await someone.json())["code"]) == (404, "topup.not_found")
+
+    first, again = [await client.post(url, headers=token_factory.headers(user)) for _ in range(2)]
+    assert first.status == 200, await first.text()
+    assert await first.json() == {
+        "order_id": order["order_id"],
+        "order_status": "paid",
+        "outcome": "credited",
+        "duplicate": False,
+    }
+    assert (again.status, (await again.json())["duplicate"]) == (200, True)
+    assert (await books.account(user)).balance == 100 + 300
+    assert await books.entries(user, "topup") == 1
+    status = await client.get(
+        f"/api/v1/billing/topups/{order['order_id']}", headers=token_factory.headers(user)
+    )
+    assert (await status.json())["status"] == "paid"
+    assert await books.violations() == []
+
+
+async def test_test_payments_are_refused_unless_enabled_and_never_allowed_in_production(
+    client, books, token_factory, billing_settings
+) -> None:
+    user = await books.register()
+    order = await new_order(client, token_factory, user, 100)
+    resp = await client.post(
+        f"/api/v1/billing/topups/{order['order_id']}/test-pay", headers=token_factory.headers(user)
+    )
+    assert (resp.status, (await resp.json())["code"]) == (403, "payment.test_payments_disabled")
+    assert (await (await client.get("/api/v1/billing/prices")).json())["topup"]["test_payments"] is False
+    assert (await books.account(user)).balance == 100
+    with pytest.raises(SettingsError, match="BILLING_TEST_PAYMENTS"):
+        billing_settings.with_(billing_test_payments=True, environment="production")
+
+
 async def test_admin_adjustment_refuses_to_go_below_what_is_held(books) -> None:
     user = await books.register()
     await books.hold(user, 80)
@@ -295,6 +347,7 @@ async def test_openapi_document_is_valid_and_lists_the_public_paths(client) -> N
         "/api/v1/billing/prices",
         "/api/v1/billing/topups",
         "/api/v1/billing/topups/{order_id}",
+        "/api/v1/billing/topups/{order_id}/test-pay",
         "/api/v1/billing/payments/webhook",
     }
     routes = {r.resource.canonical for r in client.app.router.routes() if r.resource is not None}

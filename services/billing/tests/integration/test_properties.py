@@ -7,6 +7,7 @@ import asyncio
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -133,7 +134,8 @@ async def test_random_histories_keep_every_invariant(database_url: str, steps: l
         handler = handlers.router(cfg).handler(pool=pool)
         model = Model()
 
-        async def deliver(event: Event, how: str, resend: Event) -> None:
+        async def deliver(how: str, event_class: type[Event], **fields: Any) -> None:
+            event, resend = event_class(**fields), event_class(**fields)
             first = handler(event, Delivery(routing_key=event.type))
             if how == "once":
                 await first
@@ -149,21 +151,16 @@ async def test_random_histories_keep_every_invariant(database_url: str, steps: l
             kind = op[0]
             if kind == "register":
                 u = op[1]
-                e = UserRegistered(user_id=USERS[u], email="p@example.test")
-                await deliver(e, how, UserRegistered(user_id=USERS[u], email="p@example.test"))
+                await deliver(how, UserRegistered, user_id=USERS[u], email="p@example.test")
                 model.register(u)
             elif kind == "hold":
                 _, u, r, amount = op
-                h = CreditsHoldRequested(hold_ref=f"r{r}", account_id=USERS[u], amount=amount)
-                await deliver(
-                    h, how, CreditsHoldRequested(hold_ref=f"r{r}", account_id=USERS[u], amount=amount)
-                )
+                await deliver(how, CreditsHoldRequested, hold_ref=f"r{r}", account_id=USERS[u], amount=amount)
                 model.hold(u, r, amount)
             elif kind == "settle":
                 _, u, r, capture = op
-                s = CreditsSettleRequested(hold_ref=f"r{r}", account_id=USERS[u], capture=capture)
                 await deliver(
-                    s, how, CreditsSettleRequested(hold_ref=f"r{r}", account_id=USERS[u], capture=capture)
+                    how, CreditsSettleRequested, hold_ref=f"r{r}", account_id=USERS[u], capture=capture
                 )
                 model.settle(u, r, capture)
             elif kind == "expire":

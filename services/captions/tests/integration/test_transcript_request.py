@@ -15,14 +15,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from captions.app import create_app
-from captions.config import CaptionsSettings
 from captions.transcript import Transcript
 from common.events.analysis import CaptionsTranscriptRequested
 from common.events.captions import CaptionsCompleted, CaptionsFailed
 from common.events.ingest import VideoIngested
 from common.storage import ObjectStore
-from common.testing.auth import TokenFactory
 from common.testing.speech import SpeechSample
 from common.testing.waiting import wait_for
 
@@ -32,37 +29,28 @@ ROOT = Path(__file__).resolve().parents[4]
 
 
 async def test_a_transcript_request_is_answered_with_a_transcript_in_storage(
-    make_schema: Callable[..., Awaitable[str]],
-    aiohttp_client: Any,
-    database_url: str,
+    captions_app: Callable[..., Awaitable[Any]],
     rabbit_bus: Any,
     fs_store: ObjectStore,
-    token_factory: TokenFactory,
     speech_sample: SpeechSample,
     tmp_path: Path,
 ) -> None:
-    schema = await make_schema("captions", MIGRATIONS)
-    settings = CaptionsSettings(
-        database_url=database_url,
-        db_schema=schema,
-        bus_queue=f"captions-{uuid.uuid4().hex[:10]}",
-        tmp_dir=str(tmp_path / "scratch"),
-        whisper_cache_dir=str(ROOT / "var/cache/whisper"),
-        whisper_beam_size=1,
-        bus_retry_delays_ms=("200", "500", "1000"),
-        video_wait_attempts=2,
-        log_format="console",
-    )
     answers: list[Any] = []
 
     async def collect(event: Any, delivery: Any) -> None:
         answers.append(event)
 
-    await rabbit_bus.subscribe(f"{settings.queue}.observer", [CaptionsCompleted, CaptionsFailed], collect)
-    await aiohttp_client(
-        create_app(settings, role="worker", bus=rabbit_bus, store=fs_store, verifier=token_factory.verifier())
+    queue = f"captions-{uuid.uuid4().hex[:10]}"
+    await rabbit_bus.subscribe(f"{queue}.observer", [CaptionsCompleted, CaptionsFailed], collect)
+    await captions_app(
+        "worker",
+        bus_queue=queue,
+        tmp_dir=str(tmp_path / "scratch"),
+        whisper_cache_dir=str(ROOT / "var/cache/whisper"),
+        whisper_beam_size=1,
+        bus_retry_delays_ms=("200", "500", "1000"),
+        video_wait_attempts=2,
     )
-
     owner, vid = uuid.uuid4(), uuid.uuid4()
     key = f"originals/{vid}/source.mp4"
     await fs_store.put(key, speech_sample.path.read_bytes())

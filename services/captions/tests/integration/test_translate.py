@@ -132,7 +132,9 @@ async def test_an_unreachable_gemini_fails_with_a_code_after_the_attempts() -> N
     async def sleep(seconds: float) -> None:
         slept.append(seconds)
 
-    config = GeminiConfig(api_key="k", base_url="http://127.0.0.1:9", attempts=2)
+    config = GeminiConfig.from_settings(
+        CaptionsSettings(gemini_api_key="k", gemini_base_url="http://127.0.0.1:9", translate_attempts=2)
+    )
     translator = GeminiTranslator(config, sleep=sleep)
     try:
         with pytest.raises(CaptionsError) as failed:

@@ -8,10 +8,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
 
 from common.bus import Delivery
+from common.bus.rabbit import RabbitBus
 from common.events.base import Event
-from common.events.jobs import JobCancelRequested, JobError, JobProgress
+from common.events.billing import CreditsToppedUp
+from common.events.jobs import JobCancelRequested, JobError, JobProgress, JobSubject
 from common.service import POOL
 from common.testing.bus import RabbitBusFactory, unique_name
 from common.testing.waiting import wait_for
@@ -37,6 +41,15 @@ def snapshot(
         updated_at=datetime.now(UTC),
         **kw,
     )
+
+
+Live = tuple[TestClient[Any, Any], RabbitBus]
+
+
+@pytest.fixture
+async def live(start_gateway: GatewayFactory, rabbit_bus_factory: RabbitBusFactory) -> Live:
+    """A gateway that consumes job events from RabbitMQ, and a bus to publish them on."""
+    return await start_gateway(bus=await rabbit_bus_factory()), await rabbit_bus_factory()
 
 
 async def _next_job_message(ws: aiohttp.ClientWebSocketResponse, timeout: float = 30.0) -> dict[str, Any]:
@@ -110,23 +123,22 @@ async def test_job_events_reach_the_right_users_sockets_on_every_replica(
         await ws.close()
 
 
-async def test_read_model_keeps_the_newest_snapshot_and_terminal_states(
-    start_gateway: GatewayFactory, rabbit_bus_factory: RabbitBusFactory
-) -> None:
-    a = await start_gateway(bus=await rabbit_bus_factory())
-    publisher = await rabbit_bus_factory()
+async def test_read_model_keeps_the_newest_snapshot_and_terminal_states(live: Live) -> None:
+    a, publisher = live
     user = await register_and_login(a)
     owner, job_id = user["user"]["id"], uuid.uuid4()
     ws = await a.ws_connect("/api/v1/ws", headers=bearer(user["access_token"]))
     await ws.receive_json(timeout=30)
 
-    await publisher.publish(snapshot(owner, job_id, 3, "running", 60))
+    holiday = JobSubject(kind="video", id=str(uuid.uuid4()), title="Holiday")
+    await publisher.publish(snapshot(owner, job_id, 3, "running", 60, subject=holiday))
     await publisher.publish(snapshot(owner, job_id, 2, "running", 30))  # late, stale
     await publisher.publish(snapshot(owner, job_id, 4, "succeeded", 100, result={"video_id": "v1"}))
     await publisher.publish(snapshot(owner, job_id, 5, "running", 10))  # nothing moves a finished job back
 
     pushed = [await _next_job_message(ws), await _next_job_message(ws)]
     assert [(m["status"], m["progress"]) for m in pushed] == [("running", 60), ("succeeded", 100)]
+    assert pushed[0]["subject"] == {"kind": "video", "id": holiday.id, "title": "Holiday"}  # names its video
 
     async def final() -> dict[str, Any] | None:
         r = await a.get(f"/api/v1/jobs/{job_id}", headers=bearer(user["access_token"]))
@@ -137,14 +149,16 @@ async def test_read_model_keeps_the_newest_snapshot_and_terminal_states(
     await asyncio.sleep(0.5)  # the later stale snapshot has been consumed by now
     job = await (await a.get(f"/api/v1/jobs/{job_id}", headers=bearer(user["access_token"]))).json()
     assert job["status"] == "succeeded" and job["progress"] == 100 and job["result"] == {"video_id": "v1"}
+    assert job["subject"] == {
+        "kind": "video",
+        "id": holiday.id,
+        "title": "Holiday",
+    }  # kept by later snapshots
     await ws.close()
 
 
-async def test_cancel_goes_to_the_owning_service_through_the_outbox(
-    start_gateway: GatewayFactory, gateway_settings: GatewaySettings, rabbit_bus_factory: RabbitBusFactory
-) -> None:
-    a = await start_gateway(bus=await rabbit_bus_factory())
-    publisher = await rabbit_bus_factory()
+async def test_cancel_goes_to_the_owning_service_through_the_outbox(live: Live) -> None:
+    a, publisher = live
     requests: list[JobCancelRequested] = []
 
     async def on_cancel(event: Event, delivery: Delivery) -> None:
@@ -185,11 +199,8 @@ async def test_cancel_goes_to_the_owning_service_through_the_outbox(
     assert len(requests) == 1
 
 
-async def test_job_list_filters_and_pages(
-    start_gateway: GatewayFactory, rabbit_bus_factory: RabbitBusFactory
-) -> None:
-    a = await start_gateway(bus=await rabbit_bus_factory())
-    publisher = await rabbit_bus_factory()
+async def test_job_list_filters_and_pages(live: Live) -> None:
+    a, publisher = live
     user = await register_and_login(a)
     owner = user["user"]["id"]
     base = datetime.now(UTC).timestamp()
@@ -292,3 +303,29 @@ async def test_an_ending_snapshot_wins_even_when_handled_after_a_later_one(
         assert not await readmodel.apply_snapshot(conn, snap(7, "failed", 0))  # nor ends it twice
     job = await (await a.get(f"/api/v1/jobs/{job_id}", headers=bearer(user["access_token"]))).json()
     assert (job["status"], job["progress"]) == ("succeeded", 100)
+
+
+async def test_a_credited_payment_reaches_its_accounts_sockets_only(live: Live) -> None:
+    a, publisher = live
+    alice, bob = await register_and_login(a), await register_and_login(a)
+    alice_ws = await a.ws_connect("/api/v1/ws", headers=bearer(alice["access_token"]))
+    bob_ws = await a.ws_connect("/api/v1/ws", headers=bearer(bob["access_token"]))
+    for ws in (alice_ws, bob_ws):
+        assert (await ws.receive_json(timeout=30))["type"] == "hello"
+
+    await publisher.publish(
+        CreditsToppedUp(
+            account_id=uuid.UUID(alice["user"]["id"]), amount=500, order_id="order-1", balance_after=600
+        )
+    )
+    # then a job of bob's: his first message after the payment is that job, not alice's payment
+    job_id = uuid.uuid4()
+    await publisher.publish(snapshot(bob["user"]["id"], job_id, 1, "queued"))
+    assert await alice_ws.receive_json(timeout=30) == {
+        "type": "credits",
+        "credits": {"order_id": "order-1", "amount": 500, "balance_after": 600},
+    }
+    first = await bob_ws.receive_json(timeout=30)
+    assert first["type"] == "job" and first["job"]["id"] == str(job_id), first
+    for ws in (alice_ws, bob_ws):
+        await ws.close()

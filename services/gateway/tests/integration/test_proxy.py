@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestServer
 
+from common.testing.process import free_port
 from gateway.config import UPSTREAMS, GatewaySettings
 
 from ..conftest import SEEN, GatewayFactory, bearer, register_and_login
@@ -176,45 +176,29 @@ async def test_upload_body_is_streamed_intact(
     assert echo["body_sha256"] == hashlib.sha256(chunk * 8).hexdigest()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_upstream_failures_map_to_problems(
-    start_gateway: GatewayFactory, gateway_settings: GatewaySettings, upstreams: Upstreams
+    start_gateway: GatewayFactory,
+    gateway_settings: GatewaySettings,
+    upstreams: Upstreams,
+    not_http_upstream: int,
 ) -> None:
-    # a server that accepts, reads the request, and answers garbage
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"this is not http\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    bad = await asyncio.start_server(garbage, "127.0.0.1", 0)
-    bad_port = bad.sockets[0].getsockname()[1]
     settings = _settings_for(
         gateway_settings,
         upstreams,
         upstream_read_timeout_s=0.5,
-        upstream_analysis=f"http://127.0.0.1:{_free_port()}",  # nothing listens
-        upstream_render=f"http://127.0.0.1:{bad_port}",
+        upstream_analysis=f"http://127.0.0.1:{free_port()}",  # nothing listens
+        upstream_render=f"http://127.0.0.1:{not_http_upstream}",
     )
     client = await start_gateway(settings)
     pair = await register_and_login(client)
     h = bearer(pair["access_token"])
-    try:
-        r = await client.get("/api/v1/analyses", headers=h)
-        assert r.status == 503 and (await r.json())["code"] == "upstream.unavailable"
-        r = await client.get("/api/v1/videos/x/slow?s=3", headers=h)
-        assert r.status == 504 and (await r.json())["code"] == "upstream.timeout"
-        r = await client.get("/api/v1/rankings", headers=h)
-        assert r.status == 502 and (await r.json())["code"] == "upstream.bad_gateway"
-        assert r.content_type == "application/problem+json"
-    finally:
-        bad.close()
-        await bad.wait_closed()
+    r = await client.get("/api/v1/analyses", headers=h)
+    assert r.status == 503 and (await r.json())["code"] == "upstream.unavailable"
+    r = await client.get("/api/v1/videos/x/slow?s=3", headers=h)
+    assert r.status == 504 and (await r.json())["code"] == "upstream.timeout"
+    r = await client.get("/api/v1/rankings", headers=h)
+    assert r.status == 502 and (await r.json())["code"] == "upstream.bad_gateway"
+    assert r.content_type == "application/problem+json"
 
 
 async def test_large_answers_stream_and_a_broken_small_answer_is_a_problem(

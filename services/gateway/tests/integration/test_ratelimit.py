@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from common.testing.bus import unique_name
+from common.testing.waiting import wait_for
 from gateway.config import GatewaySettings
 from gateway.ratelimit import MemoryLimiter, RateLimiter, RedisLimiter
 
@@ -20,12 +21,9 @@ from ..conftest import GatewayFactory, bearer, register_and_login
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 
-@pytest.fixture(params=["memory", "redis"])
-async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
-    """Each backend in turn; the Redis one on a unique key prefix, cleaned up afterwards."""
-    if request.param == "memory":
-        yield MemoryLimiter()
-        return
+@pytest.fixture
+async def redis_limiter() -> AsyncIterator[RedisLimiter]:
+    """A Redis limiter on a unique key prefix, its keys deleted afterwards."""
     prefix = unique_name("test-rl")
     lim = RedisLimiter.from_url(REDIS_URL, prefix=prefix)
     yield lim
@@ -33,6 +31,15 @@ async def limiter(request: pytest.FixtureRequest) -> AsyncIterator[RateLimiter]:
     if keys:
         await lim.redis.delete(*keys)
     await lim.close()
+
+
+@pytest.fixture(params=["memory", "redis"])
+def limiter(request: pytest.FixtureRequest) -> RateLimiter:
+    """Each backend in turn."""
+    if request.param == "memory":
+        return MemoryLimiter()
+    lim: RateLimiter = request.getfixturevalue("redis_limiter")
+    return lim
 
 
 async def test_allows_up_to_the_limit_then_refuses(limiter: RateLimiter) -> None:
@@ -97,45 +104,33 @@ async def test_redis_limit_is_shared_between_replicas() -> None:
         await two.close()
 
 
-async def test_redis_limiter_loads_its_script_when_redis_does_not_know_it() -> None:
-    prefix = unique_name("test-rl")
-    lim = RedisLimiter.from_url(REDIS_URL, prefix=prefix)
-    try:
-        real_sha = lim._script.sha
-        lim._script.sha = "0" * 40  # as after a Redis restart (SCRIPT FLUSH would hit everyone's scripts)
-        decisions = [await lim.hit("k", limit=2, window_s=60) for _ in range(3)]
-        assert [d.allowed for d in decisions] == [True, True, False]
-        assert lim._script.sha == real_sha
-    finally:
-        await lim.redis.delete(f"{prefix}:k")
-        await lim.close()
+async def test_redis_limiter_loads_its_script_when_redis_does_not_know_it(
+    redis_limiter: RedisLimiter,
+) -> None:
+    real_sha = redis_limiter._script.sha
+    redis_limiter._script.sha = (
+        "0" * 40
+    )  # as after a Redis restart (SCRIPT FLUSH would hit everyone's scripts)
+    decisions = [await redis_limiter.hit("k", limit=2, window_s=60) for _ in range(3)]
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert redis_limiter._script.sha == real_sha
 
 
-async def test_concurrent_redis_hits_are_exact_even_when_the_script_must_be_reloaded() -> None:
-    prefix = unique_name("test-rl")
-    lim = RedisLimiter.from_url(REDIS_URL, prefix=prefix)
-    try:
-        lim._script.sha = "0" * 40  # unknown to Redis: the whole pipelined batch answers NOSCRIPT
-        decisions = await asyncio.gather(*(lim.hit("k", limit=4, window_s=60) for _ in range(10)))
-        assert sum(d.allowed for d in decisions) == 4
-        assert sorted(d.remaining for d in decisions if d.allowed) == [0, 1, 2, 3]
-    finally:
-        await lim.redis.delete(f"{prefix}:k")
-        await lim.close()
+async def test_concurrent_redis_hits_are_exact_even_when_the_script_must_be_reloaded(
+    redis_limiter: RedisLimiter,
+) -> None:
+    redis_limiter._script.sha = "0" * 40  # unknown to Redis: the whole pipelined batch answers NOSCRIPT
+    decisions = await asyncio.gather(*(redis_limiter.hit("k", limit=4, window_s=60) for _ in range(10)))
+    assert sum(d.allowed for d in decisions) == 4
+    assert sorted(d.remaining for d in decisions if d.allowed) == [0, 1, 2, 3]
 
 
-async def test_a_hit_whose_request_went_away_does_not_disturb_the_others() -> None:
-    prefix = unique_name("test-rl")
-    lim = RedisLimiter.from_url(REDIS_URL, prefix=prefix)
-    try:
-        hits = [asyncio.ensure_future(lim.hit("k", limit=100, window_s=60)) for _ in range(5)]
-        await asyncio.sleep(0)
-        hits[0].cancel()
-        done = await asyncio.gather(*hits[1:])
-        assert all(d.allowed for d in done)
-    finally:
-        await lim.redis.delete(f"{prefix}:k")
-        await lim.close()
+async def test_a_hit_whose_request_went_away_does_not_disturb_the_others(redis_limiter: RedisLimiter) -> None:
+    hits = [asyncio.ensure_future(redis_limiter.hit("k", limit=100, window_s=60)) for _ in range(5)]
+    await asyncio.sleep(0)
+    hits[0].cancel()
+    done = await asyncio.gather(*hits[1:])
+    assert all(d.allowed for d in done)
 
 
 async def test_every_concurrent_hit_fails_when_redis_is_unreachable() -> None:
@@ -339,3 +334,53 @@ async def test_anonymous_calls_are_limited_per_address_and_apart_from_users(
     assert (await client.get("/api/v1/me", headers=from_ip("203.0.113.8"))).status == 401
     r = await client.get("/api/v1/me", headers={**from_ip("203.0.113.7"), **bearer(user["access_token"])})
     assert r.status == 200
+
+
+async def test_redis_down_keeps_the_gateway_ready_and_limiting_in_process(
+    start_gateway: GatewayFactory, gateway_settings: GatewaySettings
+) -> None:
+    """Issue 14 item 5: Redis away is a degradation (each replica limits on its own), not "not ready"; the outage
+    is logged when it starts and when it ends, not per request."""
+    from prometheus_client import REGISTRY
+    from structlog.testing import capture_logs
+
+    from common.testing.netproxy import TcpProxy
+
+    prefix = unique_name("test-rl")
+    async with TcpProxy.in_front_of(REDIS_URL, default_port=6379) as proxy:
+        lim = RedisLimiter.from_url(proxy.url_via(REDIS_URL), prefix=prefix)
+        try:
+            client = await start_gateway(gateway_settings.with_(rate_limit_default=8), limiter=lim)
+            headers = bearer((await register_and_login(client))["access_token"])
+            assert (await client.get("/api/v1/me", headers=headers)).status == 200
+            with capture_logs() as logs:
+                proxy.pause()
+                proxy.cut()
+                statuses = [(await client.get("/api/v1/me", headers=headers)).status for _ in range(9)]
+                r = await client.get("/readyz?verbose=1")
+                body = await r.json()
+                assert r.status == 200, body
+                assert body["status"] == "degraded" and body["degraded"] == ["redis"]
+                assert body["dependencies"]["redis"] == body["dependencies"]["redis"] | {
+                    "status": "down",
+                    "critical": False,
+                }
+                up = {"service": gateway_settings.service, "dependency": "redis"}
+                assert REGISTRY.get_sample_value("reelforge_dependency_up", up) == 0
+                proxy.resume()
+
+                async def healthy() -> bool:
+                    return (await (await client.get("/readyz")).json())["status"] == "ok"
+
+                await wait_for(healthy, timeout=15, interval=0.2)
+                assert (await client.get("/api/v1/me", headers=headers)).status in (200, 429)
+            # served, and still limited: the in-process fallback counts from zero, so 8 pass and the 9th is refused
+            assert statuses == [200] * 8 + [429]
+            assert len([e for e in logs if e["event"] == "dependency.down"]) == 1
+            assert len([e for e in logs if e["event"] == "dependency.up"]) == 1
+            assert REGISTRY.get_sample_value("reelforge_dependency_up", up) == 1
+        finally:
+            keys = [k async for k in lim.redis.scan_iter(match=f"{prefix}:*")]
+            if keys:
+                await lim.redis.delete(*keys)
+            await lim.close()

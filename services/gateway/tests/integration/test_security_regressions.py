@@ -35,30 +35,20 @@ async def _raw(host: str, port: int, request: bytes) -> bytes:
 
 
 async def test_an_upstream_error_never_logs_the_callers_tokens(
-    start_gateway: GatewayFactory, gateway_settings: GatewaySettings
+    start_gateway: GatewayFactory, gateway_settings: GatewaySettings, not_http_upstream: int
 ) -> None:
     # an upstream that answers something that is not HTTP: aiohttp raises ClientResponseError, whose repr
     # carries the whole request (URL with ?token=, and the Authorization header)
-    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.readuntil(b"\r\n\r\n")
-        writer.write(b"this is not http\r\n\r\n")
-        await writer.drain()
-        writer.close()
-
-    bad = await asyncio.start_server(garbage, "127.0.0.1", 0)
-    port = bad.sockets[0].getsockname()[1]
-    client = await start_gateway(gateway_settings.with_(upstream_streaming=f"http://127.0.0.1:{port}"))
+    client = await start_gateway(
+        gateway_settings.with_(upstream_streaming=f"http://127.0.0.1:{not_http_upstream}")
+    )
     pair = await register_and_login(client)
     playback_token = "pbt.SECRET-PLAYBACK-TOKEN-VALUE"
-    try:
-        with capture_logs() as logs:
-            r = await client.get("/api/v1/webhooks", headers=bearer(pair["access_token"]))
-            assert r.status == 502 and (await r.json())["code"] == "upstream.bad_gateway"
-            r = await client.get(f"/play/v1/master.m3u8?token={playback_token}")
-            assert r.status == 502
-    finally:
-        bad.close()
-        await bad.wait_closed()
+    with capture_logs() as logs:
+        r = await client.get("/api/v1/webhooks", headers=bearer(pair["access_token"]))
+        assert r.status == 502 and (await r.json())["code"] == "upstream.bad_gateway"
+        r = await client.get(f"/play/v1/master.m3u8?token={playback_token}")
+        assert r.status == 502
     failures = [e for e in logs if e["event"] == "proxy.bad_gateway"]
     assert len(failures) == 2  # still logged, with the cause
     assert all("ClientResponseError" in e["error"] for e in failures)
@@ -117,14 +107,14 @@ async def test_readyz_names_the_failing_dependency_without_its_address_or_creden
     with capture_logs() as logs:
         r = await client.get("/readyz")
     body: dict[str, Any] = await r.json()
-    assert r.status == 503
+    assert r.status == 200 and body["degraded"] == ["redis"]  # still serving: the limiter falls back
     assert body["checks"]["postgres"] == "ok"
     assert body["checks"]["redis"].startswith("error: ")  # which dependency, and the kind of failure
     text = await r.text()
     assert str(port) not in text and "127.0.0.1" not in text and "hunter2pw" not in text
     # operators still get the detail, in the log (without a password)
-    [failed] = [e for e in logs if e["event"] == "readyz.check_failed"]
-    assert failed["check"] == "redis" and str(port) in failed["error"]
+    [failed] = [e for e in logs if e["event"] == "dependency.down"]
+    assert failed["dependency"] == "redis" and str(port) in failed["error"]
     assert "hunter2pw" not in repr(logs)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import re
 import tempfile
@@ -14,6 +13,7 @@ import aiohttp
 from aiohttp.test_utils import TestServer
 
 from common.testing.bus import unique_name
+from common.testing.waiting import PeakSampler
 from gateway.bench import free_port, spawn, stop, wait_http
 
 from ..conftest import SEEN, fake_upstream_app
@@ -65,7 +65,6 @@ async def test_200mb_upload_is_streamed_with_bounded_memory(
                 async with s.put(f"{base}/api/v1/videos/warm/original", data=CHUNK * 8, headers=auth) as r:
                     assert r.status == 200
                 baseline = rss_bytes(proc.pid)
-                peak = baseline
                 sent = hashlib.sha256()
 
                 async def body() -> AsyncIterator[bytes]:
@@ -73,30 +72,23 @@ async def test_200mb_upload_is_streamed_with_bounded_memory(
                         sent.update(CHUNK)
                         yield CHUNK
 
-                async def sample() -> None:
-                    nonlocal peak
-                    while True:
-                        peak = max(peak, rss_bytes(proc.pid))
-                        await asyncio.sleep(0.05)
-
-                sampler = asyncio.create_task(sample())
-                try:
-                    async with s.put(
+                async with (
+                    PeakSampler(lambda: rss_bytes(proc.pid), interval_s=0.05, start=baseline) as rss,
+                    s.put(
                         f"{base}/api/v1/videos/big/original",
                         data=body(),
                         headers={**auth, "Content-Type": "video/mp4", "Content-Length": str(SIZE)},
                         timeout=aiohttp.ClientTimeout(total=300),
-                    ) as r:
-                        assert r.status == 200, await r.text()
-                        echo = await r.json()
-                finally:
-                    sampler.cancel()
+                    ) as r,
+                ):
+                    assert r.status == 200, await r.text()
+                    echo = await r.json()
         finally:
             stop(proc)
     assert echo["body_len"] == SIZE
     assert echo["body_sha256"] == sent.hexdigest()
     assert upstream.app[SEEN][-1]["headers"]["Content-Length"] == str(SIZE)  # sized, not re-chunked
-    assert peak - baseline < MAX_GROWTH, f"gateway RSS grew by {(peak - baseline) / 2**20:.1f} MiB"
+    assert rss.peak - baseline < MAX_GROWTH, f"gateway RSS grew by {(rss.peak - baseline) / 2**20:.1f} MiB"
     print(
-        f"gateway RSS baseline {baseline / 2**20:.1f} MiB, peak {peak / 2**20:.1f} MiB during a 200 MiB upload"
+        f"gateway RSS baseline {baseline / 2**20:.1f} MiB, peak {rss.peak / 2**20:.1f} MiB during a 200 MiB upload"
     )

@@ -22,6 +22,10 @@ from gateway.proxy import check_path, client_ip, route_for
         ("GET", "/api/v1/searches/9", "ingest", True, "default"),
         ("GET", "/api/v1/webhooks", "streaming", True, "default"),
         ("GET", "/api/v1/rankings", "render", True, "default"),
+        ("GET", "/api/v1/renders/7", "render", True, "default"),
+        ("GET", "/api/v1/renders/7/download", "render", False, "default"),  # a signed link: checked by render
+        ("DELETE", "/api/v1/renders/7/download", "render", True, "default"),
+        ("GET", "/api/v1/renders/7/download/x", "render", True, "default"),
         ("GET", "/api/v1/analyses/batches/3", "analysis", True, "default"),
         ("GET", "/api/v1/captions/4", "captions", True, "default"),
         ("GET", "/api/v1/billing/prices", "billing", False, "default"),

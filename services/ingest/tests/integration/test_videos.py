@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import asyncpg
 import pytest
+from aiohttp.test_utils import TestClient
 from openapi_spec_validator import validate
 
 from common.bus import Bus
@@ -37,6 +38,21 @@ def _form(
 async def _rows(pool: asyncpg.Pool) -> int:
     async with pool.acquire() as conn:
         return int(await conn.fetchval("SELECT count(*) FROM videos"))
+
+
+ApiFactory = Callable[..., Awaitable[TestClient[Any, Any]]]
+
+
+@pytest.fixture
+def api(
+    start_app: AppFactory, settings: IngestSettings, fs_store: ObjectStore, memory_bus: Bus
+) -> ApiFactory:
+    """``await api(**settings changes)``: an ingest API on the memory bus and the file store."""
+
+    async def make(**changes: Any) -> TestClient[Any, Any]:
+        return await start_app(settings.with_(**changes), bus=memory_bus, store=fs_store)
+
+    return make
 
 
 async def test_upload_creates_a_probed_video_and_announces_it(
@@ -98,21 +114,19 @@ async def test_upload_creates_a_probed_video_and_announces_it(
     ],
 )
 async def test_bad_uploads_answer_their_code_and_leave_nothing(
-    start_app: AppFactory,
+    api: ApiFactory,
     settings: IngestSettings,
     fs_store: ObjectStore,
-    memory_bus: Bus,
     pool: asyncpg.Pool,
     token_factory: TokenFactory,
     bad_media: dict[str, Path],
     mp4: Path,
-    mp4_bytes: bytes,
     case: str,
     status: int,
     code: str,
     extra: dict[str, Any],
 ) -> None:
-    client = await start_app(settings.with_(**extra), bus=memory_bus, store=fs_store)
+    client = await api(**extra)
     path = bad_media.get(case, mp4)
     resp = await client.post("/api/v1/videos", data=_form(path), headers=token_factory.headers(uuid.uuid4()))
     assert resp.status == status, await resp.text()
@@ -122,14 +136,11 @@ async def test_bad_uploads_answer_their_code_and_leave_nothing(
 
 
 async def test_audio_only_upload_is_accepted_when_asked(
-    start_app: AppFactory,
-    settings: IngestSettings,
-    fs_store: ObjectStore,
-    memory_bus: Bus,
+    api: ApiFactory,
     token_factory: TokenFactory,
     bad_media: dict[str, Path],
 ) -> None:
-    client = await start_app(settings, bus=memory_bus, store=fs_store)
+    client = await api()
     resp = await client.post(
         "/api/v1/videos",
         data=_form(bad_media["audio"], name="tone.m4a", allow_audio_only="true"),
@@ -142,15 +153,14 @@ async def test_audio_only_upload_is_accepted_when_asked(
 
 
 async def test_size_limit_is_enforced_while_streaming(
-    start_app: AppFactory,
+    api: ApiFactory,
     settings: IngestSettings,
     fs_store: ObjectStore,
-    memory_bus: Bus,
     pool: asyncpg.Pool,
     token_factory: TokenFactory,
 ) -> None:
     """A chunked upload with no Content-Length that never ends is refused after the limit, not after the end."""
-    client = await start_app(settings.with_(max_upload_bytes=1_000_000), bus=memory_bus, store=fs_store)
+    client = await api(max_upload_bytes=1_000_000)
     sent = 0
 
     async def endless() -> AsyncIterator[bytes]:
@@ -169,16 +179,13 @@ async def test_size_limit_is_enforced_while_streaming(
 
 
 async def test_owners_see_only_their_videos(
-    start_app: AppFactory,
-    settings: IngestSettings,
+    api: ApiFactory,
     fs_store: ObjectStore,
-    memory_bus: Bus,
     pool: asyncpg.Pool,
     token_factory: TokenFactory,
     mp4: Path,
-    mp4_bytes: bytes,
 ) -> None:
-    client = await start_app(settings, bus=memory_bus, store=fs_store)
+    client = await api()
     alice, mallory = uuid.uuid4(), uuid.uuid4()
     ids = []
     for i in range(3):
@@ -211,10 +218,105 @@ async def test_owners_see_only_their_videos(
     assert rk == VideoDeleted.event_type()
 
 
-async def test_openapi_document_is_valid(
-    start_app: AppFactory, settings: IngestSettings, fs_store: ObjectStore, memory_bus: Bus
+async def test_q_lists_the_owners_videos_whose_title_contains_it_in_any_case(
+    api: ApiFactory, token_factory: TokenFactory, mp4: Path
 ) -> None:
-    client = await start_app(settings, bus=memory_bus, store=fs_store)
+    """``?q=``: any case, ``%``/``_``/``\\`` taken literally, never another owner's video, and its cursor pages
+    through every match once."""
+    client = await api()
+    alice, mallory = token_factory.headers(uuid.uuid4()), token_factory.headers(uuid.uuid4())
+    titles = [
+        "Harbour at dawn",
+        "100% cotton review",
+        "1000 cotton shirts",
+        "snake_case tips",
+        "snakeXcase tips",
+        "back\\slash",
+        "HARBOUR lights",
+        "Old harbour walk",
+    ]
+    ids: dict[str, str] = {}
+    for title in titles:
+        resp = await client.post("/api/v1/videos", data=_form(mp4, title=title), headers=alice)
+        ids[title] = (await resp.json())["id"]
+    resp = await client.post("/api/v1/videos", data=_form(mp4, title="Mallory's harbour"), headers=mallory)
+    theirs = (await resp.json())["id"]
+
+    async def listing(query: dict[str, str], headers: dict[str, str] = alice) -> list[str]:
+        """Every title of a listing, following its cursor one video a page."""
+        seen: list[str] = []
+        cursor = None
+        while True:
+            params = {**query, "limit": "1", **({"cursor": cursor} if cursor else {})}
+            resp = await client.get("/api/v1/videos", params=params, headers=headers)
+            assert resp.status == 200, await resp.text()
+            page = await resp.json()
+            seen += [v["title"] for v in page["items"]]
+            if not (cursor := page["next_cursor"]):
+                return seen
+
+    assert await listing({"q": "hArBoUr"}) == ["Old harbour walk", "HARBOUR lights", "Harbour at dawn"]
+    assert await listing({"q": "100%"}) == ["100% cotton review"]
+    assert await listing({"q": "%"}) == ["100% cotton review"]
+    assert await listing({"q": "snake_case"}) == ["snake_case tips"]
+    assert await listing({"q": "_"}) == ["snake_case tips"]
+    assert await listing({"q": "\\"}) == ["back\\slash"]
+    assert await listing({"q": "  cotton "}) == ["1000 cotton shirts", "100% cotton review"]
+    assert await listing({"q": "nothing like it"}) == []
+    assert await listing({"q": " "}) == titles[::-1], "a blank q filters nothing"
+    assert await listing({"q": "harbour"}, mallory) == ["Mallory's harbour"]
+    assert await listing({"q": "Mallory"}) == []
+    assert theirs not in ids.values()
+
+    assert (await client.get("/api/v1/videos", params={"q": "x" * 200}, headers=alice)).status == 200
+    for bad, status, code in (
+        ("x" * 201, 422, "validation.invalid"),
+        ("a\x00b", 400, "request.invalid_characters"),
+    ):
+        resp = await client.get("/api/v1/videos", params={"q": bad}, headers=alice)
+        assert resp.status == status and resp.content_type == "application/problem+json", bad
+        assert (await resp.json())["code"] == code, bad
+    assert (await client.get("/api/v1/videos", params={"q": "harbour"})).status == 401
+
+
+async def test_a_video_is_renamed_and_described_by_its_owner_only(
+    api: ApiFactory, token_factory: TokenFactory, mp4: Path
+) -> None:
+    client = await api()
+    alice, mallory = token_factory.headers(uuid.uuid4()), token_factory.headers(uuid.uuid4())
+    created = await (
+        await client.post("/api/v1/videos", data=_form(mp4, title="IMG_0042"), headers=alice)
+    ).json()
+    url = f"/api/v1/videos/{created['id']}"
+
+    resp = await client.patch(
+        url, json={"title": "  Holiday in Busan ", "description": "Day one."}, headers=alice
+    )
+    assert resp.status == 200, await resp.text()
+    renamed = await resp.json()
+    assert (renamed["title"], renamed["description"]) == ("Holiday in Busan", "Day one.")
+    assert {k: v for k, v in renamed.items() if k not in ("title", "description")} == {
+        k: v for k, v in created.items() if k not in ("title", "description")
+    }
+    resp = await client.patch(url, json={"description": ""}, headers=alice)  # the title stays
+    assert (await resp.json())["title"] == "Holiday in Busan" and (await resp.json())["description"] == ""
+    listed = await (await client.get("/api/v1/videos", headers=alice)).json()
+    assert [v["title"] for v in listed["items"]] == ["Holiday in Busan"]
+    assert (await (await client.get(url, headers=alice)).json())["title"] == "Holiday in Busan"
+
+    for bad in ({"title": "   "}, {"title": ""}, {"title": "x" * 501}, {}, {"owner_id": "me"}, {"title": 5}):
+        resp = await client.patch(url, json=bad, headers=alice)
+        assert resp.status == 422 and (await resp.json())["code"] == "validation.invalid", bad
+    resp = await client.patch(url, json={"title": "mine now"}, headers=mallory)
+    assert resp.status == 404 and (await resp.json())["code"] == "video.not_found"
+    assert (await client.patch(url, json={"title": "x"})).status == 401
+    assert (await (await client.get(url, headers=alice)).json())["title"] == "Holiday in Busan"
+
+
+async def test_openapi_document_is_valid(
+    api: ApiFactory,
+) -> None:
+    client = await api()
     doc = await (await client.get("/openapi.json")).json()
     validate(doc)
     routes = {r.resource.canonical for r in client.app.router.routes() if r.resource is not None}

@@ -4,8 +4,6 @@ ends ``succeeded`` once, with one video, one ``video.ingested.v1`` and no temp f
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,20 +16,15 @@ from aiohttp.test_utils import TestServer
 from common import db
 from common.events.ingest import VideoIngested
 from common.events.jobs import JobProgress
-from common.jobs import create_job
 from common.storage.fs import FileStore
-from common.testing.bus import RabbitBusFactory, delete_queues, service_queues
+from common.testing.bus import RabbitBusFactory
 from common.testing.media import make_video
-from common.testing.process import ServiceProcess, free_port, process_env
+from common.testing.process import ServiceProcess
 from common.testing.waiting import wait_for
-from ingest import store as ingest_store
 
-from ..conftest import MIGRATIONS, MediaServer
+from ..conftest import REPO, MediaServer, queue_import
 
 pytestmark = pytest.mark.timeout(90)
-
-REPO = Path(__file__).resolve().parents[4]
-LEASE_S = 2.0
 
 
 @pytest.fixture
@@ -42,59 +35,6 @@ async def slow_media() -> AsyncIterator[MediaServer]:
     await ms.server.start_server()
     yield ms
     await ms.server.close()
-
-
-@pytest.fixture
-async def worker_env(
-    make_schema: Any, database_url: str, amqp_url: str, rabbit_bus_factory: RabbitBusFactory, tmp_path: Path
-) -> AsyncIterator[dict[str, str]]:
-    schema = await make_schema("ingest", MIGRATIONS)
-    queue = f"ingest-crash-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    env = process_env(
-        database_url=database_url,
-        schema=schema,
-        bus=rabbit_bus_factory,
-        queue=queue,
-        port=port,
-        files=tmp_path,
-        BUS_RETRY_DELAYS_MS="200",
-        IMPORT_ALLOW_PRIVATE="true",  # the media server is on 127.0.0.1
-        # a short lease: the new worker takes the killed one's job over soon after it died
-        JOB_LEASE_S=str(LEASE_S),
-        JOB_POLL_INTERVAL_S="0.2",
-        JOB_PROGRESS_INTERVAL_S="0.1",
-        # the killed worker's half download is swept soon; a live download touches its file every chunk
-        TMP_MAX_AGE_S="2",
-        TMP_SWEEP_INTERVAL_S="0.5",
-        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
-    )
-    yield env
-    await delete_queues(amqp_url, service_queues(queue, ["200"]))
-
-
-async def _queue_import(pool: asyncpg.Pool, url: str, owner: uuid.UUID) -> tuple[uuid.UUID, uuid.UUID]:
-    """What ``POST /api/v1/imports`` writes: the job (+ its snapshot in the outbox) and the import row."""
-    import_id = uuid.uuid4()
-    async with pool.acquire() as conn, conn.transaction():
-        job = await create_job(
-            conn,
-            kind="import",
-            owner_id=owner,
-            producer="ingest",
-            stage="queued",
-            params={"url": url, "import_id": str(import_id)},
-        )
-        await ingest_store.create_import(
-            conn,
-            import_id=import_id,
-            job_id=job.id,
-            owner_id=owner,
-            url=url,
-            title="",
-            allow_audio_only=False,
-        )
-    return job.id, import_id
 
 
 async def test_a_killed_worker_mid_download_is_taken_over_and_the_import_ends_once(
@@ -119,7 +59,7 @@ async def test_a_killed_worker_mid_download_is_taken_over_and_the_import_ends_on
         await worker.start()
         slow_media.chunk_delay_s = 0.1  # ~4 s for the whole file: plenty of time to kill it mid-way
         url = slow_media.url("/slow/clip.mp4")
-        job_id, import_id = await _queue_import(pool, url, uuid.uuid4())
+        job_id, import_id = await queue_import(pool, url, uuid.uuid4())
 
         async def mid_download() -> bool:
             async with pool.acquire() as conn:

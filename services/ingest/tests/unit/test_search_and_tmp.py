@@ -12,6 +12,7 @@ import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
+from common.http import SERVICE_NAME
 from common.jobs import JobFailure
 from common.service import SETTINGS
 from common.testing.bus import unique_name
@@ -115,14 +116,14 @@ async def test_the_temp_sweeper_survives_a_failing_sweep_and_keeps_sweeping(tmp_
     settings = IngestSettings(
         service=unique_name("ingest"), tmp_dir=str(tmp_path), tmp_max_age_s=3600, tmp_sweep_interval_s=0.05
     )
-    root = settings.ingest_tmp
+    root = settings.scratch_dir
     root.mkdir(parents=True)
     deep = root / "import-crashed"
     _too_deep_tree(deep)
     with pytest.raises(OSError, match="too long"):
         sweep(root, max_age_s=3600)  # what killed the old sweeper loop, silently
     app = web.Application()
-    app[SETTINGS] = settings
+    app[SETTINGS], app[SERVICE_NAME] = settings, settings.service
     lifecycle = tmp_sweeper(settings)(app)
     await anext(lifecycle)
     try:

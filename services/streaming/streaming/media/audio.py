@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -13,8 +14,10 @@ from av.audio.frame import AudioFrame
 
 from common.logging import get_logger
 
+from .errors import MEDIA_UNREADABLE, TRANSCODE_FAILED, Canceled, MediaError
+from .hls import measure_rendition
 from .ladder import EncoderSettings
-from .output import open_hls, reset_dir
+from .output import RenditionOutput, open_hls, reset_dir
 from .probe import SourceInfo
 
 log = get_logger(__name__)
@@ -117,3 +120,57 @@ def _encode_resampled(enc: AudioEncoder, af: Any) -> None:
     enc.samples += af.samples
     for pkt in enc.stream.encode(af):
         enc.container.mux(pkt)
+
+
+def audio_output(work_dir: Path, info: SourceInfo) -> RenditionOutput:
+    """The finished ``audio/`` rendition in ``work_dir``, measured."""
+    return RenditionOutput(
+        name="audio",
+        kind="audio",
+        directory=work_dir / "audio",
+        width=0,
+        height=0,
+        codecs="mp4a.40.2",
+        frame_rate=0.0,
+        measured=measure_rendition(work_dir / "audio"),
+        channels=1 if info.audio_channels == 1 else 2,
+    )
+
+
+def encode_audio_only(
+    src: Path,
+    work_dir: Path,
+    *,
+    info: SourceInfo,
+    settings: EncoderSettings,
+    stop: threading.Event | None = None,
+) -> RenditionOutput:
+    """An audio-only source (a podcast, a voice memo) as the one AAC rendition of an audio-only stream."""
+    try:
+        inp = av.open(str(src))
+    except (av.error.FFmpegError, OSError) as e:
+        raise MediaError(MEDIA_UNREADABLE, "the source cannot be opened") from e
+    enc = open_audio_encoder(work_dir, info, settings)
+    t0: float | None = None
+    try:
+        for packet in inp.demux(inp.streams.audio[0]):
+            if stop is not None and stop.is_set():
+                raise Canceled()
+            try:
+                frames = packet.decode()
+            except av.error.InvalidDataError:
+                continue  # a damaged packet is skipped, as players do
+            for frame in frames:
+                if frame.time is None:
+                    continue
+                t0 = frame.time if t0 is None else t0
+                encode_audio(enc, frame, t0)
+        flush_audio(enc)
+    except av.error.FFmpegError as e:
+        raise MediaError(TRANSCODE_FAILED, "the audio could not be encoded") from e
+    finally:
+        enc.container.close()
+        inp.close()
+    if t0 is None:
+        raise MediaError(MEDIA_UNREADABLE, "no audio frame could be decoded")
+    return audio_output(work_dir, info)

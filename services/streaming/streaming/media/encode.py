@@ -217,7 +217,7 @@ def _open_source(src: Path) -> Any:
     try:
         return av.open(str(src))
     except (av.error.FFmpegError, OSError) as e:
-        raise MediaError(MEDIA_UNREADABLE, f"the source cannot be opened ({e})") from e
+        raise MediaError(MEDIA_UNREADABLE, "the source cannot be opened") from e
 
 
 def transcode_ladder(
@@ -262,7 +262,7 @@ def transcode_ladder(
     except (Canceled, MediaError):
         raise
     except av.error.FFmpegError as e:
-        raise MediaError(TRANSCODE_FAILED, f"transcoding failed ({e})") from e
+        raise MediaError(TRANSCODE_FAILED, "transcoding failed") from e
     finally:
         for enc in encoders:
             enc.container.close()
@@ -293,19 +293,7 @@ def _result(
         for enc in state.encoders
     ]
     if state.audio is not None:
-        outputs.append(
-            RenditionOutput(
-                name="audio",
-                kind="audio",
-                directory=work_dir / "audio",
-                width=0,
-                height=0,
-                codecs="mp4a.40.2",
-                frame_rate=0.0,
-                measured=measure_rendition(work_dir / "audio"),
-                channels=1 if info.audio_channels == 1 else 2,
-            )
-        )
+        outputs.append(aac.audio_output(work_dir, info))
     poster = sprite = vtt = None
     if state.thumbs is not None and thumbnails is not None:
         poster, sprite = state.thumbs.finish(state.last_upright, work_dir / "thumbs")

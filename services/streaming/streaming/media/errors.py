@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from common.errors import CodedError
+from common.jobs import ErrorCode
 
 # error codes (stable: they reach users through the API, webhooks and job events)
 MEDIA_UNREADABLE = "media.unreadable"
 MEDIA_UNSUPPORTED_CODEC = "media.unsupported_codec"
 MEDIA_NO_VIDEO = "media.no_video_stream"
 TRANSCODE_FAILED = "transcode.failed"
-CANCELED = "job.canceled"
+CANCELED = ErrorCode.CANCELED  # the job runner's code for a canceled job
 
 
 class MediaError(CodedError):

@@ -176,10 +176,10 @@ def master_playlist(
             f"#EXT-X-MEDIA:TYPE=AUDIO,GROUP-ID={_q(AUDIO_GROUP)},NAME={_q(audio.name)},LANGUAGE={_q(audio.language)},"
             f"DEFAULT=YES,AUTOSELECT=YES,CHANNELS={_q(str(audio.channels))},URI={_q(audio.uri)}"
         )
-    for i, sub in enumerate(subtitles):
+    for sub in subtitles:
         lines.append(
             f"#EXT-X-MEDIA:TYPE=SUBTITLES,GROUP-ID={_q(SUBS_GROUP)},NAME={_q(sub.label)},"
-            f"LANGUAGE={_q(sub.language)},DEFAULT={'YES' if i == 0 else 'NO'},AUTOSELECT=YES,FORCED=NO,"
+            f"LANGUAGE={_q(sub.language)},DEFAULT=NO,AUTOSELECT=YES,FORCED=NO,"
             f"URI={_q(sub.uri)}"
         )
     for v in sorted(variants, key=lambda v: -v.bandwidth):
@@ -187,9 +187,9 @@ def master_playlist(
             f"BANDWIDTH={v.bandwidth}",
             f"AVERAGE-BANDWIDTH={v.average_bandwidth}",
             f"CODECS={_q(v.codecs)}",
-            f"RESOLUTION={v.width}x{v.height}",
-            f"FRAME-RATE={v.frame_rate:.3f}",
         ]
+        if v.width and v.height:  # an audio-only variant has neither
+            attrs += [f"RESOLUTION={v.width}x{v.height}", f"FRAME-RATE={v.frame_rate:.3f}"]
         if audio is not None:
             attrs.append(f"AUDIO={_q(AUDIO_GROUP)}")
         if subtitles:

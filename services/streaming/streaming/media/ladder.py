@@ -6,6 +6,8 @@ import math
 from dataclasses import dataclass
 from fractions import Fraction
 
+from common import x264
+
 from .probe import SourceInfo
 
 
@@ -65,30 +67,23 @@ def plan_ladder(info: SourceInfo, *, max_short_side: int = 1080) -> list[Rung]:
 
 
 @dataclass(frozen=True, kw_only=True)
-class EncoderSettings:
+class EncoderSettings(x264.EncoderBase):
     """x264/AAC settings shared by every rung (and by the ffmpeg CLI baseline of the benchmark)."""
 
-    preset: str = "veryfast"
-    gop_s: float = 2.0
-    audio_bitrate: int = 128_000
     audio_rate: int = 48_000
     threads: int = 0  # 0 = let x264 decide
 
     def x264_options(self, rung: Rung, fps: Fraction) -> dict[str, str]:
         """Codec options: capped CRF, closed GOPs; keyframes are forced at the GOP boundaries per frame."""
         gop_frames = math.ceil(self.gop_s * fps)
-        opts = {
-            "preset": self.preset,
-            "crf": str(rung.crf),
-            "maxrate": f"{rung.maxrate_kbps}k",
-            "bufsize": f"{rung.bufsize_kbps}k",
-            "profile": "high",
-            "forced-idr": "1",
-            # keyint one past the boundary: x264 never places a keyframe itself, the forced ones land exactly
-            # vbv-init: start with a near-empty VBV buffer (x264 starts at 90%), else the first segment may spend
-            # almost twice the cap and the measured peak (BANDWIDTH) of the whole rendition with it
-            "x264-params": f"keyint={gop_frames + 1}:min-keyint={gop_frames}:scenecut=0:open-gop=0:vbv-init=0.1",
-        }
+        opts = x264.capped_crf(
+            preset=self.preset,
+            crf=rung.crf,
+            maxrate_kbps=rung.maxrate_kbps,
+            bufsize_kbps=rung.bufsize_kbps,
+            gop_frames=gop_frames,
+            forced_keyframes=True,
+        )
         if self.threads:
             opts["threads"] = str(self.threads)
         return opts

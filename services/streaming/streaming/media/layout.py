@@ -56,6 +56,20 @@ def render_master(stream: StreamRecord) -> str:
         for r in videos
     ]
     audio_media = AudioMedia(uri="audio/index.m3u8", channels=audio.width or 2) if audio else None
+    if not videos and audio is not None:
+        # audio-only (a podcast): its one rendition is the variant itself, as Apple's spec has it (no group)
+        variants = [
+            Variant(
+                uri="audio/index.m3u8",
+                bandwidth=a_bw,
+                average_bandwidth=a_avg,
+                codecs=audio.codecs,
+                width=0,
+                height=0,
+                frame_rate=0.0,
+            )
+        ]
+        audio_media = None
     subs = [
         SubtitleMedia(uri=f"subs/{s.language}/index.m3u8", language=s.language, label=s.label)
         for s in stream.subtitles

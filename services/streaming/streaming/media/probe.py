@@ -10,7 +10,6 @@ from typing import Any
 
 import av
 import av.error
-from av.video.stream import VideoStream
 
 from .errors import MEDIA_NO_VIDEO, MEDIA_UNREADABLE, MEDIA_UNSUPPORTED_CODEC, MediaError
 
@@ -36,6 +35,11 @@ class SourceInfo:
     audio_profile: str = ""
     audio_rate: int = 0
     audio_channels: int = 0
+
+    @property
+    def has_video(self) -> bool:
+        """False for an audio-only source (ingest lets one through with ``allow_audio_only``)."""
+        return bool(self.video_codec)
 
     @property
     def total_frames(self) -> int:
@@ -91,10 +95,12 @@ def probe(path: Path, *, max_fps: float = 60.0) -> SourceInfo:
     try:
         container = av.open(str(path), metadata_errors="ignore")
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-        raise MediaError(MEDIA_UNREADABLE, f"the file is not a readable media container ({e})") from e
+        raise MediaError(MEDIA_UNREADABLE, "the file is not a readable media container") from e
     with container:
         if not container.streams.video:
-            raise MediaError(MEDIA_NO_VIDEO, "the file has no video stream")
+            if container.streams.audio:
+                return _probe_audio_only(container)
+            raise MediaError(MEDIA_NO_VIDEO, "the file has neither a video nor an audio stream")
         vs = container.streams.video[0]
         cc = vs.codec_context
         if cc is None or not cc.name:
@@ -102,14 +108,14 @@ def probe(path: Path, *, max_fps: float = 60.0) -> SourceInfo:
         try:
             av.codec.Codec(cc.name, "r")
         except (av.error.FFmpegError, ValueError) as e:
-            raise MediaError(MEDIA_UNSUPPORTED_CODEC, f"no decoder for video codec {cc.name!r}") from e
+            raise MediaError(MEDIA_UNSUPPORTED_CODEC, f"no decoder for video codec {cc.name}") from e
         vs.thread_type = "AUTO"
         try:
             first = next(container.decode(vs))
         except StopIteration as e:
             raise MediaError(MEDIA_UNREADABLE, "the video stream has no decodable frame") from e
         except (av.error.FFmpegError, UnicodeDecodeError) as e:
-            raise MediaError(MEDIA_UNREADABLE, f"the video stream cannot be decoded ({e})") from e
+            raise MediaError(MEDIA_UNREADABLE, "the video stream cannot be decoded") from e
         rotation = _norm_rotation(first.rotation or 0)
         width, height = first.width, first.height
         sar = vs.sample_aspect_ratio or Fraction(1, 1)
@@ -125,17 +131,6 @@ def probe(path: Path, *, max_fps: float = 60.0) -> SourceInfo:
         vfr = bool(avg and base and abs(float(avg) - float(base)) > 0.01 * float(base))
         # a variable-rate source (phones) is resampled to the nearest whole rate, so 2-s GOPs are whole frames
         fps = _output_fps(Fraction(round(float(avg))) if vfr else Fraction(avg), max_fps=max_fps)
-        a = container.streams.audio[0] if container.streams.audio else None
-        audio_kw: dict[str, Any] = {"has_audio": False}
-        if a is not None and a.codec_context is not None:
-            ac = a.codec_context
-            audio_kw = {
-                "has_audio": True,
-                "audio_codec": ac.name or "",
-                "audio_profile": ac.profile or "",
-                "audio_rate": int(a.rate or 0),
-                "audio_channels": int(ac.channels if hasattr(ac, "channels") else a.layout.nb_channels),
-            }
         return SourceInfo(
             width=width,
             height=height,
@@ -149,11 +144,55 @@ def probe(path: Path, *, max_fps: float = 60.0) -> SourceInfo:
             pix_fmt=str(cc.pix_fmt or first.format.name),
             profile=_PROFILE_NAMES.get(str(cc.profile or "").lower(), str(cc.profile or "")),
             bit_rate=int(cc.bit_rate or container.bit_rate or 0),
-            **audio_kw,
+            **_audio_fields(container),
         )
 
 
-def _duration(container: Any, vs: VideoStream) -> float:
+def _audio_fields(container: Any) -> dict[str, Any]:
+    """The ``SourceInfo`` fields of the container's first audio stream (``has_audio=False`` without one)."""
+    a = container.streams.audio[0] if container.streams.audio else None
+    if a is None or a.codec_context is None:
+        return {"has_audio": False}
+    ac = a.codec_context
+    return {
+        "has_audio": True,
+        "audio_codec": ac.name or "",
+        "audio_profile": ac.profile or "",
+        "audio_rate": int(a.rate or 0),
+        "audio_channels": int(ac.channels if hasattr(ac, "channels") else a.layout.nb_channels),
+    }
+
+
+def _probe_audio_only(container: Any) -> SourceInfo:
+    """An audio-only source: no picture (sizes 0, no video codec), its audio checked decodable."""
+    a = container.streams.audio[0]
+    try:
+        next(container.decode(a))
+    except StopIteration as e:
+        raise MediaError(MEDIA_UNREADABLE, "the audio stream has no decodable frame") from e
+    except (av.error.FFmpegError, UnicodeDecodeError) as e:
+        raise MediaError(MEDIA_UNREADABLE, "the audio stream cannot be decoded") from e
+    duration = _duration(container, a)
+    if duration <= 0:
+        raise MediaError(MEDIA_UNREADABLE, "the audio has no duration")
+    return SourceInfo(
+        width=0,
+        height=0,
+        display_width=0,
+        display_height=0,
+        rotation=0,
+        duration_s=duration,
+        fps=Fraction(0),
+        variable_frame_rate=False,
+        video_codec="",
+        pix_fmt="",
+        profile="",
+        bit_rate=int(container.bit_rate or 0),
+        **_audio_fields(container),
+    )
+
+
+def _duration(container: Any, vs: Any) -> float:
     if vs.duration and vs.time_base:
         return float(vs.duration * vs.time_base)
     if container.duration:

@@ -20,6 +20,7 @@ from .. import store
 from ..store import StreamRecord
 from .dash import package_dash
 from .encode import LadderResult
+from .errors import CANCELED, MediaError
 from .hls import measure_rendition
 from .layout import listed_renditions, render_master, stream_prefix, thumbs_prefix
 from .output import RenditionOutput
@@ -123,7 +124,8 @@ class Publisher:
         """Render the master from the rows and upload it, serialized per video across workers."""
         await store.lock_video(conn, video_id=vid)
         stream = await store.get_stream(conn, video_id=vid)
-        assert stream is not None
+        if stream is None:  # deleted while this was being made: stop (the job's end removes what it uploaded)
+            raise MediaError(CANCELED, "the video was deleted")
         if stream.renditions:
             await self.objects.put(
                 f"{stream_prefix(vid)}master.m3u8",

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import av
 import av.error
+from av.bitstream import BitStreamFilterContext
 
 from .errors import MEDIA_UNREADABLE, MediaError
 from .hls import aac_codec_string, avc_codec_string, measure_rendition
@@ -31,6 +32,9 @@ def remux_copy(
             try:
                 ovs = vout.add_stream_from_template(ivs)
                 oas = aout.add_stream_from_template(ias) if aout is not None and ias is not None else None
+                # AAC in MPEG-TS (and raw .aac) is ADTS-framed; an MP4 track needs raw frames + an
+                # AudioSpecificConfig, which this filter makes (a no-op for AAC that is already MP4-style)
+                adts = BitStreamFilterContext("aac_adtstoasc", ias, oas) if oas is not None else None
                 streams = [ivs] if ias is None else [ivs, ias]
                 for packet in inp.demux(streams):
                     if packet.dts is None or packet.size == 0:
@@ -38,16 +42,17 @@ def remux_copy(
                     if packet.stream is ivs:
                         packet.stream = ovs
                         vout.mux(packet)
-                    elif oas is not None and aout is not None:
-                        packet.stream = oas
-                        aout.mux(packet)
+                    elif oas is not None and aout is not None and adts is not None:
+                        for p in adts.filter(packet):
+                            p.stream = oas
+                            aout.mux(p)
                 vcodecs = avc_codec_string(ivs.codec_context.extradata)
             finally:
                 vout.close()
                 if aout is not None:
                     aout.close()
     except av.error.FFmpegError as e:
-        raise MediaError(MEDIA_UNREADABLE, f"the source could not be remuxed ({e})") from e
+        raise MediaError(MEDIA_UNREADABLE, "the source could not be remuxed") from e
     video = RenditionOutput(
         name="src",
         kind="video",

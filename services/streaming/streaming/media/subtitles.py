@@ -12,6 +12,8 @@ import math
 import re
 from dataclasses import dataclass
 
+from .hls import vtt_timestamp
+
 TIMESTAMP_MAP = "X-TIMESTAMP-MAP=MPEGTS:0,LOCAL:00:00:00.000"
 _TIME = re.compile(r"^(?:(\d+):)?(\d{2}):(\d{2})\.(\d{3})$")
 
@@ -33,14 +35,6 @@ def _seconds(stamp: str) -> float:
         raise ValueError(f"not a WebVTT timestamp: {stamp!r}")
     h, mi, s, ms = (int(g or 0) for g in m.groups())
     return h * 3600 + mi * 60 + s + ms / 1000
-
-
-def _stamp(seconds: float) -> str:
-    ms = round(seconds * 1000)
-    h, rem = divmod(ms, 3_600_000)
-    m, rem = divmod(rem, 60_000)
-    s, ms = divmod(rem, 1000)
-    return f"{h:02d}:{m:02d}:{s:02d}.{ms:03d}"
 
 
 def _cue(block: list[str]) -> VttCue | None:
@@ -78,7 +72,9 @@ def parse_cues(text: str) -> list[VttCue]:
 
 
 def _write(cue: VttCue) -> str:
-    head = f"{_stamp(cue.start_s)} --> {_stamp(cue.end_s)}" + (f" {cue.settings}" if cue.settings else "")
+    head = f"{vtt_timestamp(cue.start_s)} --> {vtt_timestamp(cue.end_s)}" + (
+        f" {cue.settings}" if cue.settings else ""
+    )
     return "\n".join([*([cue.ident] if cue.ident else []), head, *cue.payload])
 
 

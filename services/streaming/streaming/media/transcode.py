@@ -25,10 +25,11 @@ from common.storage import ObjectNotFound, ObjectStore
 from .. import store
 from ..config import StreamingSettings
 from ..store import StreamRecord
+from .audio import encode_audio_only
 from .encode import LadderResult, transcode_ladder
 from .errors import MEDIA_UNREADABLE, MediaError
 from .ladder import EncoderSettings, Rung, plan_ladder
-from .lifecycle import PRODUCER, Target, become_playable, become_ready
+from .lifecycle import JOB_KIND, PRODUCER, Target, become_playable, become_ready
 from .output import RenditionOutput
 from .probe import SourceInfo, probe
 from .publish import Publisher
@@ -36,8 +37,6 @@ from .remux import remux_copy
 from .thumbnails import plan_thumbnails
 
 log = get_logger(__name__)
-
-JOB_KIND = "transcode"
 
 
 @dataclass
@@ -91,16 +90,10 @@ class Transcoder:
     async def run(self, ctx: JobContext, target: Target, work: Path) -> None:
         """Every step, each skipped when an earlier attempt (or the source) makes it unnecessary."""
         attempt = await self._prepare(ctx, target, work)
-        if self._copies_first(attempt):
-            await self._copy_first(attempt)
-        ladder = plan_ladder(attempt.info, max_short_side=self.settings.streaming_max_short_side)
-        if self._early_rung_first(attempt, ladder):
-            await self._early_rung(attempt, ladder[-1])
-        await self._ladder(attempt, ladder)
-        if self.settings.streaming_dash:
-            await ctx.checkpoint(99.0, "packaging", force=True)
-            produced = [o for r in attempt.results for o in r.renditions]
-            await self.publisher.dash(target.video_id, work, produced)
+        if attempt.info.has_video:
+            await self._video(attempt)
+        else:
+            await self._audio_only(attempt)
         await become_ready(ctx, self.publisher, target, attempt.info)
         elapsed = time.monotonic() - attempt.started
         ENCODE_SPEED.labels(PRODUCER, JOB_KIND).set(attempt.info.duration_s / max(elapsed, 1e-6))
@@ -110,6 +103,30 @@ class Transcoder:
             seconds=round(elapsed, 3),
             realtime_factor=round(attempt.info.duration_s / max(elapsed, 1e-6), 2),
         )
+
+    async def _video(self, a: _Attempt) -> None:
+        """Copy first or an early rung (playable), then the ladder (and DASH)."""
+        if self._copies_first(a):
+            await self._copy_first(a)
+        ladder = plan_ladder(a.info, max_short_side=self.settings.streaming_max_short_side)
+        if self._early_rung_first(a, ladder):
+            await self._early_rung(a, ladder[-1])
+        await self._ladder(a, ladder)
+        if self.settings.streaming_dash:
+            await a.ctx.checkpoint(99.0, "packaging", force=True)
+            produced = [o for r in a.results for o in r.renditions]
+            await self.publisher.dash(a.target.video_id, a.work, produced)
+
+    async def _audio_only(self, a: _Attempt) -> None:
+        """An audio-only source: one AAC rendition, listed as the master's only variant (no DASH, no poster)."""
+        if "audio" in a.done:
+            return
+        await a.ctx.checkpoint(0.0, "transcoding", force=True)
+        out = await asyncio.to_thread(
+            encode_audio_only, a.src, a.work, info=a.info, settings=self.encoder, stop=a.ctx.cancel
+        )
+        await self._publish(a, [out], playable_once=True)
+        a.log_playable("audio")
 
     async def _prepare(self, ctx: JobContext, target: Target, work: Path) -> _Attempt:
         """Fetch and probe the original; read what the stream already has."""
@@ -123,13 +140,7 @@ class Transcoder:
         info = await asyncio.to_thread(probe, src, max_fps=self.settings.streaming_max_fps)
         vid = target.video_id
         async with self.pool.acquire() as conn:
-            await store.update_probe(
-                conn,
-                video_id=vid,
-                duration_s=info.duration_s,
-                width=info.display_width,
-                height=info.display_height,
-            )
+            await store.update_probe(conn, video_id=vid, info=info)
             done = await store.completed_rendition_names(conn, video_id=vid)
             stream = await store.get_stream(conn, video_id=vid)
         assert stream is not None
@@ -189,7 +200,7 @@ class Transcoder:
             if not playable_once:
                 await become_playable(a.ctx, self.publisher, a.target)
         if playable_once:
-            await become_playable(a.ctx, self.publisher, a.target)
+            await become_playable(a.ctx, self.publisher, a.target, audio_only=not a.info.has_video)
 
     async def _encode(
         self,

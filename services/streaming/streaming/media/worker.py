@@ -18,7 +18,7 @@ from common import jobs
 from common.bus.base import Bus, Delivery
 from common.events.base import Event
 from common.events.captions import CaptionsCompleted, CaptionsTracksChanged, CaptionTrackRef
-from common.events.ingest import VideoIngested
+from common.events.ingest import VideoDeleted, VideoIngested
 from common.events.jobs import JobCancelRequested
 from common.jobrunner import JobContext, LeasedJobRunner
 from common.logging import get_logger
@@ -30,9 +30,9 @@ from ..config import StreamingSettings
 from . import subtitles
 from .errors import CANCELED, MEDIA_UNREADABLE, TRANSCODE_FAILED, MediaError
 from .ladder import EncoderSettings
-from .layout import safe_language, stream_prefix
-from .lifecycle import PRODUCER, Target, fail_stream
-from .transcode import JOB_KIND, Transcoder
+from .layout import safe_language, stream_prefix, thumbs_prefix
+from .lifecycle import JOB_KIND, PRODUCER, Target, fail_stream, queue_transcode
+from .transcode import Transcoder
 
 log = get_logger(__name__)
 # WebVTT segment length: Apple's HLS authoring spec wants subtitle segments as long as the media's
@@ -82,7 +82,9 @@ class MediaWorker:
             has_dash=self.settings.streaming_dash,
         )
         stream = await store.get_stream(conn, video_id=event.video_id, for_update=True)
-        assert stream is not None
+        if stream is None:  # deleted before its video.ingested was handled: it stays deleted
+            log.info("transcode.video_deleted", video_id=str(event.video_id))
+            return
         if not created and (stream.status in ("ready", "error") or stream.job_id is not None):
             log.info("transcode.already_queued", video_id=str(event.video_id), status=stream.status)
             return
@@ -92,17 +94,7 @@ class MediaWorker:
             storage_key=event.storage_key,
             correlation_id=event.correlation_id,
         )
-        job = await jobs.create_job(
-            conn,
-            kind=JOB_KIND,
-            owner_id=event.owner_id,
-            producer=PRODUCER,
-            params=target.params(),
-            stage="queued",
-            correlation_id=event.correlation_id,
-        )
-        await store.set_job(conn, video_id=event.video_id, job_id=job.id)
-        log.info("transcode.queued", video_id=str(event.video_id), job_id=str(job.id))
+        await queue_transcode(conn, target, title=event.title)
 
     async def run_job(self, ctx: JobContext) -> None:
         """The ``transcode`` job: copy first, then the ladder, thumbnails, DASH; resumes what an attempt left."""
@@ -110,6 +102,8 @@ class MediaWorker:
         async with self.pool.acquire() as conn:
             stream = await store.get_stream(conn, video_id=target.video_id)
             if stream is None:
+                if await store.is_deleted(conn, video_id=target.video_id):
+                    raise jobs.JobFailure(CANCELED, "the video was deleted")
                 raise jobs.JobFailure(MEDIA_UNREADABLE, "the stream of this job does not exist")
             if stream.status in ("ready", "error"):
                 log.info("transcode.already_done", video_id=str(target.video_id), status=stream.status)
@@ -123,13 +117,44 @@ class MediaWorker:
         try:
             await self.transcoder.run(ctx, target, work)
         except MediaError as e:
+            # users read a plain message; what the library said (paths, error names) stays in the log
+            log.warning(
+                "transcode.media_error",
+                video_id=str(target.video_id),
+                code=e.code,
+                message=e.message,
+                detail=repr(e.__cause__) if e.__cause__ else None,
+            )
             raise jobs.JobFailure(e.code, e.message) from e
         finally:
             await asyncio.to_thread(shutil.rmtree, work, True)
 
     async def _on_job_failed(self, conn: asyncpg.Connection, job: jobs.Job, failure: jobs.JobFailure) -> None:
-        """The job failed or was canceled: so does its stream (``error`` + ``stream.failed.v1``), atomically."""
-        await fail_stream(conn, Target.of(job), failure.code, failure.message)
+        """The job failed or was canceled: so does its stream (``error`` + ``stream.failed.v1``), atomically.
+
+        A job stopped because its video was deleted removes what it uploaded after the delete's own sweep."""
+        target = Target.of(job)
+        if await store.is_deleted(conn, video_id=target.video_id):
+            await self.remove_objects(target.video_id)
+            return
+        await fail_stream(conn, target, failure.code, failure.message)
+
+    async def on_deleted(self, event: VideoDeleted, delivery: Delivery) -> None:
+        """The video was deleted: its stream becomes a tombstone (every /play URL 404s from this commit on),
+        its transcode is canceled, its files are removed. Idempotent, so a redelivery just repeats it."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            job_id = await store.mark_deleted(conn, video_id=event.video_id, owner_id=event.owner_id)
+            if job_id is not None:
+                await jobs.request_cancel(conn, job_id, producer=PRODUCER)
+        if job_id is not None:
+            self.runner.cancel_local(job_id)
+        await self.remove_objects(event.video_id)
+        log.info("stream.deleted", video_id=str(event.video_id))
+
+    async def remove_objects(self, vid: uuid.UUID) -> None:
+        """Delete the stream's playlists, segments, subtitle segments, DASH files and thumbnails."""
+        await self.store.delete_prefix(stream_prefix(vid))
+        await self.store.delete_prefix(thumbs_prefix(vid))
 
     async def on_captions(self, event: CaptionsCompleted, delivery: Delivery) -> None:
         """Add a finished job's tracks to the master's SUBTITLES group (segmented WebVTT)."""
@@ -145,6 +170,9 @@ class MediaWorker:
         """Segment each track beside the stream, then list them in the master (token-gated like every file)."""
         async with self.pool.acquire() as conn:
             stream = await store.get_stream(conn, video_id=vid)
+            deleted = stream is None and await store.is_deleted(conn, video_id=vid)
+        if deleted:
+            return  # the video was deleted: its tracks went with it
         if stream is None:
             raise LookupError(f"no stream yet for video {vid}")  # retried with back-off: ingest may be behind
         rows = [

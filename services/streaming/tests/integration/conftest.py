@@ -22,6 +22,7 @@ from aiohttp.test_utils import TestClient
 from common import db
 from common.storage import ObjectStore
 from common.testing.auth import TokenFactory
+from common.testing.db import SettingsFactory
 from common.testing.media import make_video
 from streaming import store as media_store
 from streaming.app import create_app
@@ -121,18 +122,12 @@ def _thumbs() -> dict[str, bytes]:
 
 
 @pytest.fixture
-async def streaming_schema(make_schema: Callable[..., Awaitable[str]]) -> str:
-    """A fresh streaming schema with every migration applied."""
-    return await make_schema("streaming", MIGRATIONS_DIR)
-
-
-@pytest.fixture
-def streaming_settings(streaming_schema: str, database_url: str) -> StreamingSettings:
-    """Settings for one test: its own schema and queue, rotating keys, fast webhooks, private targets allowed."""
-    return StreamingSettings(
-        database_url=database_url,
-        db_schema=streaming_schema,
-        bus_queue=f"streaming-{uuid.uuid4().hex[:10]}",
+async def streaming_settings(make_settings: SettingsFactory) -> StreamingSettings:
+    """Settings for one test: a fresh streaming schema and its own queue, rotating keys, fast webhooks, private
+    targets allowed."""
+    return await make_settings(
+        StreamingSettings,
+        MIGRATIONS_DIR,
         public_base_url="http://play.example.test",
         playback_keys=(SIGNING_KEY, OLD_KEY),
         webhook_allow_private=True,
@@ -140,7 +135,6 @@ def streaming_settings(streaming_schema: str, database_url: str) -> StreamingSet
         webhook_retry_max_delay_s=0.2,
         webhook_dispatch_interval_s=0.05,
         webhook_timeout_s=2.0,
-        log_format="console",
     )
 
 
@@ -277,7 +271,7 @@ MediaEnvFactory = Callable[..., Awaitable[MediaEnv]]
 
 @pytest.fixture
 async def media_env(
-    make_schema: Callable[..., Awaitable[str]],  # before aiohttp_client: servers stop before schemas drop
+    make_settings: SettingsFactory,  # before aiohttp_client: servers stop before schemas drop
     aiohttp_client: Any,
     database_url: str,
     rabbit_bus: Any,
@@ -291,15 +285,8 @@ async def media_env(
     pools: list[asyncpg.Pool] = []
 
     async def make(store: ObjectStore, **changes: Any) -> MediaEnv:
-        schema = await make_schema("streaming", MIGRATIONS_DIR)
-        settings = StreamingSettings(
-            database_url=database_url,
-            db_schema=schema,
-            bus_queue=f"streaming-{uuid.uuid4().hex[:10]}",
-            tmp_dir=str(tmp_path / "scratch"),
-            log_format="console",
-            streaming_x264_preset="ultrafast",
-        ).with_(**changes)
+        defaults = {"tmp_dir": str(tmp_path / "scratch"), "streaming_x264_preset": "ultrafast"}
+        settings = await make_settings(StreamingSettings, MIGRATIONS_DIR, **{**defaults, **changes})
         events: list[Any] = []
         progress: list[Any] = []
 
@@ -315,7 +302,7 @@ async def media_env(
         await aiohttp_client(worker)
         api = create_app(settings, role="api", bus=rabbit_bus, store=store, verifier=token_factory.verifier())
         api_client: TestClient[web.Request, web.Application] = await aiohttp_client(api)
-        pool = await db.create_pool(database_url, schema=schema, max_size=3)
+        pool = await db.create_pool(database_url, schema=settings.schema, max_size=3)
         pools.append(pool)
         return MediaEnv(
             settings=settings,

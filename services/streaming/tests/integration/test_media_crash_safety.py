@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -19,7 +17,7 @@ from common.events.streaming import StreamPlayable, StreamReady
 from common.storage.fs import FileStore
 from common.testing.bus import delete_queues, service_queues
 from common.testing.media import make_video
-from common.testing.process import ServiceProcess, free_port, process_env
+from common.testing.process import ServiceProcess, crash_worker_env
 from common.testing.waiting import wait_for
 from streaming import store as media_store
 
@@ -35,22 +33,18 @@ async def worker_env(
 ) -> AsyncIterator[tuple[dict[str, str], Any, str]]:
     schema = await make_schema("streaming", MIGRATIONS_DIR)
     bus = await rabbit_bus_factory()
-    queue = f"streaming-crash-{uuid.uuid4().hex[:8]}"
-    port = free_port()
-    env = process_env(
+    env = crash_worker_env(
+        "streaming",
         database_url=database_url,
         schema=schema,
         bus=rabbit_bus_factory,
-        queue=queue,
-        port=port,
         files=tmp_path,
-        BUS_RETRY_DELAYS_MS="200",
         # a short lease: the restarted worker takes the killed one's job over soon after it died
         JOB_LEASE_S="2",
         # a slower preset so there is a transcode in flight to kill
         STREAMING_X264_PRESET="slow",
-        PYTHONPATH=os.pathsep.join(p for p in sys.path if p),
     )
+    queue = env["BUS_QUEUE"]
     yield env, bus, queue
     await delete_queues(
         amqp_url,

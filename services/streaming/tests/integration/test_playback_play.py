@@ -9,6 +9,7 @@ import io
 import re
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -58,12 +59,25 @@ async def _get(client: Client, url: str, **kw: Any) -> tuple[aiohttp.ClientRespo
     return resp, await resp.read()
 
 
+PlayFactory = Callable[..., Awaitable[tuple[Any, Client, dict[str, Any]]]]
+
+
+@pytest.fixture
+def play(app_factory: AppFactory, seed_stream: SeedStream, token_factory: TokenFactory) -> PlayFactory:
+    """``await play(store, **setting_changes)``: a seeded stream, the app, and its owner's playback session."""
+
+    async def make(store: ObjectStore, **changes: Any) -> tuple[Any, Client, dict[str, Any]]:
+        s = await seed_stream(store)
+        client = await app_factory(store, **changes)
+        return s, client, await _playback(client, s.video_id, s.owner_id, token_factory)
+
+    return make
+
+
 async def test_a_player_follows_every_uri_and_decodes_every_rendition(
-    app_factory: AppFactory, seed_stream: SeedStream, store: ObjectStore, token_factory: TokenFactory
+    play: PlayFactory, store: ObjectStore
 ) -> None:
-    s = await seed_stream(store)
-    client = await app_factory(store)
-    pb = await _playback(client, s.video_id, s.owner_id, token_factory)
+    _, client, pb = await play(store)
     master_url = _local(pb["hls_url"])
     resp, body = await _get(client, master_url)
     assert resp.status == 200
@@ -103,12 +117,8 @@ async def test_a_player_follows_every_uri_and_decodes_every_rendition(
     assert resp.status == 200 and resp.content_type == "text/vtt" and b"Hello sprite.jpg" in vtt
 
 
-async def test_dash_manifest_and_thumbnails_carry_the_token(
-    app_factory: AppFactory, seed_stream: SeedStream, store: ObjectStore, token_factory: TokenFactory
-) -> None:
-    s = await seed_stream(store)
-    client = await app_factory(store)
-    pb = await _playback(client, s.video_id, s.owner_id, token_factory)
+async def test_dash_manifest_and_thumbnails_carry_the_token(play: PlayFactory, store: ObjectStore) -> None:
+    _, client, pb = await play(store)
     mpd_url = _local(pb["dash_url"])
     resp, body = await _get(client, mpd_url)
     assert resp.status == 200 and resp.content_type == "application/dash+xml"
@@ -197,15 +207,12 @@ async def test_missing_expired_forged_foreign_and_unknown_key_tokens_get_403_eve
 
 
 async def test_ranges_head_and_conditional_requests(
-    app_factory: AppFactory,
-    seed_stream: SeedStream,
+    play: PlayFactory,
     store: ObjectStore,
-    token_factory: TokenFactory,
     hls_tree: dict[str, bytes],
 ) -> None:
-    s = await seed_stream(store)
-    client = await app_factory(store)
-    token = (await _playback(client, s.video_id, s.owner_id, token_factory))["token"]
+    s, client, pb = await play(store)
+    token = pb["token"]
     url = f"/play/{s.video_id}/src/seg_00001.m4s"
     whole = hls_tree["src/seg_00001.m4s"]
     size = len(whole)
@@ -280,26 +287,23 @@ async def test_no_path_escapes_the_video(
 
 
 async def test_a_missing_file_is_404_even_with_a_good_token(
-    app_factory: AppFactory, seed_stream: SeedStream, fs_store: FileStore, token_factory: TokenFactory
+    play: PlayFactory,
+    fs_store: FileStore,
 ) -> None:
-    s = await seed_stream(fs_store)
-    client = await app_factory(fs_store)
-    token = (await _playback(client, s.video_id, s.owner_id, token_factory))["token"]
+    s, client, pb = await play(fs_store)
+    token = pb["token"]
     for path in ("src/seg_09999.m4s", "1080p/index.m3u8"):
         resp = await client.get(f"/play/{s.video_id}/{path}", params={"token": token})
         assert resp.status == 404
 
 
 async def test_redirect_mode_sends_segments_to_short_lived_presigned_urls(
-    app_factory: AppFactory,
-    seed_stream: SeedStream,
+    play: PlayFactory,
     s3_store: S3Store,
-    token_factory: TokenFactory,
     hls_tree: dict[str, bytes],
 ) -> None:
-    s = await seed_stream(s3_store)
-    client = await app_factory(s3_store, playback_delivery="redirect", playback_presign_ttl_s=120)
-    token = (await _playback(client, s.video_id, s.owner_id, token_factory))["token"]
+    s, client, pb = await play(s3_store, playback_delivery="redirect", playback_presign_ttl_s=120)
+    token = pb["token"]
     resp = await client.get(
         f"/play/{s.video_id}/src/seg_00001.m4s", params={"token": token}, allow_redirects=False
     )
@@ -318,15 +322,12 @@ async def test_redirect_mode_sends_segments_to_short_lived_presigned_urls(
 
 
 async def test_redirect_mode_on_the_filesystem_store_proxies(
-    app_factory: AppFactory,
-    seed_stream: SeedStream,
+    play: PlayFactory,
     fs_store: FileStore,
-    token_factory: TokenFactory,
     hls_tree: dict[str, bytes],
 ) -> None:
-    s = await seed_stream(fs_store)
-    client = await app_factory(fs_store, playback_delivery="redirect")
-    token = (await _playback(client, s.video_id, s.owner_id, token_factory))["token"]
+    s, client, pb = await play(fs_store, playback_delivery="redirect")
+    token = pb["token"]
     resp = await client.get(
         f"/play/{s.video_id}/src/seg_00001.m4s", params={"token": token}, allow_redirects=False
     )

@@ -142,43 +142,27 @@ def test_no_audio_source_has_no_audio_rendition_and_a_master_without_audio(tmp_p
     assert "AUDIO" not in text and "mp4a" not in text
 
 
+#: the ladder of a 16:9 source of 1080p or more (1080p is the top rung: a 4K source gets the same)
+FULL_HD = [
+    ("1080p", 1920, 1080),
+    ("720p", 1280, 720),
+    ("480p", 854, 480),
+    ("360p", 640, 360),
+    ("240p", 426, 240),
+]
+
+
 @pytest.mark.parametrize(
     ("w", "h", "expected"),
     [
-        (
-            1920,
-            1080,
-            [
-                ("1080p", 1920, 1080),
-                ("720p", 1280, 720),
-                ("480p", 854, 480),
-                ("360p", 640, 360),
-                ("240p", 426, 240),
-            ],
-        ),
+        (1920, 1080, FULL_HD),
         (640, 480, [("480p", 640, 480), ("360p", 480, 360), ("240p", 320, 240)]),  # 4:3
         (
             1080,
             1920,
-            [
-                ("1080p", 1080, 1920),
-                ("720p", 720, 1280),
-                ("480p", 480, 854),
-                ("360p", 360, 640),
-                ("240p", 240, 426),
-            ],
-        ),  # 9:16 keeps its shape
-        (
-            3840,
-            2160,
-            [
-                ("1080p", 1920, 1080),
-                ("720p", 1280, 720),
-                ("480p", 854, 480),
-                ("360p", 640, 360),
-                ("240p", 426, 240),
-            ],
-        ),
+            [(name, h, w) for name, w, h in FULL_HD],
+        ),  # 9:16 keeps its shape: the same rungs, turned
+        (3840, 2160, FULL_HD),
         (200, 112, [("240p", 200, 112)]),  # smaller than the lowest rung: its own size, never upscaled
     ],
 )

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from common.events.ingest import VideoDeleted
 from common.events.streaming import StreamFailed, StreamPlayable, StreamReady
 from streaming.webhooks import (
     RetryPolicy,
@@ -51,6 +52,21 @@ def test_body_has_id_type_created_at_and_data() -> None:
         json.loads(build_body(StreamPlayable(video_id=e.video_id, owner_id=e.owner_id)))["type"]
         == "stream.playable"
     )
+    deleted = json.loads(build_body(VideoDeleted(video_id=e.video_id, owner_id=e.owner_id)))
+    assert deleted["type"] == "video.deleted"
+    assert deleted["data"] == {"video_id": str(e.video_id), "status": "deleted"}
+
+
+def test_a_failure_told_to_subscribers_names_no_file_of_ours() -> None:
+    """Issue 14: ``media.unreadable`` quoted ``/tmp/…/transcode/…/audio/index.m3u8`` to users."""
+    message = "[Errno 1] Operation not permitted: '/tmp/rf/transcode/1b2c/audio/index.m3u8'"
+    event = StreamFailed(
+        video_id=uuid.uuid4(), owner_id=uuid.uuid4(), code="media.unreadable", message=message
+    )
+    error = json.loads(build_body(event))["data"]["error"]
+    assert error["code"] == "media.unreadable"
+    assert "/tmp" not in error["message"] and "Errno" not in error["message"], error
+    assert error["message"] == "Operation not permitted"
 
 
 def test_signature_is_hmac_sha256_over_timestamp_dot_body() -> None:
@@ -95,9 +111,10 @@ def test_jitter_stays_between_half_and_the_full_nominal_delay() -> None:
 
 
 def test_events_are_validated_and_deduplicated() -> None:
-    assert validate_events(["stream.ready", "stream.failed", "stream.ready"]) == [
+    assert validate_events(["stream.ready", "stream.failed", "stream.ready", "video.deleted"]) == [
         "stream.ready",
         "stream.failed",
+        "video.deleted",
     ]
     for bad in ([], ["stream.deleted"], ["stream.ready", "video.ingested"]):
         with pytest.raises(WebhookError) as info:
@@ -105,7 +122,15 @@ def test_events_are_validated_and_deduplicated() -> None:
         assert info.value.code == "webhook.invalid_events"
 
 
-@pytest.mark.parametrize("url", ["https://hooks.example.com/reelforge", "http://93.184.216.34:8080/x?y=1"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://hooks.example.com/reelforge",
+        "http://93.184.216.34:8080/x?y=1",
+        "https://bücher.example/hook",
+        "https://hooks.example.com./x",
+    ],
+)
 def test_public_http_urls_are_accepted(url: str) -> None:
     assert check_url(url, allow_private=False) == url
 
@@ -118,6 +143,9 @@ def test_public_http_urls_are_accepted(url: str) -> None:
         ("javascript:alert(1)", "webhook.invalid_url"),
         ("https:///nohost", "webhook.invalid_url"),
         ("http://example.com:99999/", "webhook.invalid_url"),
+        ("http://\x85/hook", "webhook.invalid_url"),  # schemathesis: a control character as the host
+        ("http://exa mple.com/hook", "webhook.invalid_url"),
+        ("http://a..b/hook", "webhook.invalid_url"),
         ("http://127.0.0.1:8000/hook", "webhook.forbidden_address"),
         ("http://10.1.2.3/hook", "webhook.forbidden_address"),
         ("http://192.168.1.10/hook", "webhook.forbidden_address"),

@@ -1,0 +1,1 @@
+"""reelforge: the command-line client of a Reelforge gateway."""

@@ -1,0 +1,5 @@
+"""``python -m reelforge_cli`` = ``reelforge``."""
+
+from .main import cli
+
+cli()
