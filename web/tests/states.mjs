@@ -33,6 +33,17 @@ page.on("request", (r) => {
   } else if (r.method() === "POST" && url.pathname === `/api/v1/videos/${VIDEO_ID}/playback`) signed++;
   else if (r.method() === "POST" && url.pathname === `/api/v1/videos/${SPEECH_ID}/playback`) signedSpeech++;
 });
+// the last answers to the player's requests (said when a step fails)
+const answers = [];
+const noteAnswer = (said) => answers.push(said) > 12 && answers.shift();
+page.on("response", (r) => {
+  const url = new URL(r.url());
+  if (url.pathname.startsWith("/play/")) noteAnswer(`${r.status()} ${url.pathname.split("/").slice(-2).join("/")}`);
+});
+page.on("requestfailed", (r) => {
+  const url = new URL(r.url());
+  if (url.pathname.startsWith("/play/")) noteAnswer(`failed (${r.failure()?.errorText}) ${url.pathname.split("/").slice(-2).join("/")}`);
+});
 // the job snapshots the page heard on its WebSocket
 const jobs = [];
 page.on("websocket", (ws) => ws.on("framereceived", ({ payload }) => {
@@ -265,7 +276,13 @@ try {
   console.log(JSON.stringify(seen));
 } catch (e) {
   if (FAILED) await page.screenshot({ path: `${FAILED}/states-failed.png`, fullPage: true }).catch((s) => console.error(`no screenshot: ${s}`));
-  console.error(`step "${step}" failed at ${page.url()}: ${e}\npage errors: ${JSON.stringify(pageErrors)}`);
+  const media = await page.evaluate(() => {
+    const v = document.querySelector("video");
+    if (!v) return "no video element";
+    const ranges = [...Array(v.buffered.length).keys()].map((i) => [v.buffered.start(i), v.buffered.end(i)]);
+    return { level: document.querySelector(".player")?.dataset.level, height: v.videoHeight, time: v.currentTime, paused: v.paused, readyState: v.readyState, networkState: v.networkState, buffered: ranges, error: v.error?.message };
+  }).catch((x) => `unknown: ${x}`);
+  console.error(`step "${step}" failed at ${page.url()}: ${e}\npage errors: ${JSON.stringify(pageErrors)}\nplayer: ${JSON.stringify(media)}\nlast stream answers: ${JSON.stringify(answers)}`);
   process.exitCode = 1;
 } finally {
   await browser.close();
