@@ -391,7 +391,7 @@ async def test_pages_show_their_errors_and_the_player_survives_an_expired_token(
     e2e_stack: Stack, http: aiohttp.ClientSession
 ) -> None:
     """web/tests/states.mjs: each page's error box when its main call fails, and "Try again" once the API is back;
-    the Quality menu of a two-rendition stream; a playback token that stops working mid-play is renewed and play
+    the Quality menu of a two-rendition stream (and a page that does not move as the stream loads); a playback token that stops working mid-play is renewed and play
     carries on where it was; a failure that persists is said, with "Try again"; captions started while playing
     do not restart the player; copying without a clipboard; a failed analysis is run again."""
     FAILED.mkdir(parents=True, exist_ok=True)
@@ -428,6 +428,8 @@ async def test_pages_show_their_errors_and_the_player_survives_an_expired_token(
     }
     assert seen["qualityOptions"] == ["Auto", "240p", "360p"], (seen["qualityOptions"], stream)
     assert [(s["label"], s["height"]) for s in seen["switched"]] == [("240p", 240), ("360p", 360)], seen
+    # the page does not move as the stream loads: a click aimed at a tab lands on it
+    assert len(seen["tabsAt"]) == 1, seen["tabsAt"]
     renewed = seen["renewed"]
     assert renewed["refused"] >= 1 and renewed["signs"] == 1 and renewed["newToken"], renewed
     assert abs(renewed["resumedAt"] - renewed["before"]["time"]) < 1.5, (

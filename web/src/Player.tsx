@@ -149,7 +149,9 @@ export function Player({ src, sign, poster, thumbnails, video }: Props) {
   const pickLevel = (n: number) => {
     setLevel(n);
     picked.current.level = levels.find((o) => o.index === n)?.label;
-    if (hls.current) hls.current.currentLevel = n;
+    // from the next segment (2 s at most here), as Mux's player does: what is buffered for the next few seconds is
+    // replaced, not the whole buffer (hls.js's immediate switch, ``currentLevel``, empties it and can stall play)
+    if (hls.current) hls.current.nextLevel = n;
   };
   const pickSub = (n: number) => {
     setSub(n);

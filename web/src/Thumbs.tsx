@@ -33,7 +33,8 @@ export function SeekBar({ vtt, video }: { vtt: string; video: RefObject<HTMLVide
     el?.addEventListener("timeupdate", tick);
     return () => el?.removeEventListener("timeupdate", tick);
   }, [video.current]);
-  if (thumbs.length === 0 || !duration) return null;
+  // its room is kept while the thumbnails load: the page does not move under the viewer's pointer
+  if (thumbs.length === 0 || !duration) return <div class="seekbar" aria-hidden="true" />;
   const move = (e: PointerEvent) => {
     const box = (e.currentTarget as HTMLElement).getBoundingClientRect();
     const f = Math.min(1, Math.max(0, (e.clientX - box.left) / box.width));

@@ -175,7 +175,7 @@ try {
   const videoBadge = page.locator("section .badge[data-status]").first();
   seen.videoBadge = { text: (await videoBadge.textContent())?.trim(), status: await videoBadge.getAttribute("data-status") };
   await player.evaluate((v) => v.pause());
-  const bar = page.locator(".seekbar");
+  const bar = page.locator(".seekbar:has(input)"); // its thumbnails loaded (an empty bar keeps their room till then)
   const box = await bar.boundingBox();
   await page.mouse.move(box.x + box.width / 2, box.y + box.height / 2);
   const thumb = page.locator('[data-testid="seek-thumb"]');

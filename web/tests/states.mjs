@@ -1,12 +1,13 @@
-// Error states and the player's failures, in Debian's Chromium driven by playwright-core: a user with one video
-// of two renditions (uploaded and made ready by the test) signs in; each page's main API call answers 503 (the
-// page shows its error box, and "Try again" loads it once the API is back); the Quality menu lists the renditions
-// and switches between them; a playback token that stops working mid-play (its requests answered 403, as an expired
+// Error states and the player's failures, in Debian's Chromium driven by playwright-core: a user with one video of
+// two renditions (uploaded and made ready by the test) signs in; each page's main API call answers 503 (the page
+// shows its error box, and "Try again" loads it once the API is back); the Quality menu lists the renditions and
+// switches between them; a playback token that stops working mid-play (its requests answered 403, as an expired
 // token is) is renewed by the player, which carries on where it was; a failure that persists says so, and "Try
-// again" resumes; "Copy embed snippet" without a clipboard selects the snippet; the Analysis tab asks for this
-// video's analyses only; the page's reads of the video at each state of a captions job do not restart the player (the
-// clip's tone has no speech: the job fails, and so does its analysis, which "Analyse again" runs anew); a new caption
-// track (a spoken clip's) comes in a newly signed stream that carries on where the player was.
+// again" resumes; the tabs under the player stay where they were first shown as the stream loads; "Copy embed
+// snippet" without a clipboard selects the snippet; the Analysis tab asks for this video's analyses only; the page's
+// reads of the video at each state of a captions job do not restart the player (the clip's tone has no speech: the
+// job fails, and so does its analysis, which "Analyse again" runs anew); a new caption track (a spoken clip's) comes
+// in a newly signed stream that carries on where the player was.
 //
 //   BASE=http://127.0.0.1:8080 EMAIL=… PASSWORD=… VIDEO_ID=… SPEECH_ID=… FAILED=/tmp node web/tests/states.mjs
 // Prints one JSON line of what it saw; exits non-zero (with the failing step) otherwise.
@@ -80,7 +81,10 @@ const problem = { status: 503, contentType: "application/problem+json", body: JS
 
 // each page's main call: a name, the page, its call's path (any query; or a test of the URL), what the page shows once
 // it has loaded, and what the user does on the page before that call is made (if anything)
-const tab = (name) => () => page.getByRole("tab", { name }).click();
+const tab = (name) => async () => {
+  await page.getByRole("tab", { name }).click();
+  await page.locator('[role="tab"][aria-selected="true"]', { hasText: name }).waitFor();
+};
 const PAGES = [
   ["library", "library", "/api/v1/videos", '[data-testid="video-card"]'],
   ["video", `video/${VIDEO_ID}`, `/api/v1/videos/${VIDEO_ID}`, '[data-testid="player"]'],
@@ -128,6 +132,21 @@ try {
   }
 
   step = "the quality menu";
+  // every place the tabs are shown at, each frame, from the page's first frame on (the page must not move as the
+  // stream loads: a click aimed at a tab lands on it)
+  await page.evaluate(() => {
+    window.tabsAt = [];
+    const frame = () => {
+      const tabs = document.querySelector('[role="tablist"]');
+      const y = tabs && Math.round(tabs.getBoundingClientRect().y + scrollY);
+      if (tabs && window.tabsAt.at(-1)?.y !== y) {
+        const parts = [...document.querySelectorAll("main section > *, .player > *")].map((e) => `${e.className || e.tagName.toLowerCase()} ${Math.round(e.getBoundingClientRect().height)}`);
+        window.tabsAt.push({ y, parts: parts.join(", ") });
+      }
+      if (!window.tabsDone) requestAnimationFrame(frame);
+    };
+    requestAnimationFrame(frame);
+  });
   await page.goto(`${BASE}/#/video/${VIDEO_ID}`);
   await player.evaluate((v) => { v.muted = true; return v.play(); });
   const quality = page.getByLabel("Quality");
@@ -141,6 +160,7 @@ try {
     return { label, level: Number(level), ...(await advances((await playing()).time, 0.5)) };
   };
   seen.switched = [await switchTo("240p"), await switchTo("360p")];
+  seen.tabsAt = await page.evaluate(() => ((window.tabsDone = true), window.tabsAt));
 
   step = "an expired token: renewed by the player, which carries on where it was";
   const expired = tokens.at(-1);
@@ -152,7 +172,7 @@ try {
   // playing from here on: where does the renewed stream start?
   await player.evaluate((v) => { window.resumedAt = []; v.addEventListener("playing", () => window.resumedAt.push(v.currentTime)); });
   const before = await playing();
-  await quality.selectOption({ label: "240p" }); // flushes the buffer: new requests, with the old token
+  await quality.selectOption({ label: "240p" }); // replaces what is buffered ahead: new requests, with the old token
   await until(() => window.resumedAt.length > 0);
   const renewed = await advances(before.time, 1);
   seen.renewed = {
