@@ -349,7 +349,10 @@ async def test_jobs_watch_shows_a_jobs_progress_live(
     seen: list[dict[str, Any]] = []
     lines: list[bytes] = []
     try:
-        await asyncio.sleep(2)  # connected (it reads the current jobs first, so nothing is missed either way)
+        for proc in (watcher, reader):  # connected: every change from here on is shown
+            assert proc.stderr is not None
+            said = await asyncio.wait_for(proc.stderr.readline(), 60)
+            assert said.startswith(b"watching live"), said
         clip = make_video(seconds=6, width=640, height=360)
         r = await cli("upload", str(clip), "--json")
         assert r.code == OK, r.stderr

@@ -97,8 +97,18 @@ async def _watch(api: Api, out: Output, snapshot: Any, only: set[str]) -> JobBoa
     )
     if live is not None:
         live.start()
+    connects = 0
+
+    async def connected() -> list[dict[str, Any]]:
+        # said once the socket is open (stderr, kept out of --json): from here on no change is missed
+        nonlocal connects
+        jobs = await snapshot()
+        connects += 1
+        out.note("watching live (Ctrl+C to stop)" if connects == 1 else "reconnected: watching live again")
+        return jobs
+
     try:
-        async for job in job_updates(api, on_open=snapshot):
+        async for job in job_updates(api, on_open=connected):
             if (only and job["id"] not in only) or not board.apply(job):
                 continue
             if out.as_json:

@@ -196,10 +196,11 @@ class TranscriptFinder:
                 SOURCE_ATTEMPTS.labels(TranscriptSource.PLATFORM_SUBTITLES, "failed").inc()
                 if exc.code != AnalysisErrorCode.SOURCE_RATE_LIMITED or attempt >= len(delays):
                     raise JobFailure(exc.code, exc.message) from exc
-                await ctx.checkpoint(5, "the platform is rate limiting: backing off", force=True)
+                # the host is held before anything else awaits: items admitted meanwhile wait too
                 if self.hosts is not None:
                     await self.hosts.hold(host, port, delays[attempt])  # waited for at the loop's top
-                else:
+                await ctx.checkpoint(5, "the platform is rate limiting: backing off", force=True)
+                if self.hosts is None:
                     await asyncio.sleep(delays[attempt])
                 attempt += 1
 

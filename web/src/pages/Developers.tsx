@@ -49,7 +49,7 @@ function Deliveries({ id }: { id: string }) {
       {(d) => (
         <ul class="deliveries">
           {d.items.map((x) => (
-            <li data-testid="delivery" data-status={x.status} data-attempts={x.attempt_count}>
+            <li data-testid="delivery" data-status={x.status} data-attempts={x.attempt_count} data-event={x.event_id}>
               <div class="row">
                 <span class={`badge ${x.status}`}>{x.status}</span> <b>{x.event_type}</b> <small>{when(x.created_at)}</small>
                 {FINISHED.includes(x.status) && <Action class="link" run={() => redeliver(x.id)}>Redeliver</Action>}
