@@ -102,7 +102,7 @@ async def _watch(api: Api, out: Output, snapshot: Any, only: set[str]) -> JobBoa
     async def connected() -> list[dict[str, Any]]:
         # said once the socket is open (stderr, kept out of --json): from here on no change is missed
         nonlocal connects
-        jobs = await snapshot()
+        jobs: list[dict[str, Any]] = await snapshot()
         connects += 1
         out.note("watching live (Ctrl+C to stop)" if connects == 1 else "reconnected: watching live again")
         return jobs
