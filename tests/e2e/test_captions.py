@@ -44,7 +44,7 @@ async def _upload_ready(http: aiohttp.ClientSession, user: User, sample: SpeechS
         status, body = await user.get(f"/api/v1/videos/{vid}/stream")
         return status == 200 and body["status"] == "ready"
 
-    await poll(ready, timeout=180, what="stream ready", interval=1.0)
+    await poll(ready, timeout=420, what="stream ready", interval=1.0)
     return vid
 
 

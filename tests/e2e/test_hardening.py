@@ -54,7 +54,7 @@ async def stream_ready(user: User, vid: str) -> dict[str, Any]:
         status, body = await user.get(f"/api/v1/videos/{vid}/stream")
         return body if status == 200 and body["status"] == "ready" else None
 
-    stream: dict[str, Any] = await poll(ready, timeout=180, what="stream ready", interval=1.0)
+    stream: dict[str, Any] = await poll(ready, timeout=420, what="stream ready", interval=1.0)
     return stream
 
 

@@ -187,7 +187,7 @@ async def test_a_ranking_short_is_rendered_paid_once_and_becomes_the_owners_play
         status, body = await user.get(f"/api/v1/videos/{vid}/stream")
         return body if status == 200 and body["status"] in ("playable", "ready") else None
 
-    await poll(playable, timeout=180, what="the rendered video is playable", interval=1.0)
+    await poll(playable, timeout=420, what="the rendered video is playable", interval=1.0)
     status, playback = await user.post(f"/api/v1/videos/{vid}/playback", {"expires_in": 600})
     assert status in (200, 201), playback
     async with http.get(playback["hls_url"]) as r:

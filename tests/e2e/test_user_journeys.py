@@ -116,7 +116,7 @@ async def test_upload_becomes_playable_through_signed_urls_with_live_progress(
             status, body = await user.get(f"/api/v1/videos/{vid}/stream")
             return body if status == 200 and body["status"] == "ready" else None
 
-        stream = await poll(ready, timeout=180, what="stream ready")
+        stream = await poll(ready, timeout=420, what="stream ready")
         videos = [r for r in stream["renditions"] if r["kind"] == "video"]
         audio = [r for r in stream["renditions"] if r["kind"] == "audio"]
         assert videos and all(r["width"] <= 640 and r["height"] <= 360 for r in videos), stream
@@ -286,7 +286,7 @@ async def test_an_existing_bucket_is_imported_once_and_its_videos_play(
         streams = [await user.get(f"/api/v1/videos/{v['id']}/stream") for v in items]
         return items if all(s == 200 and b["status"] == "ready" for s, b in streams) else None
 
-    videos = await poll(both_ready, timeout=180, what="both migrated videos ready")
+    videos = await poll(both_ready, timeout=420, what="both migrated videos ready")
     assert sorted(v["title"] for v in videos) == ["intro lesson", "week 1"]
     assert {v["source"] for v in videos} == {"migration"}
 

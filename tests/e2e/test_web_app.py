@@ -321,7 +321,7 @@ async def test_the_library_searches_the_server_and_loads_more_pages(
         return items if all(i["status"] in ("ready", "error") for i in items) else None
 
     # no live update may add requests while the browser counts them: every transcode has ended first
-    states = await poll(transcoded, timeout=180, what="the eight transcodes")
+    states = await poll(transcoded, timeout=420, what="the eight transcodes")
     assert [i["video_id"] for i in states] == ids and {i["status"] for i in states} == {"ready"}, states
 
     async def jobs_ended() -> list[dict[str, object]] | None:
