@@ -186,14 +186,15 @@ async def test_upload_draws_a_live_bar_and_each_failure_exits_with_its_documente
         rf"{clip.name} 100% ([\d.]+)/\1 kB", lines[-1]
     )
 
-    # too large: refused from its Content-Length before a byte of the body is sent (a sparse file, no disk used)
+    # too large: refused from its Content-Length (a sparse file, no disk used)
     huge = tmp_path / "huge.mp4"
     with huge.open("wb") as f:
         f.truncate(2 * 1024**3 + 4 * 1024**2)
     r = await cli("upload", str(huge), "--json")
     assert r.code == FAILED, r.stderr
     assert r.json()[0]["error"]["code"] == "upload.too_large"
-    assert _lines_of(r.stderr, "huge.mp4 (failed) 0%"), r.stderr
+    # the bar says it failed; how far it got is a race (the body streams until the 413 arrives: CI saw 1 %)
+    assert _lines_of(r.stderr, "huge.mp4 (failed) "), r.stderr
     assert "upload.too_large" in r.stderr.splitlines()[-1]  # said to a person too
     # corrupt: a file that is no video (media.*, exit 1) is in the first test; the other codes of docs/cli.md:
     r = await cli("upload", str(tmp_path / "missing.mp4"), "--json")
